@@ -1,0 +1,108 @@
+//! Every way a request to Argo CD can fail, each mapped to one fixed connection reason.
+
+use crate::crd::Reason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgoCdError {
+    #[error("Argo CD rejected the credentials on {endpoint} (HTTP 401): {message}")]
+    Unauthenticated { endpoint: &'static str, message: String },
+    #[error("login to Argo CD failed (HTTP {status}): {message}")]
+    LoginFailed { status: u16, message: String },
+    #[error("Argo CD denied access on {endpoint} (HTTP 403): {message}")]
+    Forbidden { endpoint: &'static str, message: String },
+    #[error("cannot connect to Argo CD on {endpoint}: {detail}")]
+    Connect { endpoint: &'static str, detail: String },
+    #[error("Argo CD did not answer {endpoint} within {timeout_secs}s")]
+    Timeout { endpoint: &'static str, timeout_secs: u64 },
+    #[error("TLS failure talking to Argo CD on {endpoint}: {detail}")]
+    Tls { endpoint: &'static str, detail: String },
+    #[error("TLS set-up failed: {0}")]
+    TlsSetup(String),
+    #[error("Argo CD answered {endpoint} with HTTP {status}: {message}")]
+    ServerError { endpoint: &'static str, status: u16, message: String },
+    #[error(
+        "{endpoint} answered HTTP {status} with content type {content_type:?}, not JSON: is spec.url the base URL of the Argo CD server (including its --rootpath)?"
+    )]
+    NotJson { endpoint: &'static str, status: u16, content_type: String },
+    #[error("{endpoint} answered HTTP {status}: {message}")]
+    UnexpectedStatus { endpoint: &'static str, status: u16, message: String },
+    #[error("{endpoint} answered with a body that is not the expected JSON: {detail}")]
+    Decode { endpoint: &'static str, detail: String },
+    #[error(
+        "{endpoint} answered with more than {limit} bytes; raise --max-response-bytes if this Argo CD is that large"
+    )]
+    TooLarge { endpoint: &'static str, limit: usize },
+    #[error("invalid Argo CD URL: {0}")]
+    InvalidUrl(String),
+}
+
+impl ArgoCdError {
+    /// The connection reason written to status.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ArgoCdError::Unauthenticated { .. } | ArgoCdError::LoginFailed { .. } => {
+                Reason::AuthenticationFailed
+            }
+            ArgoCdError::Forbidden { .. } => Reason::InsufficientPermissions,
+            ArgoCdError::Connect { .. } | ArgoCdError::ServerError { .. } => Reason::Unreachable,
+            ArgoCdError::Timeout { .. } => Reason::Timeout,
+            ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => Reason::TlsError,
+            ArgoCdError::NotJson { .. }
+            | ArgoCdError::UnexpectedStatus { .. }
+            | ArgoCdError::Decode { .. }
+            | ArgoCdError::TooLarge { .. }
+            | ArgoCdError::InvalidUrl(_) => Reason::InvalidResponse,
+        }
+    }
+
+    /// Fixed label for metrics and events.
+    pub fn category(&self) -> &'static str {
+        self.reason().as_str()
+    }
+
+    /// Whether a fresh login may cure it (username/password credentials only).
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(self, ArgoCdError::Unauthenticated { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_design_reason() {
+        let cases = [
+            (
+                ArgoCdError::Unauthenticated { endpoint: "clusters", message: String::new() },
+                "AuthenticationFailed",
+            ),
+            (ArgoCdError::LoginFailed { status: 401, message: String::new() }, "AuthenticationFailed"),
+            (
+                ArgoCdError::Forbidden { endpoint: "clusters", message: String::new() },
+                "InsufficientPermissions",
+            ),
+            (ArgoCdError::Connect { endpoint: "clusters", detail: String::new() }, "Unreachable"),
+            (
+                ArgoCdError::ServerError { endpoint: "clusters", status: 503, message: String::new() },
+                "Unreachable",
+            ),
+            (ArgoCdError::Timeout { endpoint: "clusters", timeout_secs: 1 }, "Timeout"),
+            (ArgoCdError::Tls { endpoint: "clusters", detail: String::new() }, "TLSError"),
+            (ArgoCdError::TlsSetup(String::new()), "TLSError"),
+            (
+                ArgoCdError::NotJson { endpoint: "clusters", status: 200, content_type: "text/html".into() },
+                "InvalidResponse",
+            ),
+            (ArgoCdError::Decode { endpoint: "clusters", detail: String::new() }, "InvalidResponse"),
+            (ArgoCdError::TooLarge { endpoint: "clusters", limit: 1 }, "InvalidResponse"),
+            (
+                ArgoCdError::UnexpectedStatus { endpoint: "x", status: 404, message: String::new() },
+                "InvalidResponse",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.category(), want, "{err}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Reads an ArgoCdInstance's credentials (and CA) from Secrets in its namespace. Secret values
+//! stay inside `Credentials`/`TlsSettings`; errors name the Secret and key, never a value.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::argocd::{Credentials, TlsSettings};
+use crate::crd::{ArgoCdInstanceSpec, CredentialKeys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("Secret {name} does not exist in namespace {namespace}")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {name} has no key {key:?}")]
+    KeyMissing { name: String, key: String },
+    #[error("key {key:?} of Secret {name} is empty or not UTF-8 text")]
+    BadValue { name: String, key: String },
+    #[error("cannot read Secret {name}: {source}")]
+    Kube { name: String, source: kube::Error },
+}
+
+impl CredentialsError {
+    /// Fixed label for metrics and events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            CredentialsError::Kube { .. } => "KubeError",
+            _ => "CredentialsNotFound",
+        }
+    }
+}
+
+/// Credentials and TLS material of one instance, and a fingerprint that changes when any of
+/// them (or the URL) changes, so the client is rebuilt exactly then.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub credentials: Credentials,
+    pub tls: TlsSettings,
+    /// UID of the credentials Secret (the read API's `credentials_id`).
+    pub secret_uid: Option<String>,
+    pub fingerprint: u64,
+}
+
+pub async fn load(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    spec: &ArgoCdInstanceSpec,
+) -> Result<Resolved, CredentialsError> {
+    let name = &spec.credentials.secret_ref.name;
+    let secret = get(secrets, namespace, name).await?;
+    let data = secret.data.unwrap_or_default();
+    let credentials = from_data(name, &data, spec.credentials.keys())?;
+    let tls_spec = spec.tls.clone().unwrap_or_default();
+    let ca_pem = match &tls_spec.ca_secret_ref {
+        Some(r) => {
+            let ca = if &r.name == name {
+                data.clone()
+            } else {
+                get(secrets, namespace, &r.name).await?.data.unwrap_or_default()
+            };
+            let value = ca
+                .get(&r.key)
+                .ok_or_else(|| CredentialsError::KeyMissing { name: r.name.clone(), key: r.key.clone() })?;
+            Some(value.0.clone())
+        }
+        None => None,
+    };
+    let tls = TlsSettings {
+        insecure_skip_verify: tls_spec.insecure_skip_verify,
+        ca_pem,
+        server_name: tls_spec.server_name,
+    };
+    let fingerprint = fingerprint(&spec.url, &spec.timeout, &credentials, &tls);
+    Ok(Resolved { credentials, tls, secret_uid: secret.metadata.uid, fingerprint })
+}
+
+async fn get(secrets: &Api<Secret>, namespace: &str, name: &str) -> Result<Secret, CredentialsError> {
+    match secrets.get_opt(name).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(CredentialsError::SecretNotFound { namespace: namespace.into(), name: name.into() }),
+        Err(source) => Err(CredentialsError::Kube { name: name.into(), source }),
+    }
+}
+
+/// Picks the credentials out of a Secret's data. Values are trimmed: a token written with
+/// `echo` into a file ends in a newline.
+pub fn from_data(
+    name: &str,
+    data: &BTreeMap<String, ByteString>,
+    keys: CredentialKeys<'_>,
+) -> Result<Credentials, CredentialsError> {
+    let value = |key: &str| -> Result<String, CredentialsError> {
+        let raw = data
+            .get(key)
+            .ok_or_else(|| CredentialsError::KeyMissing { name: name.into(), key: key.into() })?;
+        let text = std::str::from_utf8(&raw.0).map(str::trim).unwrap_or("");
+        if text.is_empty() {
+            return Err(CredentialsError::BadValue { name: name.into(), key: key.into() });
+        }
+        Ok(text.to_string())
+    };
+    match keys {
+        CredentialKeys::Token(key) => Ok(Credentials::Token(SecretString::from(value(key)?))),
+        CredentialKeys::Login { username, password } => Ok(Credentials::Login {
+            username: value(username)?,
+            password: SecretString::from(value(password)?),
+        }),
+    }
+}
+
+fn fingerprint(url: &str, timeout: &str, credentials: &Credentials, tls: &TlsSettings) -> u64 {
+    let mut h = DefaultHasher::new();
+    url.hash(&mut h);
+    timeout.hash(&mut h);
+    match credentials {
+        Credentials::Token(t) => ("token", t.expose_secret()).hash(&mut h),
+        Credentials::Login { username, password } => {
+            ("login", username, password.expose_secret()).hash(&mut h)
+        }
+    }
+    tls.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
+        pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()
+    }
+
+    #[test]
+    fn token_is_trimmed() {
+        let c =
+            from_data("s", &data(&[("token", "a.b.c\n")]), CredentialKeys::Token("token")).expect("token");
+        match c {
+            Credentials::Token(t) => assert_eq!(t.expose_secret(), "a.b.c"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_and_empty_keys_name_the_key_not_the_value() {
+        let err =
+            from_data("argocd-readonly", &data(&[("apiToken", "x.y.z")]), CredentialKeys::Token("token"))
+                .expect_err("missing");
+        assert_eq!(err.to_string(), "Secret argocd-readonly has no key \"token\"");
+        assert_eq!(err.category(), "CredentialsNotFound");
+        let err =
+            from_data("s", &data(&[("token", "  \n")]), CredentialKeys::Token("token")).expect_err("empty");
+        assert!(matches!(err, CredentialsError::BadValue { .. }));
+        let err = from_data(
+            "s",
+            &data(&[("username", "ops"), ("pw", "hunter2")]),
+            CredentialKeys::Login { username: "username", password: "password" },
+        )
+        .expect_err("no password");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn fingerprint_moves_with_every_input() {
+        let tok = |t: &str| Credentials::Token(SecretString::from(t.to_string()));
+        let base = fingerprint("https://a", "10s", &tok("a.b.c"), &TlsSettings::default());
+        assert_eq!(base, fingerprint("https://a", "10s", &tok("a.b.c"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://b", "10s", &tok("a.b.c"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://a", "10s", &tok("a.b.d"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://a", "20s", &tok("a.b.c"), &TlsSettings::default()));
+        let insecure = TlsSettings { insecure_skip_verify: true, ..Default::default() };
+        assert_ne!(base, fingerprint("https://a", "10s", &tok("a.b.c"), &insecure));
+    }
+}

@@ -1,0 +1,267 @@
+//! Prometheus metrics (`argomap_*`). Labels are bounded: error labels are fixed categories,
+//! and the series of a deleted instance or a vanished destination are removed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::argocd::RequestObserver;
+use crate::check::Observed;
+use crate::crd::Reason;
+use crate::mapping::Linkage;
+
+pub struct Metrics {
+    registry: Registry,
+    instance_up: IntGaugeVec,
+    last_check: GaugeVec,
+    last_success: GaugeVec,
+    destinations: IntGaugeVec,
+    orphaned: IntGaugeVec,
+    destination_apps: IntGaugeVec,
+    credentials_expiry: GaugeVec,
+    request_duration: HistogramVec,
+    request_errors: IntCounterVec,
+    reconcile_duration: HistogramVec,
+    reconcile_errors: IntCounterVec,
+    /// (namespace, instance) → the `destination_applications` label pairs it has now, so
+    /// vanished destinations can be removed.
+    known_destinations: Mutex<HashMap<(String, String), BTreeSet<(String, &'static str)>>>,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let inst = &["namespace", "instance"];
+        let m = Metrics {
+            instance_up: IntGaugeVec::new(
+                opts("argomap_instance_up", "1 when the last check connected, else 0"),
+                inst,
+            )?,
+            last_check: GaugeVec::new(
+                opts("argomap_instance_last_check_timestamp_seconds", "Unix time of the last finished check"),
+                inst,
+            )?,
+            last_success: GaugeVec::new(
+                opts(
+                    "argomap_instance_last_success_timestamp_seconds",
+                    "Unix time of the last successful check",
+                ),
+                inst,
+            )?,
+            destinations: IntGaugeVec::new(
+                opts(
+                    "argomap_destinations",
+                    "Destinations of an Argo CD instance by state (linked, unlinked)",
+                ),
+                &["namespace", "instance", "state"],
+            )?,
+            orphaned: IntGaugeVec::new(
+                opts(
+                    "argomap_orphaned_mappings",
+                    "ClusterMappings whose URL the Argo CD instance does not know",
+                ),
+                inst,
+            )?,
+            destination_apps: IntGaugeVec::new(
+                opts(
+                    "argomap_destination_applications",
+                    "Applications aimed at one destination, counted by argomap",
+                ),
+                &["namespace", "instance", "destination", "linked"],
+            )?,
+            credentials_expiry: GaugeVec::new(
+                opts(
+                    "argomap_credentials_expiry_timestamp_seconds",
+                    "Unix time at which the Argo CD token expires",
+                ),
+                inst,
+            )?,
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "argomap_argocd_request_duration_seconds",
+                    "Duration of requests to Argo CD",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["endpoint", "code"],
+            )?,
+            request_errors: IntCounterVec::new(
+                opts("argomap_argocd_request_errors_total", "Failed checks of an Argo CD instance by reason"),
+                &["namespace", "instance", "reason"],
+            )?,
+            reconcile_duration: HistogramVec::new(
+                HistogramOpts::new("argomap_reconcile_duration_seconds", "Duration of one reconcile")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["controller"],
+            )?,
+            reconcile_errors: IntCounterVec::new(
+                opts("argomap_reconcile_errors_total", "Reconciles that failed, by error category"),
+                &["controller", "category"],
+            )?,
+            known_destinations: Mutex::new(HashMap::new()),
+            registry,
+        };
+        let build =
+            IntGaugeVec::new(opts("argomap_build_info", "Build information; always 1"), &["version"])?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.registry.register(Box::new(build))?;
+        m.registry.register(Box::new(m.instance_up.clone()))?;
+        m.registry.register(Box::new(m.last_check.clone()))?;
+        m.registry.register(Box::new(m.last_success.clone()))?;
+        m.registry.register(Box::new(m.destinations.clone()))?;
+        m.registry.register(Box::new(m.orphaned.clone()))?;
+        m.registry.register(Box::new(m.destination_apps.clone()))?;
+        m.registry.register(Box::new(m.credentials_expiry.clone()))?;
+        m.registry.register(Box::new(m.request_duration.clone()))?;
+        m.registry.register(Box::new(m.request_errors.clone()))?;
+        m.registry.register(Box::new(m.reconcile_duration.clone()))?;
+        m.registry.register(Box::new(m.reconcile_errors.clone()))?;
+        Ok(m)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+
+    pub fn reconciled(&self, controller: &str, elapsed: Duration) {
+        self.reconcile_duration.with_label_values(&[controller]).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn reconcile_failed(&self, controller: &str, category: &str) {
+        self.reconcile_errors.with_label_values(&[controller, category]).inc();
+    }
+
+    /// A check finished without reaching Argo CD's data.
+    pub fn check_failed(&self, namespace: &str, instance: &str, reason: &str, at: jiff::Timestamp) {
+        self.instance_up.with_label_values(&[namespace, instance]).set(0);
+        self.last_check.with_label_values(&[namespace, instance]).set(at.as_millisecond() as f64 / 1000.0);
+        self.request_errors.with_label_values(&[namespace, instance, reason]).inc();
+    }
+
+    /// A check succeeded: connection, destination and expiry series.
+    pub fn check_succeeded(
+        &self,
+        namespace: &str,
+        instance: &str,
+        observed: &Observed,
+        linkage: &Linkage,
+        at: jiff::Timestamp,
+    ) {
+        let secs = at.as_millisecond() as f64 / 1000.0;
+        self.instance_up.with_label_values(&[namespace, instance]).set(1);
+        self.last_check.with_label_values(&[namespace, instance]).set(secs);
+        self.last_success.with_label_values(&[namespace, instance]).set(secs);
+        match observed.credentials_expire_at {
+            Some(exp) => {
+                self.credentials_expiry.with_label_values(&[namespace, instance]).set(exp.as_second() as f64)
+            }
+            None => {
+                let _ = self.credentials_expiry.remove_label_values(&[namespace, instance]);
+            }
+        }
+        self.linkage(namespace, instance, linkage);
+    }
+
+    /// Destination series from a (re)computed linkage.
+    pub fn linkage(&self, namespace: &str, instance: &str, linkage: &Linkage) {
+        self.destinations
+            .with_label_values(&[namespace, instance, "linked"])
+            .set(linkage.linked.len() as i64);
+        self.destinations
+            .with_label_values(&[namespace, instance, "unlinked"])
+            .set(linkage.unlinked.len() as i64);
+        self.orphaned.with_label_values(&[namespace, instance]).set(linkage.orphaned.len() as i64);
+        let mut now = BTreeSet::new();
+        for l in &linkage.linked {
+            now.insert((l.argocd_cluster_url.clone(), "true"));
+            self.destination_apps
+                .with_label_values(&[namespace, instance, &l.argocd_cluster_url, "true"])
+                .set(l.applications_count as i64);
+        }
+        for u in &linkage.unlinked {
+            now.insert((u.argocd_cluster_url.clone(), "false"));
+            self.destination_apps
+                .with_label_values(&[namespace, instance, &u.argocd_cluster_url, "false"])
+                .set(u.applications_count as i64);
+        }
+        let key = (namespace.to_string(), instance.to_string());
+        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = known.insert(key, now.clone()) {
+            for (dest, linked) in before.difference(&now) {
+                let _ = self.destination_apps.remove_label_values(&[namespace, instance, dest, linked]);
+            }
+        }
+    }
+
+    /// Removes every series of a deleted instance.
+    pub fn forget_instance(&self, namespace: &str, instance: &str) {
+        let labels = [namespace, instance];
+        let _ = self.instance_up.remove_label_values(&labels);
+        let _ = self.last_check.remove_label_values(&labels);
+        let _ = self.last_success.remove_label_values(&labels);
+        let _ = self.orphaned.remove_label_values(&labels);
+        let _ = self.credentials_expiry.remove_label_values(&labels);
+        for state in ["linked", "unlinked"] {
+            let _ = self.destinations.remove_label_values(&[namespace, instance, state]);
+        }
+        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = known.remove(&(namespace.to_string(), instance.to_string())) {
+            for (dest, linked) in before {
+                let _ = self.destination_apps.remove_label_values(&[namespace, instance, &dest, linked]);
+            }
+        }
+        for reason in Reason::ALL {
+            let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);
+        }
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn observe(&self, endpoint: &'static str, code: &str, elapsed: Duration) {
+        self.request_duration.with_label_values(&[endpoint, code]).observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::UnlinkedCluster;
+
+    fn unlinked(url: &str, apps: u64) -> UnlinkedCluster {
+        UnlinkedCluster {
+            argocd_cluster_url: url.into(),
+            argocd_cluster_name: None,
+            applications_count: apps,
+            argocd_connection_state: None,
+        }
+    }
+
+    #[test]
+    fn vanished_destinations_and_deleted_instances_lose_their_series() {
+        let m = Metrics::new().expect("metrics");
+        let l = Linkage {
+            unlinked: vec![unlinked("https://a", 2), unlinked("https://b", 1)],
+            ..Default::default()
+        };
+        m.linkage("ns", "i", &l);
+        assert!(m.encode().expect("encode").contains("destination=\"https://b\""));
+        let l = Linkage { unlinked: vec![unlinked("https://a", 2)], ..Default::default() };
+        m.linkage("ns", "i", &l);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("destination=\"https://a\""));
+        assert!(!text.contains("destination=\"https://b\""));
+        m.check_failed("ns", "i", "Timeout", jiff::Timestamp::UNIX_EPOCH);
+        m.forget_instance("ns", "i");
+        let text = m.encode().expect("encode");
+        assert!(!text.contains("instance=\"i\""), "{text}");
+        assert!(text.contains("argomap_build_info"));
+    }
+}
