@@ -377,7 +377,7 @@ mod tests {
         let m = mapping("old", "https://old.example.com", "2026-01-01T00:00:00Z");
         let e = evaluate(&i, &[&m], &Outcome::Observed { observed: observed(), fresh: false }, None, later);
         assert_eq!(e.instance.connection, first.instance.connection);
-        assert_eq!(e.instance.summary.expect("summary").linked_clusters, 2);
+        assert_eq!(e.instance.summary.expect("summary").linked_clusters, 1, "the new mapping links at once");
     }
 
     #[test]

@@ -81,7 +81,18 @@ impl RequestObserver for () {
 
 struct Session {
     token: SecretString,
+    issued_at: Timestamp,
     expires_at: Option<Timestamp>,
+}
+
+/// Whether a session JWT should be replaced: 5 minutes before it expires, or after 80% of its
+/// lifetime for short-lived sessions, whichever comes later.
+pub fn session_needs_renewal(issued_at: Timestamp, expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    let Some(exp) = expires_at else { return false };
+    let lifetime = exp.as_second() - issued_at.as_second();
+    let renew_at = (exp.as_second() - SESSION_RENEW_BEFORE.as_secs() as i64)
+        .max(issued_at.as_second() + lifetime * 4 / 5);
+    now.as_second() >= renew_at
 }
 
 pub struct Client {
@@ -208,12 +219,9 @@ impl Client {
             Credentials::Login { username, password } => (username, password),
         };
         let mut session = self.session.lock().await;
-        let fresh = session.as_ref().is_some_and(|s| match s.expires_at {
-            Some(exp) => {
-                exp.as_second() - Timestamp::now().as_second() > SESSION_RENEW_BEFORE.as_secs() as i64
-            }
-            None => true,
-        });
+        let fresh = session
+            .as_ref()
+            .is_some_and(|s| !session_needs_renewal(s.issued_at, s.expires_at, Timestamp::now()));
         if !fresh {
             let body = serde_json::json!({"username": username, "password": password.expose_secret()});
             let answer: Result<SessionResponse, _> =
@@ -232,7 +240,8 @@ impl Client {
                 detail: "the session answer has no token".into(),
             })?;
             let expires_at = jwt::expiry(&token);
-            *session = Some(Session { token: SecretString::from(token), expires_at });
+            *session =
+                Some(Session { token: SecretString::from(token), issued_at: Timestamp::now(), expires_at });
         }
         match session.as_ref() {
             Some(s) => Ok(s.token.clone()),
@@ -403,20 +412,18 @@ fn error_code(e: &ArgoCdError) -> String {
     }
 }
 
-/// Finds a rustls error in the source chain (io errors hide theirs behind `get_ref`).
+/// Finds a rustls error in the source chain. hyper wraps it in nested `io::Error`s, whose
+/// `source()` skips the wrapped error, so those are opened with `get_ref()`.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-        {
-            return Some(tls.to_string());
-        }
-        current = err.source();
+        current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
@@ -439,6 +446,23 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_renew_near_expiry() {
+        let t = |s: i64| Timestamp::from_second(s).expect("ts");
+        // A 24 h session: renewed 5 minutes before it ends.
+        let day = Some(t(86_400));
+        assert!(!session_needs_renewal(t(0), day, t(86_400 - 301)));
+        assert!(session_needs_renewal(t(0), day, t(86_400 - 300)));
+        // A 60 s session: renewed after 48 s, not at once.
+        let minute = Some(t(60));
+        assert!(!session_needs_renewal(t(0), minute, t(0)));
+        assert!(!session_needs_renewal(t(0), minute, t(47)));
+        assert!(session_needs_renewal(t(0), minute, t(48)));
+        // Expired, or no expiry at all.
+        assert!(session_needs_renewal(t(100), Some(t(50)), t(100)));
+        assert!(!session_needs_renewal(t(0), None, t(1_000_000)));
+    }
 
     #[test]
     fn version_parsing_is_lenient() {
