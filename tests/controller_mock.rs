@@ -1,0 +1,372 @@
+//! The instance and mapping reconcilers against a mocked Kubernetes API (tower-test, as
+//! kube-rs/controller-rs does) and the fake Argo CD: the exact requests sent, the status
+//! patches, and that unchanged data writes nothing and polls nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argomap::controller::{self, Context, Settings};
+use argomap::crd::{
+    ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, REFRESH_ANNOTATION,
+};
+use argomap::metrics::Metrics;
+use fake_argocd::{App, Cluster, Endpoint, FakeArgoCd, Options, jwt};
+use http::{Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher::Event;
+use serde_json::{Value, json};
+use tower_test::mock::{self, Handle};
+
+type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
+const NS: &str = "platform";
+
+fn instance(url: &str) -> ArgoCdInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "argomap.io/v1alpha1", "kind": "ArgoCdInstance",
+        "metadata": {"name": "prod", "namespace": NS, "generation": 1, "uid": "i-1"},
+        "spec": {
+            "url": url, "credentials": {"secretRef": {"name": "argocd-readonly"}},
+            "agentCluster": {"id": "0b9f6a1e-0000-4000-8000-000000000001", "name": "Production EU", "cloudProvider": "AWS"},
+            "interval": "60s", "timeout": "5s"
+        }
+    }))
+    .expect("instance")
+}
+
+fn mapping(name: &str, url: &str, created: &str) -> ClusterMapping {
+    serde_json::from_value(json!({
+        "apiVersion": "argomap.io/v1alpha1", "kind": "ClusterMapping",
+        "metadata": {"name": name, "namespace": NS, "generation": 1, "creationTimestamp": created},
+        "spec": {
+            "instanceRef": {"name": "prod"}, "argocdClusterUrl": url,
+            "cluster": {"id": "0b9f6a1e-0000-4000-8000-000000000002", "name": name, "cloudProvider": "GCP"}
+        }
+    }))
+    .expect("mapping")
+}
+
+fn secret(token: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "argocd-readonly", "namespace": NS, "uid": "s-1"},
+        "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}
+    })
+}
+
+fn not_found(what: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+           "message": format!("{what} not found")})
+}
+
+struct Harness {
+    ctx: Arc<Context>,
+    handle: ApiHandle,
+    mappings: Writer<ClusterMapping>,
+}
+
+fn harness() -> Harness {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (reader, writer) = reflector::store();
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let ctx = Arc::new(Context::new(client, Settings::default(), reader, metrics));
+    Harness { ctx, handle, mappings: writer }
+}
+
+/// Receives the next request, checks method and path, answers `status` with `body`, and
+/// returns the request's JSON body (Null when empty).
+async fn answer(handle: &mut ApiHandle, method: &str, path: &str, status: StatusCode, body: Value) -> Value {
+    let (req, send) = handle.next_request().await.expect("a request");
+    assert_eq!(req.method().as_str(), method, "method of {}", req.uri());
+    assert_eq!(req.uri().path(), path);
+    if method == "PATCH" {
+        let query = req.uri().query().unwrap_or("");
+        assert!(
+            query.contains("fieldManager=argomap") && query.contains("force=true"),
+            "server-side apply: {query}"
+        );
+        let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(ct, "application/apply-patch+yaml");
+    }
+    let bytes = req.into_body().collect_bytes().await.expect("body");
+    let sent =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("json body") };
+    // A status patch answers with the object: the apiVersion/kind/metadata sent, an empty spec
+    // being enough for the client to decode it.
+    let body = if method == "PATCH" && body.is_null() { echo(&sent) } else { body };
+    let resp = Response::builder()
+        .status(status)
+        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+        .expect("resp");
+    send.send_response(resp);
+    sent
+}
+
+fn echo(sent: &Value) -> Value {
+    let mut obj = sent.clone();
+    obj["metadata"]["namespace"] = json!(NS);
+    obj["spec"] = match sent["kind"].as_str() {
+        Some("ClusterMapping") => {
+            serde_json::to_value(mapping("x", "https://x", "2026-01-01T00:00:00Z").spec)
+        }
+        _ => serde_json::to_value(instance("https://x").spec),
+    }
+    .expect("spec");
+    obj
+}
+
+const SECRET_PATH: &str = "/api/v1/namespaces/platform/secrets/argocd-readonly";
+const INSTANCE_STATUS: &str = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod/status";
+
+fn mapping_status_path(name: &str) -> String {
+    format!("/apis/argomap.io/v1alpha1/namespaces/platform/clustermappings/{name}/status")
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("reconcile finished (an unanswered request hangs it)")
+}
+
+async fn fake() -> (FakeArgoCd, String) {
+    let argocd = FakeArgoCd::start(Options::default()).await;
+    let token = jwt("argomap:apiKey", None);
+    argocd.add_token(&token);
+    argocd.set_clusters(vec![
+        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
+        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
+    ]);
+    argocd.set_applications(vec![
+        App::to_server("api", "https://10.0.0.1:6443"),
+        App::to_name("web", "prod-eks"),
+        App::to_server("guestbook", "https://kubernetes.default.svc"),
+    ]);
+    (argocd, token)
+}
+
+#[tokio::test]
+async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothing() {
+    let (argocd, token) = fake().await;
+    let Harness { ctx, mut handle, mut mappings } = harness();
+    let m_linked = mapping("prod-eks", "https://10.0.0.1:6443/", "2026-01-01T00:00:00Z");
+    let m_orphan = mapping("legacy-gke", "https://gke.example.com", "2026-01-01T00:00:00Z");
+    mappings.apply_watcher_event(&Event::Apply(m_linked.clone()));
+    mappings.apply_watcher_event(&Event::Apply(m_orphan.clone()));
+    let inst = instance(&argocd.url());
+
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let legacy =
+            answer(&mut handle, "PATCH", &mapping_status_path("legacy-gke"), StatusCode::OK, Value::Null)
+                .await;
+        let linked =
+            answer(&mut handle, "PATCH", &mapping_status_path("prod-eks"), StatusCode::OK, Value::Null).await;
+        (handle, token, patch, legacy, linked)
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let (mut handle, token, patch, legacy, linked) = verifier.await.expect("verifier");
+
+    assert_eq!(patch["apiVersion"], "argomap.io/v1alpha1");
+    assert_eq!(patch["kind"], "ArgoCdInstance");
+    assert_eq!(patch["metadata"]["name"], "prod");
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["connection"]["status"], "connected");
+    assert_eq!(status["connection"]["reason"], "Connected");
+    assert_eq!(status["connection"]["argocdVersion"], "v3.5.1+109ca7c");
+    assert_eq!(
+        status["summary"],
+        json!({"linkedClusters": 2, "unlinkedClusters": 1, "orphanedMappings": 1, "applications": 3, "unresolvedApplications": 0})
+    );
+    assert_eq!(status["linkedClusters"][0]["argocdClusterUrl"], "https://10.0.0.1:6443");
+    assert_eq!(status["linkedClusters"][0]["mapping"], "prod-eks");
+    assert_eq!(status["linkedClusters"][0]["applicationsCount"], 2);
+    assert_eq!(status["linkedClusters"][0]["argocdConnectionState"], "Successful");
+    assert_eq!(status["linkedClusters"][1]["argocdClusterUrl"], "https://kubernetes.default.svc");
+    assert_eq!(
+        status["linkedClusters"][1]["cluster"]["name"], "Production EU",
+        "in-cluster links to the agent cluster"
+    );
+    assert!(status["linkedClusters"][1].get("mapping").is_none());
+    assert_eq!(
+        status["unlinkedClusters"],
+        json!([{"argocdClusterUrl": "https://old.example.com", "argocdClusterName": "old", "applicationsCount": 0, "argocdConnectionState": "Unknown"}])
+    );
+    assert_eq!(status["orphanedMappings"], json!(["legacy-gke"]));
+    let conds: Vec<(String, String)> = status["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .map(|c| {
+            (c["type"].as_str().unwrap_or("").to_string(), c["status"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(
+        conds,
+        vec![
+            ("Ready".into(), "True".into()),
+            ("Connected".into(), "True".into()),
+            ("ClustersVisible".into(), "True".into())
+        ]
+    );
+    assert!(
+        status["conditions"].as_array().expect("conditions").iter().all(|c| c["observedGeneration"] == 1)
+    );
+    assert!(!patch.to_string().contains(&token), "no secret in status");
+
+    assert_eq!(legacy["status"]["state"], "Orphaned");
+    assert_eq!(linked["status"]["state"], "Linked");
+    assert_eq!(linked["status"]["applicationsCount"], 2);
+    assert_eq!(linked["status"]["argocdClusterName"], "prod-eks");
+    assert_eq!(linked["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(linked["status"]["conditions"][0]["status"], "True");
+
+    // What the apiserver would now hold: the statuses as written.
+    let mut inst2 = inst.clone();
+    inst2.status = Some(serde_json::from_value::<ArgoCdInstanceStatus>(status.clone()).expect("status"));
+    let mut m1 = m_linked.clone();
+    m1.status =
+        Some(serde_json::from_value::<ClusterMappingStatus>(linked["status"].clone()).expect("status"));
+    let mut m2 = m_orphan.clone();
+    m2.status =
+        Some(serde_json::from_value::<ClusterMappingStatus>(legacy["status"].clone()).expect("status"));
+    mappings.apply_watcher_event(&Event::Apply(m1));
+    mappings.apply_watcher_event(&Event::Apply(m2));
+
+    // Reconciled again before the interval (as a watch event would): the Secret is read, and
+    // nothing else happens: no Argo CD request, no write.
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        (handle, token)
+    });
+    let action = within(controller::reconcile_instance(&inst2, &ctx)).await.expect("reconcile");
+    let (mut handle, token) = verifier.await.expect("verifier");
+    assert_eq!(argocd.requests(Endpoint::Clusters), 1, "no poll without a due check");
+    assert_eq!(argocd.requests(Endpoint::Applications), 1);
+    assert!(format!("{action:?}").contains("requeue_after: Some"), "{action:?}");
+
+    // The refresh annotation forces a check; the new poll changes only lastCheckedAt and the
+    // echo of the annotation, so only the instance status is written.
+    let mut inst3 = inst2.clone();
+    inst3.metadata.annotations =
+        Some([(REFRESH_ANNOTATION.to_string(), "2026-11-23T10:00:00Z".to_string())].into());
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await
+    });
+    within(controller::reconcile_instance(&inst3, &ctx)).await.expect("reconcile");
+    let patch = verifier.await.expect("verifier");
+    assert_eq!(patch["status"]["lastHandledRefreshAt"], "2026-11-23T10:00:00Z");
+    assert_eq!(argocd.requests(Endpoint::Clusters), 2);
+    assert_eq!(argocd.requests(Endpoint::Version), 1, "same connection: version not asked again");
+}
+
+#[tokio::test]
+async fn missing_secret_is_credentials_not_found_and_new_mappings_wait() {
+    let (argocd, _) = fake().await;
+    let Harness { ctx, mut handle, mut mappings } = harness();
+    mappings.apply_watcher_event(&Event::Apply(mapping(
+        "prod-eks",
+        "https://10.0.0.1:6443",
+        "2026-01-01T00:00:00Z",
+    )));
+    let inst = instance(&argocd.url());
+    let verifier = tokio::spawn(async move {
+        answer(
+            &mut handle,
+            "GET",
+            SECRET_PATH,
+            StatusCode::NOT_FOUND,
+            not_found("secrets \"argocd-readonly\""),
+        )
+        .await;
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let m =
+            answer(&mut handle, "PATCH", &mapping_status_path("prod-eks"), StatusCode::OK, Value::Null).await;
+        (patch, m)
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let (patch, m) = verifier.await.expect("verifier");
+    let conn = &patch["status"]["connection"];
+    assert_eq!(conn["status"], "error");
+    assert_eq!(conn["reason"], "CredentialsNotFound");
+    assert_eq!(conn["message"], "Secret argocd-readonly does not exist in namespace platform");
+    assert_eq!(patch["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(patch["status"]["conditions"][0]["status"], "False");
+    assert_eq!(patch["status"]["conditions"][0]["reason"], "CredentialsNotFound");
+    assert_eq!(m["status"]["state"], "Pending");
+    assert_eq!(argocd.requests(Endpoint::Clusters), 0, "no credentials, no request");
+}
+
+#[tokio::test]
+async fn a_spec_change_checks_at_once() {
+    let (argocd, token) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness();
+    let inst = instance(&argocd.url());
+    let t = token.clone();
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        (handle, patch)
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let (mut handle, patch) = verifier.await.expect("verifier");
+    let mut inst2 = inst.clone();
+    inst2.status = Some(serde_json::from_value(patch["status"].clone()).expect("status"));
+    inst2.metadata.generation = Some(2);
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await
+    });
+    within(controller::reconcile_instance(&inst2, &ctx)).await.expect("reconcile");
+    let patch = verifier.await.expect("verifier");
+    assert_eq!(patch["status"]["observedGeneration"], 2);
+    assert_eq!(argocd.requests(Endpoint::Clusters), 2);
+}
+
+#[tokio::test]
+async fn suspended_instance_is_not_polled() {
+    let (argocd, _) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness();
+    let mut inst = instance(&argocd.url());
+    inst.spec.suspend = true;
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let patch = verifier.await.expect("verifier");
+    assert_eq!(patch["status"]["connection"]["reason"], "Suspended");
+    assert_eq!(argocd.requests(Endpoint::Clusters) + argocd.requests(Endpoint::Version), 0);
+}
+
+#[tokio::test]
+async fn mapping_without_instance_is_marked_once() {
+    let Harness { ctx, mut handle, .. } = harness();
+    let m = mapping("orphan", "https://x.example.com", "2026-01-01T00:00:00Z");
+    let verifier = tokio::spawn(async move {
+        let path = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod";
+        answer(&mut handle, "GET", path, StatusCode::NOT_FOUND, not_found("argocdinstances \"prod\"")).await;
+        let patch =
+            answer(&mut handle, "PATCH", &mapping_status_path("orphan"), StatusCode::OK, Value::Null).await;
+        (handle, patch)
+    });
+    within(controller::reconcile_mapping_inner(&m, &ctx)).await.expect("reconcile");
+    let (mut handle, patch) = verifier.await.expect("verifier");
+    assert_eq!(patch["status"]["state"], "InstanceNotFound");
+    assert_eq!(patch["status"]["conditions"][0]["reason"], "InstanceNotFound");
+
+    // Already marked: the next reconcile reads the instance and writes nothing.
+    let mut marked = m.clone();
+    marked.status = Some(serde_json::from_value(patch["status"].clone()).expect("status"));
+    let verifier = tokio::spawn(async move {
+        let path = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod";
+        answer(&mut handle, "GET", path, StatusCode::NOT_FOUND, not_found("argocdinstances \"prod\"")).await;
+    });
+    within(controller::reconcile_mapping_inner(&marked, &ctx)).await.expect("reconcile");
+    verifier.await.expect("verifier");
+}
