@@ -1,0 +1,130 @@
+//! `argomap check` as a user runs it: the real binary against the fake Argo CD.
+
+use std::process::Command;
+
+use fake_argocd::{App, Cluster, FakeArgoCd, Fault, Options, jwt};
+
+const MANIFESTS: &str = r#"
+apiVersion: argomap.io/v1alpha1
+kind: ArgoCdInstance
+metadata: {name: prod-argocd, namespace: platform}
+spec:
+  url: http://will-be-replaced
+  credentials: {secretRef: {name: argocd-readonly}}
+  agentCluster: {id: 0b9f6a1e-0000-4000-8000-000000000001, name: Production EU, cloudProvider: AWS}
+---
+apiVersion: argomap.io/v1alpha1
+kind: ClusterMapping
+metadata: {name: prod-eks, namespace: platform}
+spec:
+  instanceRef: {name: prod-argocd}
+  argocdClusterUrl: https://10.0.0.1:6443
+  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000002, name: Prod EKS, cloudProvider: AWS}
+---
+apiVersion: argomap.io/v1alpha1
+kind: ClusterMapping
+metadata: {name: legacy-gke, namespace: platform}
+spec:
+  instanceRef: {name: prod-argocd}
+  argocdClusterUrl: https://gke.example.com
+  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000003, name: Legacy GKE, cloudProvider: GCP}
+"#;
+
+struct Setup {
+    argocd: FakeArgoCd,
+    dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let argocd = FakeArgoCd::start(Options::default()).await;
+    let token = jwt("argomap:apiKey", None);
+    argocd.add_token(&token);
+    argocd.set_clusters(vec![
+        Cluster::new("https://10.0.0.1:6443", "prod-eks"),
+        Cluster::new("https://old.example.com", "old"),
+    ]);
+    argocd.set_applications(vec![
+        App::to_server("api", "https://10.0.0.1:6443"),
+        App::to_server("guestbook", "https://kubernetes.default.svc"),
+        App::to_name("ghost", "no-such-cluster"),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).expect("token file");
+    std::fs::write(dir.path().join("manifests.yaml"), MANIFESTS).expect("manifests");
+    Setup { argocd, dir }
+}
+
+fn argomap(s: &Setup, extra: &[&str]) -> std::process::Output {
+    let token = s.dir.path().join("token");
+    let mut args = vec![
+        "check".to_string(),
+        "--url".into(),
+        s.argocd.url(),
+        "--token-file".into(),
+        token.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Command::new(env!("CARGO_BIN_EXE_argomap")).args(&args).output().expect("run argomap")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_report_has_the_status_and_mapping_states() {
+    let s = setup().await;
+    let manifests = s.dir.path().join("manifests.yaml").display().to_string();
+    let out = tokio::task::block_in_place(|| argomap(&s, &["-f", &manifests, "-o", "json"]));
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let status = &report["status"];
+    assert_eq!(status["connection"]["status"], "connected");
+    assert_eq!(status["summary"]["linkedClusters"], 2);
+    assert_eq!(status["summary"]["unlinkedClusters"], 1);
+    assert_eq!(status["summary"]["unresolvedApplications"], 1);
+    assert_eq!(status["linkedClusters"][1]["cluster"]["name"], "Production EU");
+    assert_eq!(status["orphanedMappings"], serde_json::json!(["legacy-gke"]));
+    assert_eq!(report["clusterMappings"]["prod-eks"]["state"], "Linked");
+    assert_eq!(report["clusterMappings"]["legacy-gke"]["state"], "Orphaned");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn table_lists_destinations() {
+    let s = setup().await;
+    let out = tokio::task::block_in_place(|| argomap(&s, &[]));
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("connected"), "{text}");
+    assert!(text.lines().next().unwrap_or("").contains("v3.5.1"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("https://old.example.com")).expect("row");
+    assert!(row.contains("unlinked"), "{row}");
+    let row = text.lines().find(|l| l.starts_with("https://kubernetes.default.svc")).expect("row");
+    assert!(row.contains("linked") && row.contains("(agent cluster)"), "{row}");
+    assert!(text.contains("1 unresolved"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_check_still_prints_the_status_and_exits_non_zero() {
+    let s = setup().await;
+    s.argocd.set_fault(Some(Fault::TokenExpired));
+    let out = tokio::task::block_in_place(|| argomap(&s, &["-o", "json"]));
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["status"]["connection"]["status"], "error");
+    assert_eq!(report["status"]["connection"]["reason"], "AuthenticationFailed");
+    let token = std::fs::read_to_string(s.dir.path().join("token")).expect("token");
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains(token.trim()), "the token must not be printed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unusable_input_exits_two_with_a_message() {
+    let s = setup().await;
+    let out = tokio::task::block_in_place(|| argomap(&s, &["-f", "/nonexistent/file.yaml"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.yaml"));
+    let out = Command::new(env!("CARGO_BIN_EXE_argomap"))
+        .args(["check", "--url", "http://127.0.0.1:1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
+}
