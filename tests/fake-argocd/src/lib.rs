@@ -1,0 +1,224 @@
+//! A fake Argo CD API server for argomap's tests. Never shipped.
+//!
+//! It answers the handful of read-only endpoints argomap polls, with the wire format and quirks
+//! of the real server (Go `encoding/json` bodies, grpc-gateway error shapes, `fields=`
+//! projection per server version, `--rootpath`, gzip, the synthesised `in-cluster` entry, ...).
+//! Every body it can send is checked against Argo CD's own swagger definitions by
+//! `tests/contract.rs`.
+//!
+//! Details checked against the Argo CD source (v3.5.1 and master `37ee009`) that are easy to
+//! get wrong in a client:
+//! * an empty list has `"items": null` (the list crosses an internal gRPC hop, which turns an
+//!   empty slice into nil), projected or not, clusters and applications alike;
+//! * a `fields=` projection writes Go typed nils as `null` (e.g. `metadata.labels` of an app
+//!   without labels, `spec.source` of a multi-source app), it does not drop them;
+//! * an unknown three-part bearer token is `invalid session: token signature is invalid: ...`
+//!   (401), a missing or non-JWT one `no session information` (401);
+//! * outside `/api/`, only a browser-like `Accept` (an element exactly `text/html`) or `/`
+//!   gets the 200 HTML page; other clients get Go's `404 page not found`. Use
+//!   [`Fault::HtmlOk`] for "a wrong base URL answers 200 HTML";
+//! * v3.5.x fails a projection naming a key and its parent at random; the fake always fails
+//!   it (500 `{"error": "failed to marshal error message"}`).
+//!
+//! Not emulated: RBAC filtering, the `selector`/`repo` filters, single-object GETs, the watch
+//! stream, deflate, chunked token cookies.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use fake_argocd::{App, Cluster, FakeArgoCd, Options, jwt};
+//! let argocd = FakeArgoCd::start(Options::default()).await;
+//! let token = jwt("argomap:apiKey", None);
+//! argocd.add_token(&token);
+//! argocd.set_clusters(vec![Cluster::new("https://prod.example.com", "prod")]);
+//! argocd.set_applications(vec![App::to_name("web", "prod")]);
+//! // point the client at argocd.url() with `Authorization: Bearer {token}`
+//! # }
+//! ```
+
+mod auth;
+mod data;
+mod fields;
+mod server;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use auth::jwt;
+pub use data::{App, CONTROL_PLANE_NAMESPACE, Cluster, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+
+use server::Shared;
+
+/// How the fake server is set up. Fixed for the server's lifetime.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// HTTPS with a fresh self-signed certificate for `127.0.0.1` and `localhost`.
+    pub tls: bool,
+    /// Reported by `/api/version`, e.g. `v3.5.1+109ca7c`. Its major.minor also picks the
+    /// `fields=` semantics and the list framing of the matching Argo CD release.
+    pub version: String,
+    /// `""` or a prefix such as `/argocd` that every route is mounted under (`--rootpath`).
+    pub root_path: String,
+    /// Username/password pairs accepted by `POST /api/v1/session`.
+    pub users: Vec<(String, String)>,
+    /// Lifetime (`exp - iat`) of the session JWTs issued by `POST /api/v1/session`.
+    pub session_ttl: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tls: false,
+            version: "v3.5.1+109ca7c".to_owned(),
+            root_path: String::new(),
+            users: Vec::new(),
+            session_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// The endpoints whose requests are counted separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /api/version`
+    Version,
+    /// `/api/v1/session` (login/logout)
+    Session,
+    /// `GET /api/v1/session/userinfo`
+    UserInfo,
+    /// `GET /api/v1/clusters`
+    Clusters,
+    /// `GET /api/v1/applications`
+    Applications,
+    /// `GET /api/v1/account/can-i/{resource}/{action}/{subresource}`
+    CanI,
+    /// Anything else, including paths outside `/api/` and outside the root path.
+    Other,
+}
+
+/// A misbehaviour injected into every `/api/v1/*` request until cleared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait this long, then answer normally.
+    Latency(Duration),
+    /// This HTTP status with a grpc-gateway `runtimeError` body (gRPC code per the
+    /// grpc-gateway v1.16 mapping, code 2 "Unknown" for statuses it never produces).
+    Status(u16),
+    /// 401 `no session information`.
+    Unauthenticated,
+    /// 401 `invalid session: token has invalid claims: token is expired`.
+    TokenExpired,
+    /// 403 `permission denied`.
+    PermissionDenied,
+    /// 200 `text/html` UI page: what a wrong base URL (or a proxy login page) returns.
+    HtmlOk,
+    /// 200 `application/json` whose body is cut off mid-document.
+    MalformedJson,
+    /// 200 `application/json`, a valid list of at least this many bytes (streamed, chunked).
+    Oversized(usize),
+    /// 200 with the normal headers at once, then the normal body one byte per interval.
+    SlowDrip(Duration),
+}
+
+/// A running fake Argo CD. Dropping it stops the server and closes its connections.
+pub struct FakeArgoCd {
+    shared: Arc<Shared>,
+    url: String,
+    ca_pem: Option<String>,
+    task: JoinHandle<()>,
+}
+
+impl FakeArgoCd {
+    /// Binds `127.0.0.1:0` and starts serving (HTTP/1.1 and HTTP/2) on the current runtime.
+    pub async fn start(opts: Options) -> FakeArgoCd {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("fake-argocd: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fake-argocd: listener address");
+        let (acceptor, ca_pem) = if opts.tls {
+            let (acceptor, pem) = tls::self_signed_acceptor();
+            (Some(acceptor), Some(pem))
+        } else {
+            (None, None)
+        };
+        let scheme = if opts.tls { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}{}", server::normalise_root(&opts.root_path));
+        let shared = Arc::new(Shared::new(opts));
+        let task = tokio::spawn(server::serve(listener, acceptor, shared.clone()));
+        FakeArgoCd { shared, url, ca_pem, task }
+    }
+
+    /// `http(s)://127.0.0.1:PORT` followed by the root path (no trailing slash).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// PEM of the self-signed server certificate when `tls` is on.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// Accept `token` as a bearer token (like an apiKey listed in `argocd-cm`).
+    pub fn add_token(&self, token: &str) {
+        self.shared.lock().tokens.insert(token.to_owned());
+    }
+
+    /// Forget every accepted token, including session tokens issued by login.
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().tokens.clear();
+    }
+
+    /// Replace the cluster secrets. Order is kept; the synthesised in-cluster entry goes last.
+    pub fn set_clusters(&self, clusters: Vec<Cluster>) {
+        self.shared.lock().clusters = clusters;
+    }
+
+    /// Replace the applications (the list endpoint sorts them by name, like Argo CD).
+    pub fn set_applications(&self, apps: Vec<App>) {
+        let mut state = self.shared.lock();
+        state.apps = apps;
+        state.apps_resource_version += 1;
+    }
+
+    /// Inject (or with `None` clear) a fault for every `/api/v1/*` request.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.shared.lock().fault = fault;
+    }
+
+    /// Answer of `/api/v1/account/can-i/...` (`yes`/`no`).
+    pub fn set_can_i(&self, allowed: bool) {
+        self.shared.lock().can_i = allowed;
+    }
+
+    /// `cluster.inClusterEnabled` of `argocd-cm` (default true). When true and no cluster has
+    /// server `https://kubernetes.default.svc`, the list appends a synthesised `in-cluster`
+    /// entry; when false, that entry and any cluster with that server are hidden.
+    pub fn set_in_cluster_enabled(&self, enabled: bool) {
+        self.shared.lock().in_cluster_enabled = enabled;
+    }
+
+    /// How many requests were routed to `ep`, whatever their outcome.
+    pub fn requests(&self, ep: Endpoint) -> u64 {
+        self.shared.lock().stats.get(&ep).map_or(0, |s| s.count)
+    }
+
+    /// Raw (still percent-encoded) query string of the last request to `ep`; `None` if there
+    /// was no such request or it had no `?`.
+    pub fn last_query(&self, ep: Endpoint) -> Option<String> {
+        self.shared.lock().stats.get(&ep).and_then(|s| s.last_query.clone())
+    }
+
+    /// A request header (case-insensitive name) of the last request to `ep`.
+    pub fn last_header(&self, ep: Endpoint, name: &str) -> Option<String> {
+        let state = self.shared.lock();
+        let headers = &state.stats.get(&ep)?.last_headers;
+        headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+impl Drop for FakeArgoCd {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,138 @@
+//! Helpers shared by the integration tests: an HTTP client and a data set with every odd case.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::Once;
+
+use fake_argocd::{App, Cluster, FakeArgoCd, Options, jwt};
+use reqwest::header::HeaderMap;
+
+/// reqwest is built with `rustls-no-provider`: install ring once per test binary.
+pub fn install_ring() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err only if another provider is already installed, which is fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client that ignores proxy environment variables; `gzip` decides Accept-Encoding handling.
+pub fn client_with(gzip: bool, ca_pem: Option<&str>) -> reqwest::Client {
+    install_ring();
+    // Trust only the fake's certificate (or nothing): loading the system roots costs ~30 ms
+    // per client.
+    let certs = ca_pem.map(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA PEM parses"));
+    reqwest::Client::builder().no_proxy().gzip(gzip).tls_certs_only(certs).build().expect("client builds")
+}
+
+pub fn client() -> reqwest::Client {
+    client_with(true, None)
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// `GET {fake.url()}{path}` with an optional bearer token.
+pub async fn get(fake: &FakeArgoCd, path: &str, token: Option<&str>) -> Reply {
+    send(&client(), fake, reqwest::Method::GET, path, token, &[], None).await
+}
+
+pub async fn send(
+    client: &reqwest::Client,
+    fake: &FakeArgoCd,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut req = client.request(method, format!("{}{path}", fake.url()));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    if let Some(body) = body {
+        req = req.body(body.to_owned());
+    }
+    let resp = req.send().await.expect("request reaches the fake");
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.text().await.expect("body reads"),
+    }
+}
+
+/// Clusters covering every connection state; no in-cluster secret, so it is synthesised.
+pub fn rich_clusters() -> Vec<Cluster> {
+    vec![
+        Cluster::new("https://prod-eu.example.com", "prod-eu").with_apps_count(2),
+        // trailing slash is trimmed on output; no server version known
+        Cluster {
+            server_version: None,
+            ..Cluster::new("https://10.20.30.40:6443/", "staging").with_status("Failed").with_apps_count(1)
+        },
+        Cluster {
+            project: Some("team-a".to_owned()),
+            namespaces: vec!["team-a-dev".to_owned(), "team-a-preview".to_owned()],
+            server_version: None,
+            ..Cluster::new("https://dev.k8s.example.com", "dev").with_status("Unknown")
+        },
+        // no controller cache entry: status "", attemptedAt null, count 0 (here: wrongly 5)
+        Cluster::new("https://nocache.example.com", "nocache").with_status("").with_apps_count(5),
+        // a secret without a name
+        Cluster::new("https://nameless.example.com", ""),
+    ]
+}
+
+/// Applications covering every destination form.
+pub fn rich_apps() -> Vec<App> {
+    vec![
+        App::to_server("guestbook", "https://kubernetes.default.svc"),
+        App::to_name("cert-manager", "in-cluster").in_project("platform"),
+        App::to_server("team-a-api", "https://kubernetes.default.svc")
+            .in_namespace("team-a")
+            .in_project("team-a")
+            .with_status("OutOfSync", "Progressing"),
+        App::to_server("payments-prod", "https://prod-eu.example.com")
+            .in_project("payments")
+            .as_multi_source(),
+        App::to_server("frontend-prod", "https://prod-eu.example.com").with_status("OutOfSync", "Degraded"),
+        App::to_server("frontend-staging", "https://10.20.30.40:6443").with_status("Unknown", "Unknown"),
+        App::to_server("orphan", "https://gone.example.com"),
+        // never reconciled, no project, no namespace in the destination
+        App {
+            project: String::new(),
+            dest_namespace: None,
+            ..App::to_name("fresh", "dev").with_status("", "")
+        },
+    ]
+}
+
+/// A fake emulating `version`, loaded with the rich data set, and a token it accepts.
+pub async fn rich_server(version: &str) -> (FakeArgoCd, String) {
+    let fake = FakeArgoCd::start(Options {
+        version: version.to_owned(),
+        users: vec![("admin".to_owned(), "s3cr3t".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let token = jwt("argomap:apiKey", None);
+    fake.add_token(&token);
+    fake.set_clusters(rich_clusters());
+    fake.set_applications(rich_apps());
+    (fake, token)
+}
