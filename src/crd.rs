@@ -2,6 +2,10 @@
 //! version `v1alpha1`). Their schema, validation and printer columns are generated from these
 //! types; `crds/*.yaml` is the output of `argomap crds` and a test keeps the two equal.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads their repeated keys as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;

@@ -14,6 +14,9 @@ use crate::check::Observed;
 use crate::crd::Reason;
 use crate::mapping::Linkage;
 
+/// `destination_applications` label pairs (destination, linked) per (namespace, instance).
+type DestinationSeries = HashMap<(String, String), BTreeSet<(String, &'static str)>>;
+
 pub struct Metrics {
     registry: Registry,
     instance_up: IntGaugeVec,
@@ -29,7 +32,7 @@ pub struct Metrics {
     reconcile_errors: IntCounterVec,
     /// (namespace, instance) → the `destination_applications` label pairs it has now, so
     /// vanished destinations can be removed.
-    known_destinations: Mutex<HashMap<(String, String), BTreeSet<(String, &'static str)>>>,
+    known_destinations: Mutex<DestinationSeries>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
