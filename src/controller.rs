@@ -17,6 +17,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event as KubeEvent, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
@@ -26,6 +27,7 @@ use crate::argocd::{self, ClientConfig};
 use crate::check::{self, Observed, Outcome};
 use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION, Reason};
 use crate::credentials::{self, CredentialsError};
+use crate::events::{self, Transition};
 use crate::metrics::Metrics;
 use crate::status;
 
@@ -92,6 +94,7 @@ pub struct Context {
     pub settings: Settings,
     pub mappings: Store<ClusterMapping>,
     pub metrics: Arc<Metrics>,
+    recorder: Recorder,
     states: States,
 }
 
@@ -181,6 +184,7 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
         settings: settings.clone(),
         mappings: mapping_reader,
         metrics: metrics.clone(),
+        recorder: recorder(&client),
         states,
     });
 
@@ -285,6 +289,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     };
 
     // Decide under the lock, check without it.
+    let mut credentials_changed = false;
     let (due, client) = {
         let mut states = lock(&ctx.states);
         let st = states.entry(key.clone()).or_default();
@@ -294,8 +299,9 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         let client = match &resolved {
             Ok(r) => match &st.client {
                 Some((fp, c)) if *fp == r.fingerprint => Ok(c.clone()),
-                _ => {
+                previous => {
                     // New credentials, URL or TLS settings: a new connection, checked at once.
+                    credentials_changed = previous.is_some();
                     due = true;
                     st.client = None;
                     let config = ClientConfig {
@@ -373,6 +379,16 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         _ => {}
     }
     write(ctx, instance, &mappings, &eval).await?;
+    let mut transitions = events::instance(instance.status.as_ref(), &eval.instance);
+    if credentials_changed {
+        transitions.insert(0, events::credentials_changed());
+    }
+    publish(ctx, instance, transitions).await;
+    for (name, desired) in &eval.mappings {
+        if let Some(m) = mappings.iter().find(|m| &m.name_any() == name) {
+            publish(ctx, *m, events::mapping(m.status.as_ref(), desired).into_iter().collect()).await;
+        }
+    }
 
     let next = lock(&ctx.states).get(&key).and_then(|s| s.next_check);
     let wait = next.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(interval);
@@ -453,7 +469,31 @@ impl Context {
         mappings: Store<ClusterMapping>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Context { client, settings, mappings, metrics, states: Arc::default() }
+        let recorder = recorder(&client);
+        Context { client, settings, mappings, metrics, recorder, states: Arc::default() }
+    }
+}
+
+/// Events are reported by `argomap`, with the pod name as instance when it is known.
+fn recorder(client: &kube::Client) -> Recorder {
+    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    Recorder::new(client.clone(), reporter)
+}
+
+/// Publishes events best-effort: a failure is logged, never fails the reconcile.
+async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, transitions: Vec<Transition>) {
+    let reference = obj.object_ref(&());
+    for t in transitions {
+        let event = KubeEvent {
+            type_: t.type_,
+            reason: t.reason.into(),
+            note: Some(status::cap_message(&t.note)),
+            action: t.action.into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(reason = t.reason, error = %e, "cannot record event");
+        }
     }
 }
 

@@ -319,6 +319,7 @@ pub struct LinkedCluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<String>,
     pub cluster: KnownCluster,
+    #[schemars(with = "i64")]
     pub applications_count: u64,
     /// Argo CD's own view of the connection (a hint from its controller cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -331,6 +332,7 @@ pub struct UnlinkedCluster {
     pub argocd_cluster_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_cluster_name: Option<String>,
+    #[schemars(with = "i64")]
     pub applications_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_connection_state: Option<String>,
@@ -339,10 +341,15 @@ pub struct UnlinkedCluster {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    #[schemars(with = "i64")]
     pub linked_clusters: u64,
+    #[schemars(with = "i64")]
     pub unlinked_clusters: u64,
+    #[schemars(with = "i64")]
     pub orphaned_mappings: u64,
+    #[schemars(with = "i64")]
     pub applications: u64,
+    #[schemars(with = "i64")]
     pub unresolved_applications: u64,
 }
 
@@ -386,6 +393,7 @@ pub struct ClusterMappingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_cluster_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<i64>")]
     pub applications_count: Option<u64>,
     /// For `Conflict`: the mapping that holds the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]

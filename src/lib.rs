@@ -7,6 +7,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod credentials;
+pub mod events;
 pub mod mapping;
 pub mod metrics;
 pub mod status;

@@ -119,6 +119,27 @@ fn echo(sent: &Value) -> Value {
     obj
 }
 
+const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/platform/events";
+
+/// Answers one Event creation and returns its reason.
+async fn event(handle: &mut ApiHandle) -> String {
+    let (req, send) = handle.next_request().await.expect("an event");
+    assert_eq!((req.method().as_str(), req.uri().path()), ("POST", EVENTS_PATH));
+    let bytes = req.into_body().collect_bytes().await.expect("body");
+    let ev: Value = serde_json::from_slice(&bytes).expect("event json");
+    assert_eq!(ev["reportingController"], "argomap");
+    send.send_response(Response::builder().body(Body::from(bytes.to_vec())).expect("resp"));
+    ev["reason"].as_str().unwrap_or("").to_string()
+}
+
+async fn events(handle: &mut ApiHandle, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(event(handle).await);
+    }
+    out
+}
+
 const SECRET_PATH: &str = "/api/v1/namespaces/platform/secrets/argocd-readonly";
 const INSTANCE_STATUS: &str = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod/status";
 
@@ -166,10 +187,12 @@ async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothi
                 .await;
         let linked =
             answer(&mut handle, "PATCH", &mapping_status_path("prod-eks"), StatusCode::OK, Value::Null).await;
-        (handle, token, patch, legacy, linked)
+        let reasons = events(&mut handle, 4).await;
+        (handle, token, patch, legacy, linked, reasons)
     });
     within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
-    let (mut handle, token, patch, legacy, linked) = verifier.await.expect("verifier");
+    let (mut handle, token, patch, legacy, linked, reasons) = verifier.await.expect("verifier");
+    assert_eq!(reasons, vec!["Connected", "UnlinkedClusterDetected", "MappingOrphaned", "MappingLinked"]);
 
     assert_eq!(patch["apiVersion"], "argomap.io/v1alpha1");
     assert_eq!(patch["kind"], "ArgoCdInstance");
@@ -288,10 +311,12 @@ async fn missing_secret_is_credentials_not_found_and_new_mappings_wait() {
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let m =
             answer(&mut handle, "PATCH", &mapping_status_path("prod-eks"), StatusCode::OK, Value::Null).await;
-        (patch, m)
+        let reasons = events(&mut handle, 1).await;
+        (patch, m, reasons)
     });
     within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
-    let (patch, m) = verifier.await.expect("verifier");
+    let (patch, m, reasons) = verifier.await.expect("verifier");
+    assert_eq!(reasons, vec!["ConnectionFailed"]);
     let conn = &patch["status"]["connection"];
     assert_eq!(conn["status"], "error");
     assert_eq!(conn["reason"], "CredentialsNotFound");
@@ -312,10 +337,12 @@ async fn a_spec_change_checks_at_once() {
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
-        (handle, patch)
+        let reasons = events(&mut handle, 2).await;
+        (handle, patch, reasons)
     });
     within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
-    let (mut handle, patch) = verifier.await.expect("verifier");
+    let (mut handle, patch, reasons) = verifier.await.expect("verifier");
+    assert_eq!(reasons, vec!["Connected", "UnlinkedClusterDetected"]);
     let mut inst2 = inst.clone();
     inst2.status = Some(serde_json::from_value(patch["status"].clone()).expect("status"));
     inst2.metadata.generation = Some(2);

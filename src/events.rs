@@ -1,0 +1,196 @@
+//! Kubernetes Events on transitions only: what changed between the status an object had and
+//! the one argomap writes. Pure; the controller publishes the result (reporter `argomap`).
+
+use std::collections::BTreeSet;
+
+use kube::runtime::events::EventType;
+
+use crate::crd::{ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, MappingState, Reason};
+
+/// At most this many destinations are named in one `UnlinkedClusterDetected` event.
+pub const MAX_UNLINKED_NAMED: usize = 10;
+
+/// One event. kube's recorder folds events with the same object, reason and action into a
+/// series that keeps the first note, so a check emits at most one event per reason, and
+/// `ConnectionFailed` carries the failure reason as its action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+fn normal(reason: &'static str, note: String) -> Transition {
+    Transition { type_: EventType::Normal, reason, action: "Check", note }
+}
+
+fn warning(reason: &'static str, note: String) -> Transition {
+    Transition { type_: EventType::Warning, reason, action: "Check", note }
+}
+
+/// Events about an ArgoCdInstance: connection transitions and destinations newly unlinked.
+pub fn instance(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus) -> Vec<Transition> {
+    let mut out = Vec::new();
+    let before = prev.and_then(|p| p.connection.as_ref());
+    if let Some(now) = &next.connection {
+        let was = before.map(|c| (c.status, c.reason));
+        match now.status {
+            ConnectionState::Connected if was.map(|w| w.0) != Some(ConnectionState::Connected) => {
+                let version = now.argocd_version.as_deref().unwrap_or("unknown version");
+                out.push(normal("Connected", format!("connected to Argo CD {version}")));
+            }
+            ConnectionState::Error
+                if now.reason != Reason::Suspended && was != Some((now.status, now.reason)) =>
+            {
+                let mut t = warning("ConnectionFailed", format!("{}: {}", now.reason, now.message));
+                t.action = now.reason.as_str();
+                out.push(t);
+            }
+            _ => {}
+        }
+    }
+    let known: BTreeSet<&str> = prev
+        .map(|p| p.unlinked_clusters.iter().map(|u| u.argocd_cluster_url.as_str()).collect())
+        .unwrap_or_default();
+    let fresh: Vec<_> =
+        next.unlinked_clusters.iter().filter(|u| !known.contains(u.argocd_cluster_url.as_str())).collect();
+    if !fresh.is_empty() {
+        let mut named: Vec<String> = fresh
+            .iter()
+            .take(MAX_UNLINKED_NAMED)
+            .map(|u| format!("{} ({} applications)", u.argocd_cluster_url, u.applications_count))
+            .collect();
+        if fresh.len() > MAX_UNLINKED_NAMED {
+            named.push(format!("and {} more; see status.unlinkedClusters", fresh.len() - MAX_UNLINKED_NAMED));
+        }
+        out.push(warning(
+            "UnlinkedClusterDetected",
+            format!("destinations no ClusterMapping maps: {}", named.join(", ")),
+        ));
+    }
+    out
+}
+
+/// The event of a ClusterMapping whose state changed to Linked, Orphaned or Conflict.
+pub fn mapping(prev: Option<&ClusterMappingStatus>, next: &ClusterMappingStatus) -> Option<Transition> {
+    let state = next.state?;
+    if prev.and_then(|p| p.state) == Some(state) {
+        return None;
+    }
+    let note = next.conditions.first().map(|c| c.message.clone()).unwrap_or_default();
+    match state {
+        MappingState::Linked => Some(normal("MappingLinked", note)),
+        MappingState::Orphaned => Some(warning("MappingOrphaned", note)),
+        MappingState::Conflict => Some(warning("MappingConflict", note)),
+        MappingState::InstanceNotFound | MappingState::Pending => None,
+    }
+}
+
+/// The credentials (Secret content or TLS material) of a connected instance changed.
+pub fn credentials_changed() -> Transition {
+    normal("CredentialsChanged", "the credentials or TLS settings changed; checking with the new ones".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ConnectionStatus, UnlinkedCluster};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn status(state: ConnectionState, reason: Reason, unlinked: &[&str]) -> ArgoCdInstanceStatus {
+        ArgoCdInstanceStatus {
+            connection: Some(ConnectionStatus {
+                status: state,
+                reason,
+                message: "m".into(),
+                last_checked_at: None,
+                last_successful_check_at: None,
+                argocd_version: Some("v3.5.1".into()),
+                credentials_expire_at: None,
+            }),
+            unlinked_clusters: unlinked
+                .iter()
+                .map(|u| UnlinkedCluster {
+                    argocd_cluster_url: u.to_string(),
+                    argocd_cluster_name: None,
+                    applications_count: 1,
+                    argocd_connection_state: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn reasons(t: &[Transition]) -> Vec<&str> {
+        t.iter().map(|t| t.reason).collect()
+    }
+
+    #[test]
+    fn connection_transitions_only() {
+        let ok = status(ConnectionState::Connected, Reason::Connected, &[]);
+        let auth = status(ConnectionState::Error, Reason::AuthenticationFailed, &[]);
+        let timeout = status(ConnectionState::Error, Reason::Timeout, &[]);
+        assert_eq!(reasons(&instance(None, &ok)), vec!["Connected"]);
+        assert!(instance(Some(&ok), &ok).is_empty(), "no event for an unchanged state");
+        assert_eq!(reasons(&instance(Some(&ok), &auth)), vec!["ConnectionFailed"]);
+        assert!(instance(Some(&auth), &auth).is_empty());
+        assert_eq!(
+            reasons(&instance(Some(&auth), &timeout)),
+            vec!["ConnectionFailed"],
+            "a new reason is news"
+        );
+        assert_eq!(reasons(&instance(Some(&auth), &ok)), vec!["Connected"]);
+        let suspended = status(ConnectionState::Error, Reason::Suspended, &[]);
+        assert!(instance(Some(&ok), &suspended).is_empty());
+        let t = &instance(Some(&ok), &auth)[0];
+        assert_eq!((t.note.as_str(), t.action), ("AuthenticationFailed: m", "AuthenticationFailed"));
+    }
+
+    #[test]
+    fn new_unlinked_destinations_only_and_capped() {
+        let ok = |u: &[&str]| status(ConnectionState::Connected, Reason::Connected, u);
+        let t = instance(Some(&ok(&["https://a"])), &ok(&["https://a", "https://b", "https://c"]));
+        assert_eq!(reasons(&t), vec!["UnlinkedClusterDetected"]);
+        assert_eq!(
+            t[0].note,
+            "destinations no ClusterMapping maps: https://b (1 applications), https://c (1 applications)"
+        );
+        assert!(instance(Some(&ok(&["https://a"])), &ok(&["https://a"])).is_empty());
+        let many: Vec<String> = (0..25).map(|i| format!("https://c{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let t = instance(Some(&ok(&[])), &ok(&many));
+        assert_eq!(t.len(), 1);
+        assert!(t[0].note.ends_with("and 15 more; see status.unlinkedClusters"), "{}", t[0].note);
+    }
+
+    fn mstatus(state: MappingState) -> ClusterMappingStatus {
+        ClusterMappingStatus {
+            state: Some(state),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: state.as_str().into(),
+                message: "why".into(),
+                observed_generation: None,
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mapping_state_changes() {
+        let linked = mstatus(MappingState::Linked);
+        let orphaned = mstatus(MappingState::Orphaned);
+        let conflict = mstatus(MappingState::Conflict);
+        assert_eq!(mapping(None, &linked).map(|t| t.reason), Some("MappingLinked"));
+        assert_eq!(mapping(Some(&linked), &linked), None);
+        assert_eq!(mapping(Some(&linked), &orphaned).map(|t| t.reason), Some("MappingOrphaned"));
+        assert_eq!(
+            mapping(Some(&linked), &conflict).map(|t| (t.reason, t.type_)),
+            Some(("MappingConflict", EventType::Warning))
+        );
+        assert_eq!(mapping(None, &mstatus(MappingState::Pending)), None);
+    }
+}
