@@ -1,0 +1,227 @@
+//! Shared helpers of the cluster suite: the admin client of the test control plane, one
+//! namespace per test, the real `argomap run` process, and polling with deadlines.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use argomap::crd::{ArgoCdInstance, ClusterMapping};
+use fake_argocd::{App, Cluster, FakeArgoCd, Options, jwt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::json;
+
+pub fn kubeconfig_path() -> PathBuf {
+    match std::env::var("ARGOMAP_TEST_KUBECONFIG") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/controlplane/kubeconfig"),
+    }
+}
+
+pub async fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
+        panic!("no test control plane ({}: {e}); start one with `make controlplane-up`", path.display())
+    });
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig of the test control plane");
+    Client::try_from(config).expect("client")
+}
+
+/// A fresh namespace named after the test (the control plane has no namespace controller, so
+/// namespaces are never deleted: names carry a random suffix).
+pub async fn namespace(client: &Client, test: &str) -> String {
+    let name = format!("{test}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    name
+}
+
+/// The real operator, watching one namespace; killed when dropped. Its log goes to
+/// `target/cluster-logs/<namespace>.log`, printed when the test fails.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(namespace: &str) -> Operator {
+        Self::start_with(namespace, &[])
+    }
+
+    pub fn start_with(namespace: &str, extra: &[&str]) -> Operator {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/cluster-logs");
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let log = dir.join(format!("{namespace}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_argomap"))
+            .args(["run", "--namespace", namespace])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig_path())
+            .env("RUST_LOG", "info,argomap=debug,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start argomap run");
+        Operator { child, log }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- argomap log ({}), last lines ---", self.log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or fails after `deadline`, printing
+/// what it last saw.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match probe().await {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        assert!(start.elapsed() < deadline, "{what}: not within {deadline:?}; last seen: {last}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The standard fake: two listed clusters (one mapped below), apps by server and by name,
+/// and the synthesised in-cluster destination.
+pub async fn fake() -> (FakeArgoCd, String) {
+    let argocd = FakeArgoCd::start(Options::default()).await;
+    let token = jwt("argomap:apiKey", None);
+    argocd.add_token(&token);
+    argocd.set_clusters(vec![
+        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
+        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
+    ]);
+    argocd.set_applications(vec![
+        App::to_server("api", "https://10.0.0.1:6443"),
+        App::to_name("web", "prod-eks").in_namespace("team-a"),
+        App::to_server("guestbook", "https://kubernetes.default.svc"),
+    ]);
+    (argocd, token)
+}
+
+pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "stringData": {"token": token}
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
+}
+
+pub fn instance_json(name: &str, url: &str, interval: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "argomap.io/v1alpha1", "kind": "ArgoCdInstance",
+        "metadata": {"name": name},
+        "spec": {
+            "url": url,
+            "credentials": {"secretRef": {"name": "argocd-readonly"}},
+            "agentCluster": {"id": "0b9f6a1e-2c1d-4e4f-9a4b-1f2e3d4c5b6a", "name": "Production EU", "cloudProvider": "AWS"},
+            "organizationId": "5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b11",
+            "interval": interval, "timeout": "5s"
+        }
+    })
+}
+
+pub fn mapping_json(name: &str, instance: &str, url: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "argomap.io/v1alpha1", "kind": "ClusterMapping",
+        "metadata": {"name": name},
+        "spec": {
+            "instanceRef": {"name": instance}, "argocdClusterUrl": url,
+            "cluster": {"id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "name": format!("Cluster {name}"), "cloudProvider": "GCP", "type": "SELF_MANAGED"}
+        }
+    })
+}
+
+pub async fn create_instance(client: &Client, ns: &str, value: serde_json::Value) -> ArgoCdInstance {
+    let i: ArgoCdInstance = serde_json::from_value(value).expect("instance");
+    Api::<ArgoCdInstance>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &i)
+        .await
+        .expect("create instance")
+}
+
+pub async fn create_mapping(client: &Client, ns: &str, value: serde_json::Value) -> ClusterMapping {
+    let m: ClusterMapping = serde_json::from_value(value).expect("mapping");
+    Api::<ClusterMapping>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &m)
+        .await
+        .expect("create mapping")
+}
+
+/// Waits until the instance's status satisfies `check`, returning it.
+pub async fn instance_where(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    deadline: Duration,
+    what: &str,
+    check: impl Fn(&ArgoCdInstance) -> bool,
+) -> ArgoCdInstance {
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), ns);
+    eventually(deadline, what, || {
+        let api = api.clone();
+        let check = &check;
+        async move {
+            let i = api.get(name).await.map_err(|e| e.to_string())?;
+            if check(&i) { Ok(i) } else { Err(serde_json::to_string(&i.status).unwrap_or_default()) }
+        }
+    })
+    .await
+}
+
+pub async fn mapping_state(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let m = Api::<ClusterMapping>::namespaced(client.clone(), ns).get(name).await.ok()?;
+    m.status.and_then(|s| s.state).map(|s| s.as_str().to_string())
+}
+
+pub async fn mapping_where(client: &Client, ns: &str, name: &str, state: &str, deadline: Duration) {
+    eventually(deadline, &format!("ClusterMapping {name} becomes {state}"), || async move {
+        match mapping_state(client, ns, name).await {
+            Some(s) if s == state => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+pub fn connected(i: &ArgoCdInstance) -> bool {
+    i.status.as_ref().and_then(|s| s.connection.as_ref()).is_some_and(|c| c.reason.as_str() == "Connected")
+}
+
+pub fn reason(i: &ArgoCdInstance) -> Option<String> {
+    i.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.reason.as_str().to_string())
+}
