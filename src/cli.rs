@@ -17,7 +17,8 @@ use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
     ClusterMappingStatus, ConnectionState, CredentialsSpec, KnownCluster, KubernetesType, LocalRef,
 };
-use crate::{controller, metrics};
+use crate::{controller, http, metrics};
+use kube::runtime::reflector;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,7 +54,7 @@ pub enum Command {
     Check(Box<CheckArgs>),
 }
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "ARGOMAP_NAMESPACE")]
@@ -67,6 +68,12 @@ pub struct RunArgs {
     /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
     #[arg(long, env = "ARGOMAP_MAX_RESPONSE_BYTES", default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// Address of the HTTP server (health, metrics, read API).
+    #[arg(long, env = "ARGOMAP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
+    #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
+    pub read_api_insecure_no_auth: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,14 +137,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Run(RunArgs {
-        max_concurrent_checks: 8,
-        max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
-        ..Default::default()
-    })) {
-        Command::Run(args) => runtime.block_on(run(args)),
-        Command::Crds { dir } => crds(dir),
-        Command::Check(args) => runtime.block_on(check_command(*args)),
+    match cli.command {
+        None => match Cli::try_parse_from(["argomap", "run"]) {
+            Ok(Cli { command: Some(Command::Run(args)), .. }) => runtime.block_on(run(args)),
+            _ => ExitCode::FAILURE,
+        },
+        Some(Command::Run(args)) => runtime.block_on(run(args)),
+        Some(Command::Crds { dir }) => crds(dir),
+        Some(Command::Check(args)) => runtime.block_on(check_command(*args)),
     }
 }
 
@@ -172,10 +179,65 @@ async fn run(args: RunArgs) -> ExitCode {
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
     };
-    tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "argomap starting");
-    controller::run(client, settings, metrics).await;
+    tracing::info!(?settings, http_addr = %args.http_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
+
+    // The controllers fill these caches; the HTTP server reads them.
+    let (instances, instance_writer) = reflector::store();
+    let (mappings, mapping_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    let readiness = http::Readiness::default();
+    let config = http::HttpConfig { auth: !args.read_api_insecure_no_auth, ..Default::default() };
+    let state = http::AppState::new(
+        config,
+        metrics.clone(),
+        readiness.clone(),
+        instances.clone(),
+        Arc::new(secrets.clone()),
+        Arc::new(http::KubeReviewer::new(client.clone())),
+    );
+    let listener = match http::bind(args.http_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP server");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = tokio::spawn(http::serve(listener, state, shutdown_signal()));
+    // Ready once every watch has listed what exists.
+    tokio::spawn(async move {
+        let synced = tokio::join!(
+            instances.wait_until_ready(),
+            mappings.wait_until_ready(),
+            secrets.wait_until_ready()
+        );
+        if let (Ok(()), Ok(()), Ok(())) = synced {
+            readiness.set(true);
+            tracing::info!("watches synced; ready");
+        }
+    });
+
+    let writers =
+        controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
+    controller::run(client, settings, metrics, writers).await;
+    let _ = server.await;
     tracing::info!("argomap stopped");
     ExitCode::SUCCESS
+}
+
+/// Resolves on SIGTERM or SIGINT (the controllers listen for the same signals themselves).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
 }
 
 fn crds(dir: Option<PathBuf>) -> ExitCode {

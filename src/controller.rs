@@ -142,8 +142,15 @@ where
     }
 }
 
+/// Where the controllers' watches are reflected, so the HTTP server reads the same caches.
+pub struct Writers {
+    pub instances: reflector::store::Writer<ArgoCdInstance>,
+    pub mappings: reflector::store::Writer<ClusterMapping>,
+    pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
+}
+
 /// Runs both controllers until SIGTERM or SIGINT.
-pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>) {
+pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, writers: Writers) {
     let wc = watcher::Config::default();
     let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
     let mappings: Api<ClusterMapping> = api(&client, &settings.namespace);
@@ -154,7 +161,7 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
     };
     let states: States = Arc::default();
 
-    let (instance_reader, instance_writer) = reflector::store();
+    let instance_reader = writers.instances.as_reader();
     let forget = {
         let states = states.clone();
         let metrics = metrics.clone();
@@ -167,17 +174,18 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
     };
     let instance_stream = watcher::watcher(instances.clone(), wc.clone())
         .default_backoff()
-        .reflect(instance_writer)
+        .reflect(writers.instances)
         .inspect_ok(forget)
         .applied_objects()
         .predicate_filter(trigger_key, Default::default());
 
-    let (mapping_reader, mapping_writer) = reflector::store();
+    let mapping_reader = writers.mappings.as_reader();
     let mapping_stream = watcher::watcher(mappings.clone(), wc.clone())
         .default_backoff()
-        .reflect(mapping_writer)
+        .reflect(writers.mappings)
         .touched_objects();
-    let secret_stream = watcher::watcher(secrets, wc.clone()).default_backoff().touched_objects();
+    let secret_stream =
+        watcher::watcher(secrets, wc.clone()).default_backoff().reflect(writers.secrets).touched_objects();
 
     let ctx = Arc::new(Context {
         client: client.clone(),

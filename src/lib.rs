@@ -8,6 +8,8 @@ pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod events;
+pub mod http;
 pub mod mapping;
 pub mod metrics;
+pub mod qovery;
 pub mod status;

@@ -53,6 +53,8 @@ pub async fn namespace(client: &Client, test: &str) -> String {
 pub struct Operator {
     child: Child,
     pub log: PathBuf,
+    /// Base URL of its HTTP server (health, metrics, read API).
+    pub http: String,
 }
 
 impl Operator {
@@ -65,8 +67,13 @@ impl Operator {
         std::fs::create_dir_all(&dir).expect("log dir");
         let log = dir.join(format!("{namespace}.log"));
         let file = std::fs::File::create(&log).expect("log file");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_argomap"))
-            .args(["run", "--namespace", namespace])
+            .args(["run", "--namespace", namespace, "--http-addr", &addr])
             .args(extra)
             .env("KUBECONFIG", kubeconfig_path())
             .env("RUST_LOG", "info,argomap=debug,kube=warn")
@@ -74,7 +81,7 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("start argomap run");
-        Operator { child, log }
+        Operator { child, log, http: format!("http://{addr}") }
     }
 }
 
