@@ -17,7 +17,7 @@ use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
     ClusterMappingStatus, ConnectionState, CredentialsSpec, KnownCluster, KubernetesType, LocalRef,
 };
-use crate::{controller, http, metrics};
+use crate::{controller, http, leader, metrics};
 use kube::runtime::reflector;
 
 #[derive(Parser, Debug)]
@@ -74,6 +74,15 @@ pub struct RunArgs {
     /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
     #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
     pub read_api_insecure_no_auth: bool,
+    /// Elect a leader with a Lease, so several replicas can run; only the leader checks and writes.
+    #[arg(long, env = "ARGOMAP_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "ARGOMAP_LEASE_NAME", default_value = "argomap")]
+    pub lease_name: String,
+    /// Namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,9 +225,31 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     });
 
+    let (leadership, lease_task) = if args.leader_election {
+        let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            Some(ns) => {
+                leader::elect(client.clone(), ns, &args.lease_name, &leader::identity(), shutdown_signal())
+                    .await
+            }
+            None => Err(leader::LeaderError::NoNamespace),
+        };
+        match elected {
+            Ok((leadership, task)) => (leadership, Some(task)),
+            Err(e) => {
+                tracing::error!(error = %e, category = e.category(), "cannot join the leader election");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (leader::Leadership::always(), None)
+    };
+
     let writers =
         controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
-    controller::run(client, settings, metrics, writers).await;
+    controller::run(client, settings, metrics, writers, leadership).await;
+    if let Some(task) = lease_task {
+        let _ = task.await;
+    }
     let _ = server.await;
     tracing::info!("argomap stopped");
     ExitCode::SUCCESS

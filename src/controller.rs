@@ -28,6 +28,7 @@ use crate::check::{self, Observed, Outcome};
 use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION, Reason};
 use crate::credentials::{self, CredentialsError};
 use crate::events::{self, Transition};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::status;
 
@@ -92,6 +93,8 @@ type States = Arc<Mutex<HashMap<ObjectRef<ArgoCdInstance>, InstanceState>>>;
 pub struct Context {
     pub client: kube::Client,
     pub settings: Settings,
+    /// Only the leader checks and writes; a standby requeues until it leads.
+    pub leadership: Leadership,
     pub mappings: Store<ClusterMapping>,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -150,7 +153,13 @@ pub struct Writers {
 }
 
 /// Runs both controllers until SIGTERM or SIGINT.
-pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, writers: Writers) {
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    writers: Writers,
+    leadership: Leadership,
+) {
     let wc = watcher::Config::default();
     let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
     let mappings: Api<ClusterMapping> = api(&client, &settings.namespace);
@@ -193,6 +202,7 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
         mappings: mapping_reader,
         metrics: metrics.clone(),
         recorder: recorder(&client),
+        leadership,
         states,
     });
 
@@ -258,7 +268,13 @@ fn references_secret(i: &ArgoCdInstance, secret: &str) -> bool {
         || i.spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()).is_some_and(|r| r.name == secret)
 }
 
+/// How often a standby looks again whether it leads.
+const STANDBY_RECHECK: Duration = Duration::from_secs(2);
+
 async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::requeue(STANDBY_RECHECK));
+    }
     let started = Instant::now();
     let result = reconcile_instance(&instance, &ctx).await;
     ctx.metrics.reconciled("argocdinstance", started.elapsed());
@@ -442,6 +458,9 @@ async fn write(
 }
 
 async fn reconcile_mapping(mapping: Arc<ClusterMapping>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::requeue(STANDBY_RECHECK));
+    }
     let started = Instant::now();
     let result = reconcile_mapping_inner(&mapping, &ctx).await;
     ctx.metrics.reconciled("clustermapping", started.elapsed());
@@ -478,7 +497,15 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         let recorder = recorder(&client);
-        Context { client, settings, mappings, metrics, recorder, states: Arc::default() }
+        Context {
+            client,
+            settings,
+            leadership: Leadership::always(),
+            mappings,
+            metrics,
+            recorder,
+            states: Arc::default(),
+        }
     }
 }
 

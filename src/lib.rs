@@ -9,6 +9,7 @@ pub mod crd;
 pub mod credentials;
 pub mod events;
 pub mod http;
+pub mod leader;
 pub mod mapping;
 pub mod metrics;
 pub mod qovery;

@@ -63,6 +63,10 @@ impl Operator {
     }
 
     pub fn start_with(namespace: &str, extra: &[&str]) -> Operator {
+        Self::start_env(namespace, extra, &[])
+    }
+
+    pub fn start_env(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/cluster-logs");
         std::fs::create_dir_all(&dir).expect("log dir");
         let log = dir.join(format!("{namespace}.log"));
@@ -77,11 +81,26 @@ impl Operator {
             .args(extra)
             .env("KUBECONFIG", kubeconfig_path())
             .env("RUST_LOG", "info,argomap=debug,kube=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start argomap run");
         Operator { child, log, http: format!("http://{addr}") }
+    }
+}
+
+impl Operator {
+    /// SIGTERM, as Kubernetes stops a pod; waits for the process to exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: the process dies without releasing anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

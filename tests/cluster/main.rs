@@ -3,6 +3,7 @@
 //! watching only that namespace. Synchronised by polling with deadlines.
 
 mod common;
+mod leader;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
