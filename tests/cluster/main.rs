@@ -150,6 +150,14 @@ async fn operator_reports_links_orphans_and_conflicts() {
     // A mapping whose instance does not exist.
     create_mapping(&client, &ns, mapping_json("nowhere", "no-such-instance", "https://x.example.com")).await;
     mapping_where(&client, &ns, "nowhere", "InstanceNotFound", FAST).await;
+
+    // Deleting the instance leaves its mappings pointing at nothing.
+    Api::<ArgoCdInstance>::namespaced(client.clone(), &ns)
+        .delete("prod", &DeleteParams::default())
+        .await
+        .expect("delete");
+    mapping_where(&client, &ns, "prod-eks", "InstanceNotFound", FAST).await;
+    mapping_where(&client, &ns, "legacy-gke", "InstanceNotFound", FAST).await;
     drop(argocd);
 }
 
