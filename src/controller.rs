@@ -372,7 +372,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
                 st.last_failure = Some((reason, message.clone()));
                 st.failures += 1;
                 st.next_check = Some(Instant::now() + backoff(st.failures, interval));
-                tracing::info!(namespace = %ns, instance = %name, %reason, %message, "check failed");
+                tracing::warn!(namespace = %ns, instance = %name, %reason, %message, "check failed");
                 Outcome::Failed { reason, message, fresh: true }
             }
         }

@@ -41,6 +41,7 @@ mod fields;
 mod server;
 mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,8 @@ pub struct Options {
     pub users: Vec<(String, String)>,
     /// Lifetime (`exp - iat`) of the session JWTs issued by `POST /api/v1/session`.
     pub session_ttl: Duration,
+    /// Address to listen on; `None` is `127.0.0.1:0` (a free loopback port).
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             root_path: String::new(),
             users: Vec::new(),
             session_ttl: Duration::from_secs(24 * 60 * 60),
+            addr: None,
         }
     }
 }
@@ -132,9 +136,12 @@ pub struct FakeArgoCd {
 }
 
 impl FakeArgoCd {
-    /// Binds `127.0.0.1:0` and starts serving (HTTP/1.1 and HTTP/2) on the current runtime.
+    /// Binds `opts.addr` (default `127.0.0.1:0`) and starts serving (HTTP/1.1 and HTTP/2) on
+    /// the current runtime.
     pub async fn start(opts: Options) -> FakeArgoCd {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("fake-argocd: bind 127.0.0.1:0");
+        let bind = opts.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener =
+            TcpListener::bind(bind).await.unwrap_or_else(|e| panic!("fake-argocd: bind {bind}: {e}"));
         let addr = listener.local_addr().expect("fake-argocd: listener address");
         let (acceptor, ca_pem) = if opts.tls {
             let (acceptor, pem) = tls::self_signed_acceptor();

@@ -1,0 +1,262 @@
+//! `fake-argocd`: serves one fake Argo CD, seeded from a JSON file, until SIGINT or SIGTERM.
+//! Used by `make demo` (tests/demo/); handy to try `argomap check` or `argomap run` by hand.
+//!
+//! ```text
+//! fake-argocd --seed tests/demo/argocd-prod.json [--addr 127.0.0.1:0]
+//!             [--url-file PATH] [--token-file PATH] [--ca-file PATH]
+//! ```
+//!
+//! It prints `url=...` on stdout once it listens (and writes the URL, with the root path and
+//! no trailing newline, to `--url-file`). With `"account"` in the seed it mints an API token
+//! for `<account>:apiKey`, accepts it, and writes it to `--token-file`. With `"tls": true`
+//! it serves HTTPS with a fresh self-signed certificate whose PEM goes to `--ca-file`.
+//! Files are written before `url=` is printed, so waiting for the URL file is enough.
+//!
+//! The seed (unknown keys are rejected):
+//!
+//! ```json
+//! {
+//!   "version": "v3.5.1+109ca7c", "rootPath": "", "tls": false,
+//!   "account": "argomap", "tokenExpiresInDays": 30, "tokens": [],
+//!   "users": [{"username": "argomap", "password": "..."}],
+//!   "inClusterEnabled": true,
+//!   "clusters": [{"server": "https://10.0.0.1:6443", "name": "prod", "connectionStatus": "Successful",
+//!                 "applicationsCount": 3, "serverVersion": "v1.33.1", "project": null, "namespaces": []}],
+//!   "applications": [{"name": "web", "namespace": "argocd", "project": "default",
+//!                     "destServer": "https://10.0.0.1:6443", "destName": null, "destNamespace": "web",
+//!                     "multiSource": false, "sync": "Synced", "health": "Healthy"}]
+//! }
+//! ```
+//!
+//! Every key is optional; a cluster needs `server`, an application `name`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fake_argocd::{App, CONTROL_PLANE_NAMESPACE, Cluster, FakeArgoCd, Options, jwt};
+use serde::Deserialize;
+
+const USAGE: &str = "usage: fake-argocd --seed FILE [--addr HOST:PORT] [--url-file PATH] \
+                     [--token-file PATH] [--ca-file PATH]";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Seed {
+    version: Option<String>,
+    #[serde(default)]
+    root_path: String,
+    #[serde(default)]
+    tls: bool,
+    /// Local account whose API token (`<account>:apiKey`) is minted and accepted.
+    account: Option<String>,
+    token_expires_in_days: Option<u32>,
+    /// Further bearer tokens accepted verbatim (must be JWT-shaped to be looked at).
+    #[serde(default)]
+    tokens: Vec<String>,
+    #[serde(default)]
+    users: Vec<User>,
+    #[serde(default = "yes")]
+    in_cluster_enabled: bool,
+    #[serde(default)]
+    clusters: Vec<SeedCluster>,
+    #[serde(default)]
+    applications: Vec<SeedApp>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct User {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedCluster {
+    server: String,
+    #[serde(default)]
+    name: String,
+    connection_status: Option<String>,
+    #[serde(default)]
+    applications_count: i64,
+    server_version: Option<String>,
+    project: Option<String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedApp {
+    name: String,
+    namespace: Option<String>,
+    project: Option<String>,
+    dest_server: Option<String>,
+    dest_name: Option<String>,
+    dest_namespace: Option<String>,
+    #[serde(default)]
+    multi_source: bool,
+    sync: Option<String>,
+    health: Option<String>,
+}
+
+impl From<SeedCluster> for Cluster {
+    fn from(c: SeedCluster) -> Cluster {
+        let base = Cluster::new(c.server, c.name);
+        Cluster {
+            connection_status: c.connection_status.unwrap_or(base.connection_status.clone()),
+            applications_count: c.applications_count,
+            server_version: c.server_version.or(base.server_version.clone()),
+            project: c.project,
+            namespaces: c.namespaces,
+            ..base
+        }
+    }
+}
+
+impl From<SeedApp> for App {
+    fn from(a: SeedApp) -> App {
+        let dest_namespace = a.dest_namespace.or_else(|| Some(a.name.clone()));
+        App {
+            name: a.name,
+            namespace: a.namespace.unwrap_or_else(|| CONTROL_PLANE_NAMESPACE.to_owned()),
+            project: a.project.unwrap_or_else(|| "default".to_owned()),
+            dest_server: a.dest_server,
+            dest_name: a.dest_name,
+            dest_namespace,
+            multi_source: a.multi_source,
+            sync_status: a.sync.unwrap_or_else(|| "Synced".to_owned()),
+            health_status: a.health.unwrap_or_else(|| "Healthy".to_owned()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Args {
+    seed: Option<PathBuf>,
+    addr: Option<SocketAddr>,
+    url_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (flag.clone(), None),
+        };
+        let value = match inline.or_else(|| it.next()) {
+            Some(v) => v,
+            None => return Err(format!("{name} needs a value")),
+        };
+        match name.as_str() {
+            "--seed" => args.seed = Some(value.into()),
+            "--addr" => args.addr = Some(value.parse().map_err(|e| format!("--addr {value}: {e}"))?),
+            "--url-file" => args.url_file = Some(value.into()),
+            "--token-file" => args.token_file = Some(value.into()),
+            "--ca-file" => args.ca_file = Some(value.into()),
+            _ => return Err(format!("unknown argument {name}")),
+        }
+    }
+    if args.seed.is_none() {
+        return Err("--seed is required".to_owned());
+    }
+    Ok(args)
+}
+
+fn write(path: &Option<PathBuf>, what: &str, content: &str) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    // Write to a temporary name, then rename: a reader never sees a partial file.
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, content)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("writing the {what} to {}: {e}", path.display()))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let seed_path = args.seed.expect("checked");
+    let text = std::fs::read_to_string(&seed_path).map_err(|e| format!("{}: {e}", seed_path.display()))?;
+    let seed: Seed = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", seed_path.display()))?;
+
+    let defaults = Options::default();
+    let opts = Options {
+        tls: seed.tls,
+        version: seed.version.unwrap_or(defaults.version.clone()),
+        root_path: seed.root_path,
+        users: seed.users.into_iter().map(|u| (u.username, u.password)).collect(),
+        addr: Some(args.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))),
+        ..defaults
+    };
+    let fake = FakeArgoCd::start(opts).await;
+    fake.set_in_cluster_enabled(seed.in_cluster_enabled);
+    fake.set_clusters(seed.clusters.into_iter().map(Cluster::from).collect());
+    fake.set_applications(seed.applications.into_iter().map(App::from).collect());
+    for token in &seed.tokens {
+        fake.add_token(token);
+    }
+
+    if let Some(account) = &seed.account {
+        let exp = seed.token_expires_in_days.map(|days| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            i64::try_from(now.as_secs()).unwrap_or(0) + i64::from(days) * 24 * 60 * 60
+        });
+        let token = jwt(&format!("{account}:apiKey"), exp);
+        fake.add_token(&token);
+        write(&args.token_file, "token", &token)?;
+    } else if args.token_file.is_some() {
+        return Err("--token-file needs \"account\" in the seed".to_owned());
+    }
+    match (fake.ca_pem(), &args.ca_file) {
+        (Some(pem), file) => write(file, "CA certificate", &pem)?,
+        (None, Some(_)) => return Err("--ca-file needs \"tls\": true in the seed".to_owned()),
+        (None, None) => {}
+    }
+    let url = fake.url();
+    write(&args.url_file, "URL", &url)?;
+    println!("url={url}");
+
+    shutdown_signal().await;
+    eprintln!("fake-argocd: {url}: stopping");
+    drop(fake);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fake-argocd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-argocd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
