@@ -4,6 +4,7 @@
 
 mod common;
 mod leader;
+mod rbac;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+
+/// A change that makes a valid spec invalid.
+type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 
 const FAST: Duration = Duration::from_secs(5);
 const CHECK: Duration = Duration::from_secs(20);
@@ -39,7 +43,7 @@ async fn schema_and_cel_reject_invalid_specs_naming_the_field() {
         .await
         .expect("username/password accepted");
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         ("url scheme", Box::new(|v| v["spec"]["url"] = json!("ftp://argocd.example.com")), "spec.url"),
         (
             "user info",
