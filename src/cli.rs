@@ -197,7 +197,7 @@ async fn run(args: RunArgs) -> ExitCode {
 
     // The controllers fill these caches; the HTTP server reads them.
     let (instances, instance_writer) = reflector::store();
-    let (mappings, mapping_writer) = reflector::store();
+    let (_, mapping_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
     let readiness = http::Readiness::default();
     let config = http::HttpConfig { auth: !args.read_api_insecure_no_auth, ..Default::default() };
@@ -217,19 +217,6 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let server = tokio::spawn(http::serve(listener, state, shutdown_signal()));
-    // Ready once every watch has listed what exists.
-    tokio::spawn(async move {
-        let synced = tokio::join!(
-            instances.wait_until_ready(),
-            mappings.wait_until_ready(),
-            secrets.wait_until_ready()
-        );
-        if let (Ok(()), Ok(()), Ok(())) = synced {
-            readiness.set(true);
-            tracing::info!("watches synced; ready");
-        }
-    });
-
     let (leadership, lease_task) = if args.leader_election {
         let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
             Some(ns) => {
@@ -251,7 +238,9 @@ async fn run(args: RunArgs) -> ExitCode {
 
     let writers =
         controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
-    controller::run(client, settings, metrics, writers, leadership).await;
+    // Ready once every watch has listed what exists (set by the controller's streams).
+    let synced = Arc::new(controller::Synced::new(readiness));
+    controller::run(client, settings, metrics, writers, leadership, synced).await;
     if let Some(task) = lease_task {
         let _ = task.await;
     }

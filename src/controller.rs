@@ -7,6 +7,7 @@
 //! write (filtered out anyway) could never cause a poll.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use crate::check::{self, Observed, Outcome};
 use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION, Reason};
 use crate::credentials::{self, CredentialsError};
 use crate::events::{self, Transition};
+use crate::http;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::status;
@@ -95,6 +97,8 @@ pub struct Context {
     pub settings: Settings,
     /// Only the leader checks and writes; a standby requeues until it leads.
     pub leadership: Leadership,
+    /// No check before every watch has synced.
+    pub synced: Arc<Synced>,
     pub mappings: Store<ClusterMapping>,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -145,6 +149,47 @@ where
     }
 }
 
+/// Which watches have listed everything once. Checks wait for all of them (a check before the
+/// ClusterMappings are known would report mapped destinations as unlinked), and so does
+/// readiness. Set from the watch streams' `InitDone`, not by awaiting the stores: a store
+/// wakes only one waiter, and the controller already waits on the instance store.
+#[derive(Default)]
+pub struct Synced {
+    instances: AtomicBool,
+    mappings: AtomicBool,
+    secrets: AtomicBool,
+    readiness: http::Readiness,
+}
+
+impl Synced {
+    pub fn new(readiness: http::Readiness) -> Self {
+        Synced { readiness, ..Default::default() }
+    }
+
+    pub fn all(&self) -> bool {
+        self.instances.load(Ordering::SeqCst)
+            && self.mappings.load(Ordering::SeqCst)
+            && self.secrets.load(Ordering::SeqCst)
+    }
+
+    fn mark(&self, which: &AtomicBool) {
+        if !which.swap(true, Ordering::SeqCst) && self.all() {
+            self.readiness.set(true);
+            tracing::info!("watches synced; ready");
+        }
+    }
+}
+
+/// Marks `flag` once the watch behind `event` has listed everything.
+fn on_init_done<K>(synced: &Arc<Synced>, pick: fn(&Synced) -> &AtomicBool) -> impl Fn(&Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| {
+        if matches!(event, Event::InitDone) {
+            synced.mark(pick(&synced));
+        }
+    }
+}
+
 /// Where the controllers' watches are reflected, so the HTTP server reads the same caches.
 pub struct Writers {
     pub instances: reflector::store::Writer<ArgoCdInstance>,
@@ -159,6 +204,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     writers: Writers,
     leadership: Leadership,
+    synced: Arc<Synced>,
 ) {
     let wc = watcher::Config::default();
     let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
@@ -185,6 +231,7 @@ pub async fn run(
         .default_backoff()
         .reflect(writers.instances)
         .inspect_ok(forget)
+        .inspect_ok(on_init_done(&synced, |s| &s.instances))
         .applied_objects()
         .predicate_filter(trigger_key, Default::default());
 
@@ -192,9 +239,13 @@ pub async fn run(
     let mapping_stream = watcher::watcher(mappings.clone(), wc.clone())
         .default_backoff()
         .reflect(writers.mappings)
+        .inspect_ok(on_init_done(&synced, |s| &s.mappings))
         .touched_objects();
-    let secret_stream =
-        watcher::watcher(secrets, wc.clone()).default_backoff().reflect(writers.secrets).touched_objects();
+    let secret_stream = watcher::watcher(secrets, wc.clone())
+        .default_backoff()
+        .reflect(writers.secrets)
+        .inspect_ok(on_init_done(&synced, |s| &s.secrets))
+        .touched_objects();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -203,6 +254,7 @@ pub async fn run(
         metrics: metrics.clone(),
         recorder: recorder(&client),
         leadership,
+        synced,
         states,
     });
 
@@ -274,6 +326,9 @@ const STANDBY_RECHECK: Duration = Duration::from_secs(2);
 async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
         return Ok(Action::requeue(STANDBY_RECHECK));
+    }
+    if !ctx.synced.all() {
+        return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let started = Instant::now();
     let result = reconcile_instance(&instance, &ctx).await;
@@ -497,10 +552,16 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         let recorder = recorder(&client);
+        // The caller's store is as synced as it will get.
+        let synced = Arc::new(Synced::default());
+        for flag in [&synced.instances, &synced.mappings, &synced.secrets] {
+            flag.store(true, Ordering::SeqCst);
+        }
         Context {
             client,
             settings,
             leadership: Leadership::always(),
+            synced,
             mappings,
             metrics,
             recorder,

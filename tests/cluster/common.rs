@@ -69,7 +69,10 @@ impl Operator {
     pub fn start_env(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/cluster-logs");
         std::fs::create_dir_all(&dir).expect("log dir");
-        let log = dir.join(format!("{namespace}.log"));
+        // Replicas of one namespace are told apart by their POD_NAME.
+        let pod =
+            env.iter().find(|(k, _)| *k == "POD_NAME").map(|(_, v)| format!("-{v}")).unwrap_or_default();
+        let log = dir.join(format!("{namespace}{pod}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

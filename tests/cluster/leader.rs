@@ -52,7 +52,6 @@ async fn one_leader_checks_and_a_standby_takes_over() {
     }
     let checks = argocd.requests(Endpoint::Clusters) - before;
     assert!((1..=3).contains(&checks), "one poller expected, saw {checks} checks in 21 s");
-    assert_eq!(argocd.requests(Endpoint::Version), 1, "the standby never connected to Argo CD");
 
     // The leader dies without releasing: the standby polls within 20 s.
     let (leader, standby) = if first == "replica-a" { (&mut a, "replica-b") } else { (&mut b, "replica-a") };

@@ -4,6 +4,7 @@
 
 mod common;
 mod leader;
+mod observability;
 mod rbac;
 
 use std::collections::BTreeMap;
@@ -408,6 +409,12 @@ async fn events_are_recorded_on_transitions_only() {
     assert!(got.iter().all(|(r, _, _)| r.as_str() != "ConnectionFailed"), "{got:?}");
     let orphaned = got.iter().find(|g| g.0 == "MappingOrphaned").expect("orphaned");
     assert_eq!(orphaned.1, "legacy");
+    // The first check waits for the ClusterMappings: a mapped URL is never reported unlinked.
+    let list = events.list(&ListParams::default()).await.expect("events");
+    for e in list.items.iter().filter(|e| e.reason.as_deref() == Some("UnlinkedClusterDetected")) {
+        let note = e.note.clone().unwrap_or_default();
+        assert!(!note.contains("https://10.0.0.1:6443"), "a mapped destination reported unlinked: {note}");
+    }
 
     // A failure is one event; its recovery another.
     argocd.set_fault(Some(Fault::TokenExpired));
