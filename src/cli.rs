@@ -240,7 +240,17 @@ async fn run(args: RunArgs) -> ExitCode {
         controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
     // Ready once every watch has listed what exists (set by the controller's streams).
     let synced = Arc::new(controller::Synced::new(readiness));
-    controller::run(client, settings, metrics, writers, leadership, synced).await;
+    // The controllers stop on the same signals; a signal that comes before their first list
+    // completes can leave kube-runtime waiting for a store that never fills, so give them a
+    // bounded time and exit regardless.
+    let controllers = controller::run(client, settings, metrics, writers, leadership, synced);
+    tokio::select! {
+        _ = controllers => {},
+        _ = async {
+            shutdown_signal().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time after the signal; exiting"),
+    }
     if let Some(task) = lease_task {
         let _ = task.await;
     }
@@ -248,6 +258,9 @@ async fn run(args: RunArgs) -> ExitCode {
     tracing::info!("argomap stopped");
     ExitCode::SUCCESS
 }
+
+/// How long the controllers get to finish their reconciles after SIGTERM or SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Resolves on SIGTERM or SIGINT (the controllers listen for the same signals themselves).
 async fn shutdown_signal() {

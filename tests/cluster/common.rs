@@ -94,10 +94,19 @@ impl Operator {
 }
 
 impl Operator {
-    /// SIGTERM, as Kubernetes stops a pod; waits for the process to exit.
+    /// SIGTERM, as Kubernetes stops a pod; the process must exit within 30 s (a pod's default
+    /// grace period), else it is killed and the test fails.
     pub fn terminate(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill();
+        panic!("argomap did not exit within 30 s of SIGTERM (log: {})", self.log.display());
     }
 
     /// SIGKILL: the process dies without releasing anything.
@@ -209,6 +218,34 @@ pub async fn create_mapping(client: &Client, ns: &str, value: serde_json::Value)
         .create(&PostParams::default(), &m)
         .await
         .expect("create mapping")
+}
+
+/// The usual start of a test: its namespace, the standard fake Argo CD with its token Secret,
+/// the given ClusterMappings (name, URL) and the ArgoCdInstance `prod` checking every `interval`.
+pub struct Setup {
+    pub client: Client,
+    pub ns: String,
+    pub argocd: FakeArgoCd,
+    pub token: String,
+}
+
+pub async fn setup(test: &str, mappings: &[(&str, &str)], interval: &str) -> Setup {
+    let client = client().await;
+    let ns = namespace(&client, test).await;
+    let (argocd, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    for (name, url) in mappings {
+        create_mapping(&client, &ns, mapping_json(name, "prod", url)).await;
+    }
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), interval)).await;
+    Setup { client, ns, argocd, token }
+}
+
+/// Starts the operator on the namespace and waits for `prod` to connect.
+pub async fn operator_connected(client: &Client, ns: &str) -> (Operator, ArgoCdInstance) {
+    let op = Operator::start(ns);
+    let i = instance_where(client, ns, "prod", Duration::from_secs(20), "connected", connected).await;
+    (op, i)
 }
 
 /// Waits until the instance's status satisfies `check`, returning it.

@@ -30,11 +30,7 @@ fn replica(ns: &str, name: &str) -> Operator {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_leader_checks_and_a_standby_takes_over() {
-    let client = client().await;
-    let ns = namespace(&client, "leader").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "10s")).await;
+    let Setup { client, ns, argocd, .. } = setup("leader", &[], "10s").await;
     let mut a = replica(&ns, "replica-a");
     let mut b = replica(&ns, "replica-b");
     instance_where(&client, &ns, "prod", Duration::from_secs(30), "connected", connected).await;
@@ -79,3 +75,11 @@ async fn one_leader_checks_and_a_standby_takes_over() {
 }
 
 const LEASE_EXPIRY_SECS: u64 = argomap::leader::LEASE_DURATION;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_right_after_start_still_exits() {
+    // A signal before the first list completes must not leave the process waiting forever.
+    let Setup { ns, .. } = setup("early-term", &[], "60s").await;
+    let mut op = replica(&ns, "early");
+    op.terminate();
+}

@@ -106,18 +106,14 @@ async fn schema_and_cel_reject_invalid_specs_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_reports_links_orphans_and_conflicts() {
-    let client = client().await;
-    let ns = namespace(&client, "links").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443/")).await;
-    // Same URL, later name: loses the tie even when created in the same second.
-    create_mapping(&client, &ns, mapping_json("prod-eks-copy", "prod", "https://10.0.0.1:6443")).await;
-    create_mapping(&client, &ns, mapping_json("legacy-gke", "prod", "https://gke.example.com")).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
-    let _op = Operator::start(&ns);
-
-    let i = instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let mappings = [
+        ("prod-eks", "https://10.0.0.1:6443/"),
+        // Same URL, later name: loses the tie even when created in the same second.
+        ("prod-eks-copy", "https://10.0.0.1:6443"),
+        ("legacy-gke", "https://gke.example.com"),
+    ];
+    let Setup { client, ns, argocd, .. } = setup("links", &mappings, "60s").await;
+    let (_op, i) = operator_connected(&client, &ns).await;
     let s = i.status.clone().expect("status");
     let summary = s.summary.clone().expect("summary");
     assert_eq!(
@@ -168,13 +164,8 @@ async fn operator_reports_links_orphans_and_conflicts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mapping_changes_refresh_and_suspend_take_effect_at_once() {
-    let client = client().await;
-    let ns = namespace(&client, "react").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
-    let _op = Operator::start(&ns);
-    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let Setup { client, ns, argocd, .. } = setup("react", &[], "60s").await;
+    let _op = operator_connected(&client, &ns).await;
     let linked = |n: u64| {
         move |i: &ArgoCdInstance| {
             i.status.as_ref().and_then(|s| s.summary.as_ref()).is_some_and(|s| s.linked_clusters == n)
@@ -268,15 +259,9 @@ async fn rotated_credentials_apply_without_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_steady_state_writes_nothing_and_polls_on_the_interval() {
-    let client = client().await;
-    let ns = namespace(&client, "steady").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
-    create_mapping(&client, &ns, mapping_json("legacy", "prod", "https://gke.example.com")).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "10s")).await;
-    let _op = Operator::start(&ns);
-    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let mappings = [("prod-eks", "https://10.0.0.1:6443"), ("legacy", "https://gke.example.com")];
+    let Setup { client, ns, argocd, .. } = setup("steady", &mappings, "10s").await;
+    let _op = operator_connected(&client, &ns).await;
     mapping_where(&client, &ns, "prod-eks", "Linked", FAST).await;
     mapping_where(&client, &ns, "legacy", "Orphaned", FAST).await;
 
@@ -319,14 +304,9 @@ async fn a_steady_state_writes_nothing_and_polls_on_the_interval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_prints_the_design_columns() {
-    let client = client().await;
-    let ns = namespace(&client, "columns").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
-    let _op = Operator::start(&ns);
-    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let Setup { client, ns, argocd, .. } =
+        setup("columns", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
+    let _op = operator_connected(&client, &ns).await;
     mapping_where(&client, &ns, "prod-eks", "Linked", FAST).await;
 
     let kubectl = |args: &[&str]| {
@@ -362,15 +342,9 @@ async fn kubectl_prints_the_design_columns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_are_recorded_on_transitions_only() {
-    let client = client().await;
-    let ns = namespace(&client, "events").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
-    create_mapping(&client, &ns, mapping_json("legacy", "prod", "https://gke.example.com")).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "10s")).await;
-    let _op = Operator::start(&ns);
-    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let mappings = [("prod-eks", "https://10.0.0.1:6443"), ("legacy", "https://gke.example.com")];
+    let Setup { client, ns, argocd, .. } = setup("events", &mappings, "10s").await;
+    let _op = operator_connected(&client, &ns).await;
 
     let events = Api::<Event>::namespaced(client.clone(), &ns);
     let reasons = |want: &'static [&'static str]| {

@@ -111,13 +111,9 @@ fn chart_operator(ns: &str) -> Operator {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chart_rbac_is_enough_and_a_missing_rule_is_caught() {
-    let client = client().await;
     apply_chart_rbac(None);
-    let ns = namespace(&client, "rbac").await;
-    let (argocd, token) = fake().await;
-    token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let Setup { client, ns, argocd, token } =
+        setup("rbac", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
 
     let mut op = chart_operator(&ns);
     instance_where(
