@@ -121,13 +121,18 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("--- argomap log ({}), last lines ---", self.log.display());
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
+            print_log_tail("argomap", &self.log, 40);
         }
+    }
+}
+
+/// Prints the last `lines` lines of a process's log, for a failing test.
+pub fn print_log_tail(what: &str, log: &std::path::Path, lines: usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    eprintln!("--- {what} log ({}), last lines ---", log.display());
+    for line in tail.into_iter().rev() {
+        eprintln!("{line}");
     }
 }
 

@@ -667,12 +667,7 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            eprintln!("--- prometheus log ({}), last lines ---", self.log.display());
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
+            print_log_tail("prometheus", &self.log, 30);
         }
     }
 }
