@@ -5,7 +5,8 @@ use std::hint::black_box;
 
 use argomap::argocd::types::{ApplicationList, ClusterList};
 use argomap::crd::{CloudProvider, KnownCluster, KubernetesType};
-use argomap::mapping::{self, MappingInput};
+use argomap::model::destinations;
+use argomap::model::linkage::{self, MappingInput};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const APPS: usize = 10_000;
@@ -66,11 +67,11 @@ fn bench(c: &mut Criterion) {
             let clusters: ClusterList =
                 serde_json::from_slice(black_box(&clusters_body)).expect("decode clusters");
             let apps: ApplicationList = serde_json::from_slice(black_box(&apps_body)).expect("decode apps");
-            let d = mapping::destinations(
+            let d = destinations::destinations(
                 clusters.items.as_deref().unwrap_or_default(),
                 apps.items.as_deref().unwrap_or_default(),
             );
-            black_box(mapping::link(&d, &mappings, &cluster))
+            black_box(linkage::link(&d, &mappings, &cluster))
         })
     });
     group.finish();

@@ -1,16 +1,22 @@
 //! argomap: maps the destination clusters of Argo CD servers to the clusters a platform knows,
 //! and reports it as Kubernetes status, metrics, events and a read API.
+//!
+//! Layers, each importing only those below it:
+//! - `app` (the `run` wiring) and `cli` (the subcommands);
+//! - `controller` (watches, reconciles, status writes) and `server` (HTTP);
+//! - `model`, the pure core: attribution, linkage, statuses, events, the Qovery view;
+//! - `argocd` (the REST client, which knows nothing of CRDs) and `crd` (the two kinds);
+//! - small leaves: `metrics`, `readiness`, `leader`, `text`, `fixtures` (tests only).
 
+pub mod app;
 pub mod argocd;
-pub mod check;
 pub mod cli;
 pub mod controller;
 pub mod crd;
-pub mod credentials;
-pub mod events;
-pub mod http;
+pub mod fixtures;
 pub mod leader;
-pub mod mapping;
 pub mod metrics;
-pub mod qovery;
-pub mod status;
+pub mod model;
+pub mod readiness;
+pub mod server;
+pub mod text;

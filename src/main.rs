@@ -1,5 +1,25 @@
-//! The `argomap` binary: everything lives in the library; see `argomap::cli`.
+//! The `argomap` binary: parse the command line, dispatch. Everything else is in the library.
 
-fn main() -> std::process::ExitCode {
-    argomap::cli::main()
+use std::process::ExitCode;
+
+use argomap::cli::{self, Cli, Command};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing(cli.log_format);
+    // One TLS provider for the whole process (kube and reqwest both use rustls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("argomap: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => runtime.block_on(argomap::app::run(args)),
+        Command::Crds { dir } => cli::crds(dir),
+        Command::Check(args) => runtime.block_on(cli::check::run(*args)),
+    }
 }

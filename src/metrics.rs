@@ -9,10 +9,12 @@ use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use strum::VariantArray;
+
 use crate::argocd::RequestObserver;
-use crate::check::Observed;
 use crate::crd::Reason;
-use crate::mapping::Linkage;
+use crate::model::evaluate::Observed;
+use crate::model::linkage::Linkage;
 
 /// `destination_applications` label pairs (destination, linked) per (namespace, instance).
 type DestinationSeries = HashMap<(String, String), BTreeSet<(String, &'static str)>>;
@@ -143,10 +145,10 @@ impl Metrics {
     }
 
     /// A check finished without reaching Argo CD's data.
-    pub fn check_failed(&self, namespace: &str, instance: &str, reason: &str, at: jiff::Timestamp) {
+    pub fn check_failed(&self, namespace: &str, instance: &str, reason: Reason, at: jiff::Timestamp) {
         self.instance_up.with_label_values(&[namespace, instance]).set(0);
         self.last_check.with_label_values(&[namespace, instance]).set(at.as_millisecond() as f64 / 1000.0);
-        self.request_errors.with_label_values(&[namespace, instance, reason]).inc();
+        self.request_errors.with_label_values(&[namespace, instance, reason.as_str()]).inc();
     }
 
     /// A check succeeded: connection, destination and expiry series.
@@ -221,7 +223,7 @@ impl Metrics {
                 let _ = self.destination_apps.remove_label_values(&[namespace, instance, &dest, linked]);
             }
         }
-        for reason in Reason::ALL {
+        for reason in Reason::VARIANTS {
             let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);
         }
     }
@@ -261,7 +263,7 @@ mod tests {
         let text = m.encode().expect("encode");
         assert!(text.contains("destination=\"https://a\""));
         assert!(!text.contains("destination=\"https://b\""));
-        m.check_failed("ns", "i", "Timeout", jiff::Timestamp::UNIX_EPOCH);
+        m.check_failed("ns", "i", Reason::Timeout, jiff::Timestamp::UNIX_EPOCH);
         m.forget_instance("ns", "i");
         let text = m.encode().expect("encode");
         assert!(!text.contains("instance=\"i\""), "{text}");

@@ -7,6 +7,11 @@ use argomap::argocd::{ArgoCdError, Client, ClientConfig, Credentials, Snapshot, 
 use fake_argocd::{App, Cluster, Endpoint, FakeArgoCd, Fault, Options, jwt};
 use secrecy::SecretString;
 
+/// The status reason an error becomes (what users see).
+fn reason(e: &ArgoCdError) -> &'static str {
+    argomap::model::evaluate::reason_of(e).as_str()
+}
+
 fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -90,7 +95,7 @@ async fn root_path_prefix_and_wrong_base_url() {
     snapshot(token_config(&argocd.url(), &token)).await.expect("with the root path");
     let without = argocd.url().trim_end_matches("/argocd").to_string();
     let err = snapshot(token_config(&without, &token)).await.expect_err("without the root path");
-    assert_eq!(err.category(), "InvalidResponse", "{err}");
+    assert_eq!(reason(&err), "InvalidResponse", "{err}");
 }
 
 #[tokio::test]
@@ -98,7 +103,7 @@ async fn html_at_a_wrong_url_is_invalid_response() {
     let (argocd, token) = fake_with_data(Options::default()).await;
     argocd.set_fault(Some(Fault::HtmlOk));
     let err = snapshot(token_config(&argocd.url(), &token)).await.expect_err("html");
-    assert_eq!(err.category(), "InvalidResponse");
+    assert_eq!(reason(&err), "InvalidResponse");
     assert!(err.to_string().contains("not JSON"), "{err}");
 }
 
@@ -119,7 +124,7 @@ async fn every_failure_has_its_reason() {
     for (fault, want) in cases {
         argocd.set_fault(Some(fault.clone()));
         let err = snapshot(token_config(&argocd.url(), &token)).await.expect_err("fault");
-        assert_eq!(err.category(), want, "{fault:?}: {err}");
+        assert_eq!(reason(&err), want, "{fault:?}: {err}");
         assert!(!err.to_string().contains(&token), "the token leaked into {err}");
     }
     argocd.set_fault(Some(Fault::TokenExpired));
@@ -133,7 +138,7 @@ async fn every_failure_has_its_reason() {
 async fn unknown_token_is_authentication_failed() {
     let (argocd, _) = fake_with_data(Options::default()).await;
     let err = snapshot(token_config(&argocd.url(), &jwt("someone:apiKey", None))).await.expect_err("unknown");
-    assert_eq!(err.category(), "AuthenticationFailed");
+    assert_eq!(reason(&err), "AuthenticationFailed");
 }
 
 #[tokio::test]
@@ -144,7 +149,7 @@ async fn nothing_listening_is_unreachable() {
     drop(listener);
     let err =
         snapshot(token_config(&format!("http://127.0.0.1:{port}"), "a.b.c")).await.expect_err("refused");
-    assert_eq!(err.category(), "Unreachable", "{err}");
+    assert_eq!(reason(&err), "Unreachable", "{err}");
 }
 
 #[tokio::test]
@@ -154,7 +159,7 @@ async fn tls_verification_ca_server_name_and_insecure() {
     let url = argocd.url();
 
     let err = snapshot(token_config(&url, &token)).await.expect_err("unknown CA");
-    assert_eq!(err.category(), "TLSError", "{err}");
+    assert_eq!(reason(&err), "TLSError", "{err}");
 
     let mut with_ca = token_config(&url, &token);
     with_ca.tls = TlsSettings { ca_pem: Some(ca.clone()), ..Default::default() };
@@ -172,7 +177,7 @@ async fn tls_verification_ca_server_name_and_insecure() {
         ..Default::default()
     };
     let err = snapshot(wrong).await.expect_err("wrong name");
-    assert_eq!(err.category(), "TLSError", "{err}");
+    assert_eq!(reason(&err), "TLSError", "{err}");
 
     let mut insecure = token_config(&url, &token);
     insecure.tls = TlsSettings { insecure_skip_verify: true, ..Default::default() };
@@ -180,7 +185,7 @@ async fn tls_verification_ca_server_name_and_insecure() {
 
     let http = url.replacen("https://", "http://", 1);
     let err = snapshot(token_config(&http, &token)).await.expect_err("http to an https port");
-    assert!(matches!(err.category(), "Unreachable" | "InvalidResponse"), "{err}");
+    assert!(matches!(reason(&err), "Unreachable" | "InvalidResponse"), "{err}");
 }
 
 #[tokio::test]
@@ -188,7 +193,7 @@ async fn https_client_against_plain_http_is_a_tls_error() {
     let (argocd, token) = fake_with_data(Options::default()).await;
     let https = argocd.url().replacen("http://", "https://", 1);
     let err = snapshot(token_config(&https, &token)).await.expect_err("tls to http");
-    assert_eq!(err.category(), "TLSError", "{err}");
+    assert_eq!(reason(&err), "TLSError", "{err}");
 }
 
 fn login_config(url: &str, password: &str) -> ClientConfig {
@@ -238,7 +243,7 @@ async fn wrong_password_is_authentication_failed_without_the_password() {
         fake_with_data(Options { users: vec![("argomap".into(), "s3cret".into())], ..Default::default() })
             .await;
     let err = snapshot(login_config(&argocd.url(), "wrong-password")).await.expect_err("login");
-    assert_eq!(err.category(), "AuthenticationFailed");
+    assert_eq!(reason(&err), "AuthenticationFailed");
     assert!(!err.to_string().contains("wrong-password"));
     assert!(err.to_string().contains("Invalid username or password"), "{err}");
 }

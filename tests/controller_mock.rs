@@ -10,7 +10,7 @@ use argomap::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, REFRESH_ANNOTATION,
 };
 use argomap::metrics::Metrics;
-use fake_argocd::{App, Cluster, Endpoint, FakeArgoCd, Options, jwt};
+use fake_argocd::{Endpoint, FakeArgoCd, Options, jwt};
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use kube::runtime::reflector::{self, store::Writer};
@@ -157,15 +157,8 @@ async fn fake() -> (FakeArgoCd, String) {
     let argocd = FakeArgoCd::start(Options::default()).await;
     let token = jwt("argomap:apiKey", None);
     argocd.add_token(&token);
-    argocd.set_clusters(vec![
-        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
-        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
-    ]);
-    argocd.set_applications(vec![
-        App::to_server("api", "https://10.0.0.1:6443"),
-        App::to_name("web", "prod-eks"),
-        App::to_server("guestbook", "https://kubernetes.default.svc"),
-    ]);
+    argocd.set_clusters(fake_argocd::sample_clusters());
+    argocd.set_applications(fake_argocd::sample_apps());
     (argocd, token)
 }
 
@@ -382,7 +375,7 @@ async fn mapping_without_instance_is_marked_once() {
             answer(&mut handle, "PATCH", &mapping_status_path("orphan"), StatusCode::OK, Value::Null).await;
         (handle, patch)
     });
-    within(controller::reconcile_mapping_inner(&m, &ctx)).await.expect("reconcile");
+    within(controller::reconcile_mapping(&m, &ctx)).await.expect("reconcile");
     let (mut handle, patch) = verifier.await.expect("verifier");
     assert_eq!(patch["status"]["state"], "InstanceNotFound");
     assert_eq!(patch["status"]["conditions"][0]["reason"], "InstanceNotFound");
@@ -394,6 +387,6 @@ async fn mapping_without_instance_is_marked_once() {
         let path = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod";
         answer(&mut handle, "GET", path, StatusCode::NOT_FOUND, not_found("argocdinstances \"prod\"")).await;
     });
-    within(controller::reconcile_mapping_inner(&marked, &ctx)).await.expect("reconcile");
+    within(controller::reconcile_mapping(&marked, &ctx)).await.expect("reconcile");
     verifier.await.expect("verifier");
 }

@@ -1,6 +1,5 @@
-//! Every way a request to Argo CD can fail, each mapped to one fixed connection reason.
-
-use crate::crd::Reason;
+//! Every way a request to Argo CD can fail, each of one fixed [`ErrorKind`]. The client knows
+//! nothing of statuses: the layer above turns a kind into a status reason.
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArgoCdError {
@@ -36,28 +35,43 @@ pub enum ArgoCdError {
     InvalidUrl(String),
 }
 
+/// What kind of failure an [`ArgoCdError`] is: a closed set, fit for labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+pub enum ErrorKind {
+    /// The credentials were refused (401, or a failed login).
+    AuthenticationFailed,
+    /// The credentials are valid but may not read (403).
+    InsufficientPermissions,
+    /// No connection, or the server failed (5xx).
+    Unreachable,
+    Timeout,
+    /// TLS handshake or set-up.
+    Tls,
+    /// An answer that is not the expected JSON, or a URL that cannot be used.
+    InvalidResponse,
+}
+
 impl ArgoCdError {
-    /// The connection reason written to status.
-    pub fn reason(&self) -> Reason {
+    pub fn kind(&self) -> ErrorKind {
         match self {
             ArgoCdError::Unauthenticated { .. } | ArgoCdError::LoginFailed { .. } => {
-                Reason::AuthenticationFailed
+                ErrorKind::AuthenticationFailed
             }
-            ArgoCdError::Forbidden { .. } => Reason::InsufficientPermissions,
-            ArgoCdError::Connect { .. } | ArgoCdError::ServerError { .. } => Reason::Unreachable,
-            ArgoCdError::Timeout { .. } => Reason::Timeout,
-            ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => Reason::TlsError,
+            ArgoCdError::Forbidden { .. } => ErrorKind::InsufficientPermissions,
+            ArgoCdError::Connect { .. } | ArgoCdError::ServerError { .. } => ErrorKind::Unreachable,
+            ArgoCdError::Timeout { .. } => ErrorKind::Timeout,
+            ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => ErrorKind::Tls,
             ArgoCdError::NotJson { .. }
             | ArgoCdError::UnexpectedStatus { .. }
             | ArgoCdError::Decode { .. }
             | ArgoCdError::TooLarge { .. }
-            | ArgoCdError::InvalidUrl(_) => Reason::InvalidResponse,
+            | ArgoCdError::InvalidUrl(_) => ErrorKind::InvalidResponse,
         }
     }
 
-    /// Fixed label for metrics and events.
+    /// Fixed label for logs and metrics.
     pub fn category(&self) -> &'static str {
-        self.reason().as_str()
+        self.kind().into()
     }
 
     /// Whether a fresh login may cure it (username/password credentials only).
@@ -71,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variant_has_a_design_reason() {
+    fn every_variant_has_a_fixed_kind() {
         let cases = [
             (
                 ArgoCdError::Unauthenticated { endpoint: "clusters", message: String::new() },
@@ -88,8 +102,8 @@ mod tests {
                 "Unreachable",
             ),
             (ArgoCdError::Timeout { endpoint: "clusters", timeout_secs: 1 }, "Timeout"),
-            (ArgoCdError::Tls { endpoint: "clusters", detail: String::new() }, "TLSError"),
-            (ArgoCdError::TlsSetup(String::new()), "TLSError"),
+            (ArgoCdError::Tls { endpoint: "clusters", detail: String::new() }, "Tls"),
+            (ArgoCdError::TlsSetup(String::new()), "Tls"),
             (
                 ArgoCdError::NotJson { endpoint: "clusters", status: 200, content_type: "text/html".into() },
                 "InvalidResponse",

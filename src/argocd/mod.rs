@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-pub use error::ArgoCdError;
+pub use error::{ArgoCdError, ErrorKind};
 pub use tls::TlsSettings;
 use types::{
     Application, ApplicationList, CanIResponse, Cluster, ClusterList, ErrorBody, SessionResponse,
@@ -377,7 +377,7 @@ fn status_error(endpoint: &'static str, status: StatusCode, body: &[u8]) -> Argo
     let message = parsed
         .and_then(|b| b.message.filter(|m| !m.is_empty()).or(b.error))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
-    let message = crate::status::cap_message(&message);
+    let message = crate::text::cap(&message);
     let code = status.as_u16();
     match status {
         StatusCode::UNAUTHORIZED => ArgoCdError::Unauthenticated { endpoint, message },
@@ -440,7 +440,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         current = err.source();
     }
-    crate::status::cap_message(&out)
+    crate::text::cap(&out)
 }
 
 #[cfg(test)]

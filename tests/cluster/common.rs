@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use argomap::crd::{ArgoCdInstance, ClusterMapping};
-use fake_argocd::{App, Cluster, FakeArgoCd, Options, jwt};
+use fake_argocd::{FakeArgoCd, Options, jwt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -160,15 +160,8 @@ pub async fn fake() -> (FakeArgoCd, String) {
     let argocd = FakeArgoCd::start(Options::default()).await;
     let token = jwt("argomap:apiKey", None);
     argocd.add_token(&token);
-    argocd.set_clusters(vec![
-        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
-        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
-    ]);
-    argocd.set_applications(vec![
-        App::to_server("api", "https://10.0.0.1:6443"),
-        App::to_name("web", "prod-eks").in_namespace("team-a"),
-        App::to_server("guestbook", "https://kubernetes.default.svc"),
-    ]);
+    argocd.set_clusters(fake_argocd::sample_clusters());
+    argocd.set_applications(fake_argocd::sample_apps());
     (argocd, token)
 }
 

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argomap::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
-use fake_argocd::{App, Cluster, FakeArgoCd, Fault, Options, jwt};
+use fake_argocd::{App, FakeArgoCd, Fault, Options, jwt};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -22,6 +22,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
+use strum::VariantArray as _;
 
 use crate::common::*;
 
@@ -171,16 +172,10 @@ async fn fake_with_expiry(exp: i64) -> (FakeArgoCd, String) {
     let argocd = FakeArgoCd::start(Options::default()).await;
     let token = jwt("argomap:apiKey", Some(exp));
     argocd.add_token(&token);
-    argocd.set_clusters(vec![
-        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
-        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
-    ]);
-    argocd.set_applications(vec![
-        App::to_server("api", "https://10.0.0.1:6443"),
-        App::to_name("web", "prod-eks").in_namespace("team-a"),
-        App::to_server("guestbook", "https://kubernetes.default.svc"),
-        App::to_server("stray", APPS_ONLY),
-    ]);
+    argocd.set_clusters(fake_argocd::sample_clusters());
+    let mut apps = fake_argocd::sample_apps();
+    apps.push(App::to_server("stray", APPS_ONLY));
+    argocd.set_applications(apps);
     (argocd, token)
 }
 
@@ -454,7 +449,7 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     }
 
     // Bounded label values: categories, never messages.
-    let reasons: BTreeSet<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    let reasons: BTreeSet<&str> = Reason::VARIANTS.iter().map(|r| r.as_str()).collect();
     for x in m.find("argomap_argocd_request_errors_total", &[]) {
         assert!(reasons.contains(x.labels["reason"].as_str()), "reason is not a category: {x:?}");
     }

@@ -84,6 +84,25 @@ impl Default for Options {
     }
 }
 
+/// The small fleet most argomap tests start from: `prod-eks` (Successful) and `old` (Unknown)
+/// registered, and three applications: one by server, one by name from another namespace, one
+/// on the synthesised in-cluster destination.
+pub fn sample_clusters() -> Vec<Cluster> {
+    vec![
+        Cluster::new("https://10.0.0.1:6443", "prod-eks").with_status("Successful"),
+        Cluster::new("https://old.example.com", "old").with_status("Unknown"),
+    ]
+}
+
+/// The applications of [`sample_clusters`]' fleet.
+pub fn sample_apps() -> Vec<App> {
+    vec![
+        App::to_server("api", "https://10.0.0.1:6443"),
+        App::to_name("web", "prod-eks").in_namespace("team-a"),
+        App::to_server("guestbook", "https://kubernetes.default.svc"),
+    ]
+}
+
 /// The endpoints whose requests are counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {

@@ -4,16 +4,16 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::destinations::Destinations;
+use super::linkage::{Linkage, MappingOutcome};
 use crate::crd::{
     ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, ConnectionStatus, MappingState, Reason,
     Summary,
 };
-use crate::mapping::{Destinations, Linkage, MappingOutcome};
+use crate::text::cap;
 
 /// Entries kept per status list; the summary counts stay exact.
 pub const LIST_CAP: usize = 500;
-/// Longest status message, in bytes.
-pub const MESSAGE_CAP: usize = 1024;
 /// `CredentialsExpiringSoon` turns true this long before the token expires.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
 
@@ -23,16 +23,10 @@ pub const CLUSTERS_VISIBLE: &str = "ClustersVisible";
 pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiringSoon";
 pub const INSECURE_TLS: &str = "InsecureTLS";
 
-/// Cuts a message to [`MESSAGE_CAP`] bytes on a character boundary.
-pub fn cap_message(s: &str) -> String {
-    if s.len() <= MESSAGE_CAP {
-        return s.to_string();
-    }
-    let mut end = MESSAGE_CAP - '…'.len_utf8();
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+/// `t` cut to the second: Kubernetes stores times so, and a finer time would make every
+/// comparison with a stored status differ.
+pub fn to_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// What a check produced for the status's lists.
@@ -67,7 +61,7 @@ pub fn failed(
     ConnectionStatus {
         status: ConnectionState::Error,
         reason,
-        message: cap_message(message),
+        message: cap(message),
         last_checked_at: if checked { Some(Time(now)) } else { prev.and_then(|p| p.last_checked_at.clone()) },
         last_successful_check_at: prev.and_then(|p| p.last_successful_check_at.clone()),
         argocd_version: prev.and_then(|p| p.argocd_version.clone()),
@@ -239,7 +233,7 @@ fn condition(
         type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.to_string(),
-        message: cap_message(&message),
+        message: cap(&message),
         observed_generation: generation,
         last_transition_time,
     }
@@ -332,7 +326,8 @@ mod tests {
     use super::*;
     use crate::argocd::types::{Application, Cluster};
     use crate::crd::{CloudProvider, KnownCluster, KubernetesType};
-    use crate::mapping::{MappingInput, destinations, link};
+    use crate::model::destinations::destinations;
+    use crate::model::linkage::{MappingInput, link};
     use std::time::Duration;
 
     fn t(s: &str) -> Timestamp {
@@ -516,15 +511,6 @@ mod tests {
         assert_eq!(s.unlinked_clusters.len(), LIST_CAP);
         assert!(s.truncated);
         assert_eq!(s.summary.expect("summary").unlinked_clusters, 1200);
-    }
-
-    #[test]
-    fn messages_are_capped_on_char_boundaries() {
-        let long = "é".repeat(2000);
-        let capped = cap_message(&long);
-        assert!(capped.len() <= MESSAGE_CAP);
-        assert!(capped.ends_with('…'));
-        assert_eq!(cap_message("short"), "short");
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub struct ArgoCdUnlinkedClusterDetails {
 }
 
 /// Why an instance of the organization has no entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum SkipReason {
     /// Its credentials Secret does not exist (or has no UID).
     NoCredentialsSecret,
@@ -95,11 +95,7 @@ pub enum SkipReason {
 
 impl SkipReason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::NoCredentialsSecret => "NoCredentialsSecret",
-            SkipReason::InvalidAgentClusterId => "InvalidAgentClusterId",
-            SkipReason::NoTimestamp => "NoTimestamp",
-        }
+        self.into()
     }
 }
 
@@ -259,7 +255,7 @@ fn unlinked(u: &UnlinkedCluster) -> ArgoCdUnlinkedClusterDetails {
 pub(crate) mod contract {
     use serde_json::Value;
 
-    const CONTRACT: &str = include_str!("../tests/fixtures/qovery-argocd-mapping-openapi.yaml");
+    const CONTRACT: &str = include_str!("../../tests/fixtures/qovery-argocd-mapping-openapi.yaml");
 
     /// The contract's schemas, made strict: every object also forbids members it does not name,
     /// so a misspelt or extra field fails instead of passing unnoticed.
@@ -309,10 +305,7 @@ pub(crate) mod contract {
 mod tests {
     use super::contract::{assert_valid, violations};
     use super::*;
-    use crate::crd::{
-        ArgoCdInstanceSpec, ArgoCdInstanceStatus, ConnectionStatus, CredentialsSpec, IN_CLUSTER_URL,
-        KnownCluster, LocalRef, Reason,
-    };
+    use crate::crd::{ArgoCdInstanceStatus, ConnectionStatus, IN_CLUSTER_URL, KnownCluster, Reason};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use pretty_assertions::assert_eq;
     use serde_json::{Value, json};
@@ -337,23 +330,10 @@ mod tests {
     }
 
     fn instance(ns: &str, name: &str, agent_name: &str) -> ArgoCdInstance {
-        let mut i = ArgoCdInstance::new(
-            name,
-            ArgoCdInstanceSpec {
-                url: format!("https://{name}.example.com"),
-                credentials: CredentialsSpec {
-                    secret_ref: LocalRef { name: format!("{name}-creds") },
-                    ..Default::default()
-                },
-                agent_cluster: cluster(AGENT, agent_name),
-                organization_id: Some(ORG.into()),
-                interval: "60s".into(),
-                timeout: "10s".into(),
-                tls: None,
-                suspend: false,
-            },
-        );
-        i.metadata.namespace = Some(ns.into());
+        let mut i = crate::fixtures::instance(ns, name);
+        i.spec.agent_cluster = cluster(AGENT, agent_name);
+        i.spec.organization_id = Some(ORG.into());
+        i.metadata.generation = None;
         i.metadata.creation_timestamp = Some(ts("2026-11-01T08:00:00Z"));
         i
     }

@@ -1,23 +1,30 @@
-//! One check of one Argo CD, shared by the controller and `argomap check`: what was observed,
-//! and the statuses it gives the ArgoCdInstance and its ClusterMappings. Apart from
-//! [`fetch`], everything here is pure.
+//! Evaluation, shared by the controller and `argomap check`: what one check observed, how it
+//! ended, and the statuses that gives the ArgoCdInstance and its ClusterMappings. Pure.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::argocd::{self, ArgoCdError, RequestObserver, Snapshot};
+use super::destinations::{Destinations, destinations};
+use super::linkage::{self, Linkage, MappingInput, MappingOutcome};
+use super::status::{self, InstanceUpdate, Observation};
+use super::url::normalize_url;
+use crate::argocd::{ArgoCdError, ErrorKind, Snapshot};
 use crate::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, MappingState, Reason,
 };
-use crate::mapping::{self, Destinations, Linkage, MappingInput, MappingOutcome};
-use crate::status::{self, InstanceUpdate, Observation};
 
-/// Parses a spec duration such as `60s` or `1m30s` (the schema admits only these forms).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+/// The status reason of a failed request: the client's kinds are the reasons' failure half.
+pub fn reason_of(e: &ArgoCdError) -> Reason {
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => Reason::AuthenticationFailed,
+        ErrorKind::InsufficientPermissions => Reason::InsufficientPermissions,
+        ErrorKind::Unreachable => Reason::Unreachable,
+        ErrorKind::Timeout => Reason::Timeout,
+        ErrorKind::Tls => Reason::TlsError,
+        ErrorKind::InvalidResponse => Reason::InvalidResponse,
+    }
 }
 
 /// What a successful check saw, reduced to what attribution needs: the raw application list
@@ -33,21 +40,12 @@ pub struct Observed {
 impl Observed {
     pub fn from_snapshot(s: Snapshot) -> Self {
         Observed {
-            destinations: mapping::destinations(&s.clusters, &s.applications),
+            destinations: destinations(&s.clusters, &s.applications),
             version: s.version,
             credentials_expire_at: s.credentials_expire_at,
             can_get_clusters: s.can_get_clusters,
         }
     }
-}
-
-/// Fetches and reduces one snapshot.
-pub async fn fetch(client: &argocd::Client, observer: &dyn RequestObserver) -> Result<Observed, ArgoCdError> {
-    let snapshot = client.snapshot(observer).await?;
-    if snapshot.applications.is_empty() && snapshot.clusters.is_empty() {
-        tracing::debug!("Argo CD lists neither clusters nor applications");
-    }
-    Ok(Observed::from_snapshot(snapshot))
 }
 
 /// How the latest attempt at this instance ended.
@@ -67,6 +65,13 @@ pub enum Outcome {
         fresh: bool,
     },
     Suspended,
+}
+
+impl Outcome {
+    /// A check that just failed with `e`.
+    pub fn failed(e: &ArgoCdError) -> Self {
+        Outcome::Failed { reason: reason_of(e), message: e.to_string(), fresh: true }
+    }
 }
 
 /// The statuses one outcome gives. Mappings absent from `mappings` keep their status.
@@ -142,7 +147,7 @@ pub fn evaluate(
 
     let (instance_status, mapping_statuses, linkage) = match observed {
         Some(obs) => {
-            let linkage = mapping::link(&obs.destinations, &inputs, &instance.spec.agent_cluster);
+            let linkage = linkage::link(&obs.destinations, &inputs, &instance.spec.agent_cluster);
             let statuses = mappings
                 .iter()
                 .filter_map(|m| {
@@ -209,7 +214,7 @@ fn mapping_entry(
     instance: &str,
     now: Timestamp,
 ) -> (String, ClusterMappingStatus) {
-    let url = mapping::normalize_url(&m.spec.argocd_cluster_url);
+    let url = normalize_url(&m.spec.argocd_cluster_url);
     let s = status::mapping_status(m.status.as_ref(), m.metadata.generation, outcome, &url, instance, now);
     (m.name_any(), s)
 }
@@ -229,52 +234,21 @@ pub fn instance_not_found(m: &ClusterMapping, now: Timestamp) -> ClusterMappingS
 mod tests {
     use super::*;
     use crate::argocd::types::{Application, Cluster};
-    use crate::crd::{
-        ArgoCdInstanceSpec, ClusterMappingSpec, ConnectionState, CredentialsSpec, KnownCluster, LocalRef,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use crate::crd::ConnectionState;
+    use crate::fixtures;
 
-    fn known(name: &str) -> KnownCluster {
-        serde_json::from_value(serde_json::json!({
-            "id": "0b9f6a1e-0000-4000-8000-000000000001", "name": name, "cloudProvider": "AWS"
-        }))
-        .expect("cluster")
-    }
-
+    /// Instance `platform/prod` at generation 2 (so observedGeneration is visibly copied).
     fn instance() -> ArgoCdInstance {
-        let mut i = ArgoCdInstance::new(
-            "prod",
-            ArgoCdInstanceSpec {
-                url: "https://argocd.example.com".into(),
-                credentials: CredentialsSpec {
-                    secret_ref: LocalRef { name: "s".into() },
-                    ..Default::default()
-                },
-                agent_cluster: known("Agent"),
-                organization_id: None,
-                interval: "60s".into(),
-                timeout: "10s".into(),
-                tls: None,
-                suspend: false,
-            },
-        );
-        i.metadata.namespace = Some("platform".into());
+        let mut i = fixtures::instance("platform", "prod");
+        i.spec.url = "https://argocd.example.com".into();
+        i.spec.organization_id = None;
         i.metadata.generation = Some(2);
         i
     }
 
     fn mapping(name: &str, url: &str, created: &str) -> ClusterMapping {
-        let mut m = ClusterMapping::new(
-            name,
-            ClusterMappingSpec {
-                instance_ref: LocalRef { name: "prod".into() },
-                argocd_cluster_url: url.into(),
-                cluster: known(name),
-            },
-        );
-        m.metadata.namespace = Some("platform".into());
-        m.metadata.generation = Some(1);
-        m.metadata.creation_timestamp = Some(Time(created.parse().expect("ts")));
+        let mut m = fixtures::mapping("platform", name, "prod", url);
+        m.metadata.creation_timestamp = Some(fixtures::time(created));
         m
     }
 
@@ -288,7 +262,7 @@ mod tests {
         )
         .expect("apps");
         Arc::new(Observed {
-            destinations: mapping::destinations(&clusters, &apps),
+            destinations: destinations(&clusters, &apps),
             version: Some("v3.5.1".into()),
             credentials_expire_at: None,
             can_get_clusters: None,
@@ -381,19 +355,26 @@ mod tests {
     }
 
     #[test]
+    fn argocd_errors_become_design_reasons() {
+        let e = ArgoCdError::Tls { endpoint: "clusters", detail: String::new() };
+        assert_eq!(reason_of(&e), Reason::TlsError);
+        let e = ArgoCdError::LoginFailed { status: 401, message: String::new() };
+        assert_eq!(reason_of(&e).as_str(), "AuthenticationFailed");
+        match Outcome::failed(&ArgoCdError::Timeout { endpoint: "clusters", timeout_secs: 3 }) {
+            Outcome::Failed { reason, message, fresh } => {
+                assert_eq!((reason, fresh), (Reason::Timeout, true));
+                assert!(message.contains("within 3s"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn suspended_instance() {
         let i = instance();
         let e = evaluate(&i, &[], &Outcome::Suspended, None, now());
         let conn = e.instance.connection.expect("connection");
         assert_eq!(conn.reason, Reason::Suspended);
         assert_eq!(conn.last_checked_at, None);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("soon").is_err());
     }
 }

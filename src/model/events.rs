@@ -3,12 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use kube::runtime::events::EventType;
-
 use crate::crd::{ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, MappingState, Reason};
 
 /// At most this many destinations are named in one `UnlinkedClusterDetected` event.
 pub const MAX_UNLINKED_NAMED: usize = 10;
+
+/// Kubernetes' two event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
 
 /// One event. kube's recorder folds events with the same object, reason and action into a
 /// series that keeps the first note, so a check emits at most one event per reason, and

@@ -1,30 +1,17 @@
-//! The two custom resources, `ArgoCdInstance` and `ClusterMapping` (group `argomap.io`,
-//! version `v1alpha1`). Their schema, validation and printer columns are generated from these
-//! types; `crds/*.yaml` is the output of `argomap crds` and a test keeps the two equal.
+//! The `ArgoCdInstance` kind: one Argo CD server, its credentials, and what argomap last saw of it.
 
 // kube-derive takes one `printcolumn(...)` per column; clippy reads their repeated keys as
 // duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// API group of both kinds.
-pub const GROUP: &str = "argomap.io";
-/// Field manager of every write and reporter of every Event.
-pub const MANAGER: &str = "argomap";
-/// Any new value of this annotation triggers an immediate check; it is echoed in
-/// `status.lastHandledRefreshAt`.
-pub const REFRESH_ANNOTATION: &str = "argomap.io/refresh-requested-at";
-/// The address Argo CD uses for the cluster it runs in.
-pub const IN_CLUSTER_URL: &str = "https://kubernetes.default.svc";
-
-const UUID_PATTERN: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
-// http or https, a host, an optional path; no user info (credentials belong in the Secret).
-const URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+([/?][^#\\s]*)?$')";
+use super::{ConnectionState, DURATION_PATTERN, KnownCluster, LocalRef, Reason, URL_RULE, UUID_PATTERN};
 
 /// An Argo CD server that argomap checks.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -83,6 +70,18 @@ pub struct ArgoCdInstanceSpec {
     pub suspend: bool,
 }
 
+impl ArgoCdInstanceSpec {
+    /// The poll period; the schema only admits valid durations, anything else is the default.
+    pub fn interval_duration(&self) -> Duration {
+        super::parse_duration(&self.interval).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// The per-request timeout, likewise.
+    pub fn timeout_duration(&self) -> Duration {
+        super::parse_duration(&self.timeout).unwrap_or(Duration::from_secs(10))
+    }
+}
+
 fn default_interval() -> String {
     "60s".into()
 }
@@ -130,13 +129,6 @@ impl CredentialsSpec {
     }
 }
 
-/// A reference to an object in the same namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
-pub struct LocalRef {
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-}
-
 /// A key of a Secret in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub struct SecretKeyRef {
@@ -164,46 +156,6 @@ pub struct TlsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub server_name: Option<String>,
-}
-
-/// A cluster the platform knows (Qovery's cluster fields).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct KnownCluster {
-    #[schemars(regex(pattern = UUID_PATTERN))]
-    pub id: String,
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    pub cloud_provider: CloudProvider,
-    #[serde(default, rename = "type")]
-    pub kind: KubernetesType,
-}
-
-/// Qovery's CloudVendorEnum.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CloudProvider {
-    Aws,
-    Scw,
-    Gcp,
-    Do,
-    Azure,
-    Ovh,
-    Civo,
-    Hetzner,
-    Oracle,
-    Ibm,
-    OnPremise,
-}
-
-/// Qovery's KubernetesEnum.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum KubernetesType {
-    #[default]
-    Managed,
-    SelfManaged,
-    PartiallyManaged,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -248,67 +200,6 @@ pub struct ConnectionStatus {
     pub credentials_expire_at: Option<Time>,
 }
 
-/// Qovery's ArgoCdConnectionStatusEnum.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectionState {
-    Connected,
-    Error,
-}
-
-/// Why a check ended as it did. Fixed set: used as status reason, event reason and metric label.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum Reason {
-    Connected,
-    AuthenticationFailed,
-    InsufficientPermissions,
-    Unreachable,
-    Timeout,
-    #[serde(rename = "TLSError")]
-    TlsError,
-    InvalidResponse,
-    CredentialsNotFound,
-    Suspended,
-    /// Before the first check finished.
-    Pending,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 10] = [
-        Reason::Connected,
-        Reason::AuthenticationFailed,
-        Reason::InsufficientPermissions,
-        Reason::Unreachable,
-        Reason::Timeout,
-        Reason::TlsError,
-        Reason::InvalidResponse,
-        Reason::CredentialsNotFound,
-        Reason::Suspended,
-        Reason::Pending,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Connected => "Connected",
-            Reason::AuthenticationFailed => "AuthenticationFailed",
-            Reason::InsufficientPermissions => "InsufficientPermissions",
-            Reason::Unreachable => "Unreachable",
-            Reason::Timeout => "Timeout",
-            Reason::TlsError => "TLSError",
-            Reason::InvalidResponse => "InvalidResponse",
-            Reason::CredentialsNotFound => "CredentialsNotFound",
-            Reason::Suspended => "Suspended",
-            Reason::Pending => "Pending",
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkedCluster {
@@ -351,133 +242,4 @@ pub struct Summary {
     pub applications: u64,
     #[schemars(with = "i64")]
     pub unresolved_applications: u64,
-}
-
-/// Maps one Argo CD destination URL to a cluster the platform knows.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
-    group = "argomap.io",
-    version = "v1alpha1",
-    kind = "ClusterMapping",
-    plural = "clustermappings",
-    shortname = "clm",
-    namespaced,
-    status = "ClusterMappingStatus",
-    derive = "PartialEq",
-    doc = "Maps an Argo CD destination cluster URL to a known cluster",
-    printcolumn(name = "Instance", type_ = "string", json_path = ".spec.instanceRef.name"),
-    printcolumn(name = "ArgoCD-URL", type_ = "string", json_path = ".spec.argocdClusterUrl"),
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster.name"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Apps", type_ = "integer", json_path = ".status.applicationsCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterMappingSpec {
-    /// ArgoCdInstance in the same namespace.
-    pub instance_ref: LocalRef,
-    /// The destination URL as Argo CD knows it (compared after normalisation).
-    #[schemars(length(min = 8, max = 2048))]
-    #[x_kube(validation = Rule::new(URL_RULE).message("argocdClusterUrl must be an http:// or https:// URL without user info"))]
-    pub argocd_cluster_url: String,
-    pub cluster: KnownCluster,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterMappingStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<MappingState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub argocd_cluster_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<i64>")]
-    pub applications_count: Option<u64>,
-    /// For `Conflict`: the mapping that holds the destination.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conflicts_with: Option<String>,
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum MappingState {
-    Linked,
-    Orphaned,
-    Conflict,
-    InstanceNotFound,
-    Pending,
-}
-
-impl MappingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MappingState::Linked => "Linked",
-            MappingState::Orphaned => "Orphaned",
-            MappingState::Conflict => "Conflict",
-            MappingState::InstanceNotFound => "InstanceNotFound",
-            MappingState::Pending => "Pending",
-        }
-    }
-}
-
-/// Both CRDs as a multi-document YAML stream: the output of `argomap crds`.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
-    Ok(format!(
-        "---\n{}---\n{}",
-        serde_yaml::to_string(&ArgoCdInstance::crd())?,
-        serde_yaml::to_string(&ClusterMapping::crd())?
-    ))
-}
-
-/// One CRD per file, as kept in `crds/`.
-pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
-    Ok(vec![
-        ("argocdinstances.yaml", serde_yaml::to_string(&ArgoCdInstance::crd())?),
-        ("clustermappings.yaml", serde_yaml::to_string(&ClusterMapping::crd())?),
-    ])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credential_keys_default_to_token() {
-        let spec = CredentialsSpec::default();
-        assert_eq!(spec.keys(), CredentialKeys::Token("token"));
-        let spec = CredentialsSpec { token_key: Some("apiToken".into()), ..Default::default() };
-        assert_eq!(spec.keys(), CredentialKeys::Token("apiToken"));
-        let spec = CredentialsSpec {
-            username_key: Some("u".into()),
-            password_key: Some("p".into()),
-            ..Default::default()
-        };
-        assert_eq!(spec.keys(), CredentialKeys::Login { username: "u", password: "p" });
-    }
-
-    #[test]
-    fn reason_serializes_as_design_names() {
-        for r in [Reason::TlsError, Reason::Connected, Reason::CredentialsNotFound] {
-            let v = serde_json::to_value(r).expect("serialize");
-            assert_eq!(v, serde_json::Value::String(r.as_str().into()));
-        }
-    }
-
-    #[test]
-    fn crd_schema_carries_validation() {
-        let crd = serde_json::to_string(&ArgoCdInstance::crd()).expect("crd json");
-        for needle in [
-            "x-kubernetes-validations",
-            "duration('10s')",
-            "tokenKey cannot be combined",
-            UUID_PATTERN,
-            r#""shortNames":["aci"]"#,
-            r#""priority":1"#,
-        ] {
-            assert!(crd.contains(&needle.replace('\\', "\\\\")) || crd.contains(needle), "missing {needle}");
-        }
-    }
 }

@@ -1,0 +1,121 @@
+//! The wiring of `argomap run`, and its shutdown order: the HTTP server and the controllers
+//! share the watch caches; on SIGTERM the controllers get a bounded time to stop, then the
+//! Lease is released and the server drains.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::reflector;
+
+use crate::cli::RunArgs;
+use crate::readiness::{Readiness, Synced};
+use crate::{controller, leader, metrics, server};
+use std::process::ExitCode;
+
+/// `argomap run`: the controllers, the HTTP server and (optionally) the leader election,
+/// until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes configuration (kubeconfig or in-cluster)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = match metrics::Metrics::new() {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register metrics");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = controller::Settings {
+        namespace: args.namespace,
+        max_concurrent_checks: args.max_concurrent_checks,
+        status_heartbeat: args.status_heartbeat,
+        max_response_bytes: args.max_response_bytes,
+    };
+    tracing::info!(?settings, http_addr = %args.http_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
+
+    // The controllers fill these caches; the HTTP server reads them.
+    let (instances, instance_writer) = reflector::store();
+    let (_, mapping_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    let readiness = Readiness::default();
+    let config = server::HttpConfig { auth: !args.read_api_insecure_no_auth, ..Default::default() };
+    let state = server::AppState::new(
+        config,
+        metrics.clone(),
+        readiness.clone(),
+        instances.clone(),
+        Arc::new(secrets.clone()),
+        Arc::new(server::KubeReviewer::new(client.clone())),
+    );
+    let listener = match server::bind(args.http_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP server");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = tokio::spawn(server::serve(listener, state, shutdown_signal()));
+    let (leadership, lease_task) = if args.leader_election {
+        let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            Some(ns) => {
+                leader::elect(client.clone(), ns, &args.lease_name, &leader::identity(), shutdown_signal())
+                    .await
+            }
+            None => Err(leader::LeaderError::NoNamespace),
+        };
+        match elected {
+            Ok((leadership, task)) => (leadership, Some(task)),
+            Err(e) => {
+                tracing::error!(error = %e, category = e.category(), "cannot join the leader election");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (leader::Leadership::always(), None)
+    };
+
+    let writers =
+        controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
+    // Ready once every watch has listed what exists (set by the controller's streams).
+    let synced = Arc::new(Synced::new(readiness));
+    // The controllers stop on the same signals; a signal that comes before their first list
+    // completes can leave kube-runtime waiting for a store that never fills, so give them a
+    // bounded time and exit regardless.
+    let controllers = controller::run(client, settings, metrics, writers, leadership, synced);
+    tokio::select! {
+        _ = controllers => {},
+        _ = async {
+            shutdown_signal().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time after the signal; exiting"),
+    }
+    if let Some(task) = lease_task {
+        let _ = task.await;
+    }
+    let _ = server.await;
+    tracing::info!("argomap stopped");
+    ExitCode::SUCCESS
+}
+
+/// How long the controllers get to finish their reconciles after SIGTERM or SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Resolves on SIGTERM or SIGINT (the controllers listen for the same signals themselves).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,193 @@
+//! The command line: clap types of `argomap run` (the default), `argomap crds` and
+//! `argomap check`, the log set-up, and the two small subcommands. `check` runs one check and
+//! `table` prints its report; `argomap run` is wired in `crate::app`.
+
+pub mod check;
+pub mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{argocd, crd};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "argomap",
+    version,
+    about = "Maps the destination clusters of Argo CD servers to known clusters",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ARGOMAP_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// `argomap` alone runs the controller with these.
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller (the default).
+    Run(RunArgs),
+    /// Print both CRDs as YAML, or write one file per CRD into a directory.
+    Crds {
+        /// Write `argocdinstances.yaml` and `clustermappings.yaml` here instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Check one Argo CD from here, exactly as the controller would, and print the status.
+    Check(Box<CheckArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "ARGOMAP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Checks running at once, over all instances.
+    #[arg(long, env = "ARGOMAP_MAX_CONCURRENT_CHECKS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_checks: u16,
+    /// Minimum period between status writes that only refresh lastCheckedAt (0s: every check).
+    #[arg(long, env = "ARGOMAP_STATUS_HEARTBEAT", default_value = "0s", value_parser = crd::parse_duration)]
+    pub status_heartbeat: Duration,
+    /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
+    #[arg(long, env = "ARGOMAP_MAX_RESPONSE_BYTES", default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
+    /// Address of the HTTP server (health, metrics, read API).
+    #[arg(long, env = "ARGOMAP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
+    #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
+    pub read_api_insecure_no_auth: bool,
+    /// Elect a leader with a Lease, so several replicas can run; only the leader checks and writes.
+    #[arg(long, env = "ARGOMAP_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "ARGOMAP_LEASE_NAME", default_value = "argomap")]
+    pub lease_name: String,
+    /// Namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Argo CD base URL (default: spec.url of the instance in -f).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// File holding an Argo CD API token.
+    #[arg(long, conflicts_with_all = ["username", "password_file"])]
+    pub token_file: Option<PathBuf>,
+    /// Log in with this user (with --password-file).
+    #[arg(long, requires = "password_file")]
+    pub username: Option<String>,
+    #[arg(long, requires = "username")]
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server certificate against this name.
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Do not verify the server certificate.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+    /// Per-request timeout (default: spec.timeout, else 10s).
+    #[arg(long, value_parser = crd::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// YAML with an ArgoCdInstance and ClusterMappings (multi-document); the mappings used are
+    /// those whose instanceRef names the instance.
+    #[arg(short = 'f', long = "filename")]
+    pub file: Option<PathBuf>,
+    /// Which ArgoCdInstance of the file, when it holds several.
+    #[arg(long)]
+    pub instance: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[arg(long, default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// Logs to stderr, as text or JSON, filtered by `RUST_LOG` (default `info,kube=warn`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal, never into a log file or collector.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `argomap crds`: both CRDs on stdout, or one file each in `dir`.
+pub fn crds(dir: Option<PathBuf>) -> ExitCode {
+    let result = match dir {
+        None => crd::crds_yaml()
+            .map_err(|e| e.to_string())
+            .and_then(|y| std::io::stdout().write_all(y.as_bytes()).map_err(|e| e.to_string())),
+        Some(dir) => crd::crd_files().map_err(|e| e.to_string()).and_then(|files| {
+            files.into_iter().try_for_each(|(name, yaml)| {
+                std::fs::write(dir.join(name), yaml).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+            })
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("argomap crds: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "argomap",
+            "check",
+            "--url",
+            "https://a",
+            "--token-file",
+            "t",
+            "-o",
+            "json",
+        ])
+        .expect("parse");
+        assert!(matches!(cli.command, Some(Command::Check(_))));
+        assert!(Cli::try_parse_from(["argomap", "check", "--token-file", "t", "--username", "u"]).is_err());
+        // No subcommand: `run` with the top-level flags, parsed once.
+        let cli = Cli::try_parse_from(["argomap", "--namespace", "platform"]).expect("parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.namespace.as_deref(), Some("platform"));
+    }
+}

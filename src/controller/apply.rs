@@ -1,0 +1,129 @@
+//! Apply: the status writes (server-side apply on `/status`, field manager `argomap`, only
+//! what changed), then the events and metrics that describe what was written. A failed write
+//! publishes nothing, so no event or gauge claims a state that Kubernetes does not show.
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+
+use super::{Context, Error};
+use crate::crd::{ArgoCdInstance, ClusterMapping, ClusterMappingStatus, MANAGER};
+use crate::model::evaluate::{Evaluation, Outcome};
+use crate::model::events::{self, Transition};
+use crate::model::status;
+use crate::text;
+
+/// Writes the evaluation of one instance reconcile, then publishes its events and metrics.
+pub async fn apply(
+    ctx: &Context,
+    instance: &ArgoCdInstance,
+    mappings: &[&ClusterMapping],
+    outcome: &Outcome,
+    eval: &Evaluation,
+    credentials_changed: bool,
+) -> Result<(), Error> {
+    write(ctx, instance, mappings, eval).await?;
+
+    let mut transitions = events::instance(instance.status.as_ref(), &eval.instance);
+    if credentials_changed {
+        transitions.insert(0, events::credentials_changed());
+    }
+    publish(ctx, instance, transitions).await;
+    for (name, desired) in &eval.mappings {
+        if let Some(m) = mappings.iter().find(|m| &m.name_any() == name) {
+            publish(ctx, *m, events::mapping(m.status.as_ref(), desired).into_iter().collect()).await;
+        }
+    }
+    record_metrics(ctx, instance, outcome, eval);
+    Ok(())
+}
+
+fn record_metrics(ctx: &Context, instance: &ArgoCdInstance, outcome: &Outcome, eval: &Evaluation) {
+    let ns = instance.namespace().unwrap_or_default();
+    let name = instance.name_any();
+    let checked_at = eval.instance.connection.as_ref().and_then(|c| c.last_checked_at.as_ref()).map(|t| t.0);
+    match (outcome, &eval.linkage) {
+        (Outcome::Observed { observed, fresh: true }, Some(linkage)) => {
+            let at = checked_at.unwrap_or_default();
+            ctx.metrics.check_succeeded(&ns, &name, observed, linkage, at);
+            tracing::info!(namespace = %ns, instance = %name, linked = linkage.linked.len(), unlinked = linkage.unlinked.len(),
+                orphaned = linkage.orphaned.len(), applications = observed.destinations.applications,
+                unresolved = observed.destinations.unresolved, unresolved_examples = ?observed.destinations.unresolved_examples,
+                "check succeeded");
+        }
+        (Outcome::Observed { .. }, Some(linkage)) => ctx.metrics.linkage(&ns, &name, linkage),
+        (Outcome::Failed { reason, fresh: true, .. }, _) => {
+            ctx.metrics.check_failed(&ns, &name, *reason, checked_at.unwrap_or_default())
+        }
+        _ => {}
+    }
+}
+
+/// Writes what changed: the instance status (see [`status::instance_needs_write`]) and each
+/// mapping status that differs from what the mapping has.
+async fn write(
+    ctx: &Context,
+    instance: &ArgoCdInstance,
+    mappings: &[&ClusterMapping],
+    eval: &Evaluation,
+) -> Result<(), Error> {
+    let ns = instance.namespace().unwrap_or_default();
+    if status::instance_needs_write(instance.status.as_ref(), &eval.instance, ctx.settings.status_heartbeat) {
+        let api: Api<ArgoCdInstance> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, &instance.name_any(), &eval.instance).await?;
+    }
+    for (name, desired) in &eval.mappings {
+        let current = mappings.iter().find(|m| &m.name_any() == name).and_then(|m| m.status.as_ref());
+        if current != Some(desired) {
+            write_mapping_status(ctx, &ns, name, desired).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one ClusterMapping status.
+pub async fn write_mapping_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &ClusterMappingStatus,
+) -> Result<(), Error> {
+    let api: Api<ClusterMapping> = Api::namespaced(ctx.client.clone(), namespace);
+    apply_status(&api, name, status).await
+}
+
+/// Server-side apply of a status, as field manager `argomap`.
+async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name},
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+/// Publishes events best-effort: a failure is logged, never fails the reconcile.
+async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, transitions: Vec<Transition>) {
+    let reference = obj.object_ref(&());
+    for t in transitions {
+        let event = KubeEvent {
+            type_: match t.type_ {
+                events::EventType::Normal => EventType::Normal,
+                events::EventType::Warning => EventType::Warning,
+            },
+            reason: t.reason.into(),
+            note: Some(text::cap(&t.note)),
+            action: t.action.into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(reason = t.reason, error = %e, "cannot record event");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The controllers: their watches and how they are wired. The ArgoCdInstance controller
+//! (`instance`) checks Argo CD when a check is due and writes the statuses of the instance and
+//! its ClusterMappings; the ClusterMapping controller (`cluster_mapping`) only marks mappings
+//! whose instance does not exist. `state` holds what argomap remembers per instance and decides
+//! whether to poll; `apply` writes statuses, events and metrics; `credentials` reads Secrets.
+//!
+//! Status writes never trigger a check: the instance watch is filtered on (generation, refresh
+//! annotation), and whether Argo CD is polled is decided from per-instance state, not from the
+//! trigger.
+
+mod apply;
+mod cluster_mapping;
+pub mod credentials;
+mod error;
+mod instance;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+
+pub use cluster_mapping::reconcile_mapping;
+pub use error::Error;
+pub use instance::reconcile_instance;
+
+use crate::argocd;
+use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::readiness::{Synced, Watch};
+use state::States;
+
+/// Settings of `argomap run` that shape the controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    pub max_concurrent_checks: u16,
+    /// Minimum period between writes that only refresh `lastCheckedAt` (zero: every check).
+    pub status_heartbeat: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: None,
+            max_concurrent_checks: 8,
+            status_heartbeat: Duration::ZERO,
+            max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// How often a standby looks again whether it leads.
+const STANDBY_RECHECK: Duration = Duration::from_secs(2);
+
+/// What every reconcile reads.
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: Settings,
+    /// Only the leader checks and writes; a standby requeues until it leads.
+    pub leadership: Leadership,
+    /// No check before every watch has synced.
+    pub synced: Arc<Synced>,
+    pub mappings: Store<ClusterMapping>,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    states: States,
+}
+
+impl Context {
+    /// A context for tests and tools that drive reconciles directly: always the leader, and
+    /// the caller's store is as synced as it will get.
+    pub fn new(
+        client: kube::Client,
+        settings: Settings,
+        mappings: Store<ClusterMapping>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            recorder: recorder(&client),
+            client,
+            settings,
+            leadership: Leadership::always(),
+            synced: Arc::new(Synced::done()),
+            mappings,
+            metrics,
+            states: States::default(),
+        }
+    }
+}
+
+/// Events are reported by `argomap`, with the pod name as instance when it is known.
+fn recorder(client: &kube::Client) -> Recorder {
+    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    Recorder::new(client.clone(), reporter)
+}
+
+/// `Api` of a namespaced kind in the watched namespace, or in all.
+fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Marks `watch` synced once the stream behind `event` has listed everything.
+fn on_init_done<K>(synced: &Arc<Synced>, watch: Watch) -> impl Fn(&Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| {
+        if matches!(event, Event::InitDone) {
+            synced.mark(watch);
+        }
+    }
+}
+
+/// Where the controllers' watches are reflected, so the HTTP server reads the same caches.
+pub struct Writers {
+    pub instances: reflector::store::Writer<ArgoCdInstance>,
+    pub mappings: reflector::store::Writer<ClusterMapping>,
+    pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
+}
+
+/// Runs both controllers until SIGTERM or SIGINT.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    writers: Writers,
+    leadership: Leadership,
+    synced: Arc<Synced>,
+) {
+    let wc = watcher::Config::default();
+    let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
+    let mappings: Api<ClusterMapping> = api(&client, &settings.namespace);
+    // Secrets as metadata only: argomap reads a Secret's data only when it checks.
+    let secrets: Api<PartialObjectMeta<Secret>> = api(&client, &settings.namespace);
+    let states = States::default();
+
+    let instance_reader = writers.instances.as_reader();
+    let forget = {
+        let states = states.clone();
+        let metrics = metrics.clone();
+        move |event: &Event<ArgoCdInstance>| {
+            if let Event::Delete(i) = event {
+                states.put(&ObjectRef::from_obj(i), None);
+                metrics.forget_instance(&i.namespace().unwrap_or_default(), &i.name_any());
+            }
+        }
+    };
+    let instance_stream = watcher::watcher(instances.clone(), wc.clone())
+        .default_backoff()
+        .reflect(writers.instances)
+        .inspect_ok(forget)
+        .inspect_ok(on_init_done(&synced, Watch::Instances))
+        .applied_objects()
+        .predicate_filter(trigger_key, Default::default());
+
+    let mapping_reader = writers.mappings.as_reader();
+    let mapping_stream = watcher::watcher(mappings.clone(), wc.clone())
+        .default_backoff()
+        .reflect(writers.mappings)
+        .inspect_ok(on_init_done(&synced, Watch::Mappings))
+        .touched_objects();
+    let secret_stream = watcher::watcher(secrets, wc.clone())
+        .default_backoff()
+        .reflect(writers.secrets)
+        .inspect_ok(on_init_done(&synced, Watch::Secrets))
+        .touched_objects();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: settings.clone(),
+        mappings: mapping_reader,
+        metrics: metrics.clone(),
+        recorder: recorder(&client),
+        leadership,
+        synced,
+        states,
+    });
+
+    let by_secret = instance_reader.clone();
+    let instance_controller = Controller::for_stream(instance_stream, instance_reader)
+        .with_config(ControllerConfig::default().concurrency(settings.max_concurrent_checks))
+        .watches_stream(mapping_stream, |m: ClusterMapping| {
+            Some(ObjectRef::new(&m.spec.instance_ref.name).within(&m.namespace().unwrap_or_default()))
+        })
+        .watches_stream(secret_stream, move |s| {
+            let ns = s.namespace();
+            let name = s.name_any();
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|i| i.namespace() == ns && references_secret(i, &name))
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(instance::reconcile, instance::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "instance reconcile did not run");
+            }
+        });
+
+    // Only deletions of instances matter to the mapping controller: a new instance writes the
+    // states of its mappings itself.
+    let deletions =
+        watcher::watcher(instances, wc.clone()).default_backoff().try_filter_map(|event| async move {
+            Ok(match event {
+                Event::Delete(i) => Some(i),
+                _ => None,
+            })
+        });
+    let mapping_controller = Controller::new(mappings, wc);
+    let mapping_store = mapping_controller.store();
+    let mapping_controller = mapping_controller
+        .watches_stream(deletions, move |i: ArgoCdInstance| {
+            let ns = i.namespace();
+            let name = i.name_any();
+            mapping_store
+                .state()
+                .into_iter()
+                .filter(|m| m.namespace() == ns && m.spec.instance_ref.name == name)
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(cluster_mapping::reconcile, cluster_mapping::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "mapping reconcile did not run");
+            }
+        });
+
+    tokio::join!(instance_controller, mapping_controller);
+}
+
+fn references_secret(i: &ArgoCdInstance, secret: &str) -> bool {
+    i.spec.credentials.secret_ref.name == secret
+        || i.spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()).is_some_and(|r| r.name == secret)
+}
+
+/// What makes the instance controller look again at an instance: its spec (generation) and
+/// the refresh annotation, never its status.
+fn trigger_key(i: &ArgoCdInstance) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    i.metadata.generation.hash(&mut h);
+    i.annotations().get(REFRESH_ANNOTATION).hash(&mut h);
+    Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_changes_do_not_change_the_trigger_key() {
+        let mut i = crate::fixtures::instance("n", "a");
+        let before = trigger_key(&i);
+        i.status = Some(Default::default());
+        i.metadata.resource_version = Some("99".into());
+        assert_eq!(trigger_key(&i), before);
+        i.metadata.annotations = Some([(REFRESH_ANNOTATION.to_string(), "now".to_string())].into());
+        assert_ne!(trigger_key(&i), before);
+        let refreshed = trigger_key(&i);
+        i.metadata.generation = Some(2);
+        assert_ne!(trigger_key(&i), refreshed);
+    }
+}

@@ -1,0 +1,149 @@
+//! The two custom resources, `ArgoCdInstance` and `ClusterMapping` (group `argomap.io`,
+//! version `v1alpha1`). Their schema, validation and printer columns are generated from these
+//! types; `crds/*.yaml` is the output of `argomap crds` and a test keeps the two equal.
+
+//!
+//! Layout: `instance` and `cluster_mapping` hold one kind each, `state` the fixed words of
+//! their statuses; the types both kinds share are here.
+
+mod cluster_mapping;
+mod instance;
+mod state;
+
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use cluster_mapping::{ClusterMapping, ClusterMappingSpec, ClusterMappingStatus};
+pub use instance::{
+    ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, ConnectionStatus, CredentialKeys,
+    CredentialsSpec, LinkedCluster, SecretKeyRef, Summary, TlsSpec, UnlinkedCluster,
+};
+pub use state::{ConnectionState, MappingState, Reason};
+
+/// API group of both kinds.
+pub const GROUP: &str = "argomap.io";
+/// Field manager of every write and reporter of every Event.
+pub const MANAGER: &str = "argomap";
+/// Any new value of this annotation triggers an immediate check; it is echoed in
+/// `status.lastHandledRefreshAt`.
+pub const REFRESH_ANNOTATION: &str = "argomap.io/refresh-requested-at";
+/// The address Argo CD uses for the cluster it runs in.
+pub const IN_CLUSTER_URL: &str = "https://kubernetes.default.svc";
+
+const UUID_PATTERN: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+// http or https, a host, an optional path; no user info (credentials belong in the Secret).
+const URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+([/?][^#\\s]*)?$')";
+
+/// A reference to an object in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct LocalRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A cluster the platform knows (Qovery's cluster fields).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownCluster {
+    #[schemars(regex(pattern = UUID_PATTERN))]
+    pub id: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    pub cloud_provider: CloudProvider,
+    #[serde(default, rename = "type")]
+    pub kind: KubernetesType,
+}
+
+/// Qovery's CloudVendorEnum.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CloudProvider {
+    Aws,
+    Scw,
+    Gcp,
+    Do,
+    Azure,
+    Ovh,
+    Civo,
+    Hetzner,
+    Oracle,
+    Ibm,
+    OnPremise,
+}
+
+/// Qovery's KubernetesEnum.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KubernetesType {
+    #[default]
+    Managed,
+    SelfManaged,
+    PartiallyManaged,
+}
+
+/// Parses a spec duration such as `60s` or `1m30s` (the schema admits only these forms).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Both CRDs as a multi-document YAML stream: the output of `argomap crds`.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    Ok(format!(
+        "---\n{}---\n{}",
+        serde_yaml::to_string(&ArgoCdInstance::crd())?,
+        serde_yaml::to_string(&ClusterMapping::crd())?
+    ))
+}
+
+/// One CRD per file, as kept in `crds/`.
+pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
+    Ok(vec![
+        ("argocdinstances.yaml", serde_yaml::to_string(&ArgoCdInstance::crd())?),
+        ("clustermappings.yaml", serde_yaml::to_string(&ClusterMapping::crd())?),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_keys_default_to_token() {
+        let spec = CredentialsSpec::default();
+        assert_eq!(spec.keys(), CredentialKeys::Token("token"));
+        let spec = CredentialsSpec { token_key: Some("apiToken".into()), ..Default::default() };
+        assert_eq!(spec.keys(), CredentialKeys::Token("apiToken"));
+        let spec = CredentialsSpec {
+            username_key: Some("u".into()),
+            password_key: Some("p".into()),
+            ..Default::default()
+        };
+        assert_eq!(spec.keys(), CredentialKeys::Login { username: "u", password: "p" });
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn crd_schema_carries_validation() {
+        let crd = serde_json::to_string(&ArgoCdInstance::crd()).expect("crd json");
+        for needle in [
+            "x-kubernetes-validations",
+            "duration('10s')",
+            "tokenKey cannot be combined",
+            UUID_PATTERN,
+            r#""shortNames":["aci"]"#,
+            r#""priority":1"#,
+        ] {
+            assert!(crd.contains(&needle.replace('\\', "\\\\")) || crd.contains(needle), "missing {needle}");
+        }
+    }
+}

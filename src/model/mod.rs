@@ -1,0 +1,19 @@
+//! The pure core: everything argomap concludes from what it fetched. No I/O, no clock, no
+//! Kubernetes or HTTP client here; the controller and `argomap check` feed it and write out
+//! what it returns.
+//!
+//! - `url`: the one normal form of a cluster URL;
+//! - `destinations`: Argo CD's destinations and the applications aimed at each;
+//! - `linkage`: ClusterMappings against destinations (linked, unlinked, orphaned, conflict);
+//! - `status`: the statuses and conditions argomap writes, and whether a write is due;
+//! - `evaluate`: one check's outcome turned into those statuses;
+//! - `events`: the transitions worth a Kubernetes Event;
+//! - `qovery`: the read API's view (Qovery's response shape).
+
+pub mod destinations;
+pub mod evaluate;
+pub mod events;
+pub mod linkage;
+pub mod qovery;
+pub mod status;
+pub mod url;

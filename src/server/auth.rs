@@ -1,0 +1,223 @@
+//! Who may read the read API: the bearer token is checked with a TokenReview, then a
+//! SubjectAccessReview asks whether its user may `list argocdinstances.argomap.io` (the
+//! contract's "VIEWER role"), first cluster-wide, else per namespace. Answers are kept for a short
+//! time in bounded caches keyed by the SHA-256 of the token (never the token), and concurrent
+//! requests with one token share one review.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use futures::future::BoxFuture;
+use futures::{StreamExt, stream};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::Api;
+use kube::api::PostParams;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::HttpConfig;
+use super::error::ApiError;
+use crate::crd::GROUP;
+
+/// The resource a caller must be allowed to `list` to see an instance.
+pub const RESOURCE: &str = "argocdinstances";
+
+/// The authenticated user of a token, as TokenReview tells it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct User {
+    pub username: String,
+    pub uid: Option<String>,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl From<UserInfo> for User {
+    fn from(u: UserInfo) -> Self {
+        User {
+            username: u.username.unwrap_or_default(),
+            uid: u.uid,
+            groups: u.groups.unwrap_or_default(),
+            extra: u.extra.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("TokenReview failed: {0}")]
+    TokenReview(#[source] kube::Error),
+    #[error("SubjectAccessReview failed: {0}")]
+    AccessReview(#[source] kube::Error),
+}
+
+impl ReviewError {
+    pub fn category(&self) -> &'static str {
+        "ReviewFailed"
+    }
+}
+
+/// Authentication and authorization of read-API callers; Kubernetes reviews in production
+/// ([`KubeReviewer`]), a fake in tests.
+pub trait Reviewer: Send + Sync + 'static {
+    /// The token's user; `Ok(None)` when the token is not valid.
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<Option<User>, ReviewError>>;
+    /// Whether `user` may list ArgoCdInstances in `namespace` (`None`: in every namespace).
+    fn can_list<'a>(
+        &'a self,
+        user: &'a User,
+        namespace: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, ReviewError>>;
+}
+
+/// TokenReview and SubjectAccessReview against the API server. Needs `create` on
+/// `tokenreviews.authentication.k8s.io` and `subjectaccessreviews.authorization.k8s.io`.
+#[derive(Clone)]
+pub struct KubeReviewer {
+    client: kube::Client,
+}
+
+impl KubeReviewer {
+    pub fn new(client: kube::Client) -> Self {
+        KubeReviewer { client }
+    }
+}
+
+impl Reviewer for KubeReviewer {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
+        Box::pin(async move {
+            let review = TokenReview {
+                // No audiences: the API server's own, which `kubectl create token` issues for.
+                spec: TokenReviewSpec { token: Some(token.expose_secret().to_owned()), audiences: None },
+                ..Default::default()
+            };
+            let api: Api<TokenReview> = Api::all(self.client.clone());
+            let answer =
+                api.create(&PostParams::default(), &review).await.map_err(ReviewError::TokenReview)?;
+            Ok(answer.status.filter(|s| s.authenticated == Some(true)).and_then(|s| s.user).map(User::from))
+        })
+    }
+
+    fn can_list<'a>(
+        &'a self,
+        user: &'a User,
+        namespace: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
+        Box::pin(async move {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(user.username.clone()),
+                    uid: user.uid.clone(),
+                    groups: Some(user.groups.clone()),
+                    extra: Some(user.extra.clone()),
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some("list".into()),
+                        group: Some(GROUP.into()),
+                        resource: Some(RESOURCE.into()),
+                        namespace: namespace.map(str::to_owned),
+                        ..Default::default()
+                    }),
+                    non_resource_attributes: None,
+                },
+                ..Default::default()
+            };
+            let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+            let answer =
+                api.create(&PostParams::default(), &review).await.map_err(ReviewError::AccessReview)?;
+            Ok(answer.status.is_some_and(|s| s.allowed))
+        })
+    }
+}
+
+pub(super) type TokenKey = [u8; 32];
+
+/// SHA-256 of the token: the cache key, so no token is kept in memory beyond its request.
+pub(super) fn token_key(token: &SecretString) -> TokenKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.expose_secret().as_bytes());
+    let mut key = [0; 32];
+    key.copy_from_slice(digest.as_ref()); // SHA-256 is always 32 bytes
+    key
+}
+
+/// The reviewer behind two short-lived bounded caches. `try_get_with` runs one review per key
+/// while concurrent callers of that key wait for its answer; failures are not cached.
+pub(super) struct Access {
+    reviewer: Arc<dyn Reviewer>,
+    users: moka::future::Cache<TokenKey, Option<Arc<User>>>,
+    grants: moka::future::Cache<(TokenKey, Option<String>), bool>,
+}
+
+impl Access {
+    pub(super) fn new(reviewer: Arc<dyn Reviewer>, config: &HttpConfig) -> Self {
+        let (capacity, ttl) = (config.review_cache_capacity, config.review_ttl);
+        Access {
+            reviewer,
+            users: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            grants: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+        }
+    }
+
+    pub(super) async fn authenticate(&self, token: &SecretString) -> Result<(TokenKey, Arc<User>), ApiError> {
+        let key = token_key(token);
+        let reviewer = &self.reviewer;
+        let user = self
+            .users
+            .try_get_with(key, async move { reviewer.authenticate(token).await.map(|u| u.map(Arc::new)) })
+            .await
+            .map_err(ApiError::Review)?;
+        user.map(|u| (key, u)).ok_or(ApiError::InvalidToken)
+    }
+
+    async fn can_list(&self, key: TokenKey, user: &User, namespace: Option<&str>) -> Result<bool, ApiError> {
+        self.grants
+            .try_get_with((key, namespace.map(str::to_owned)), self.reviewer.can_list(user, namespace))
+            .await
+            .map_err(ApiError::Review)
+    }
+
+    /// The namespaces of `namespaces` where the caller may list instances.
+    pub(super) async fn allowed(
+        &self,
+        key: TokenKey,
+        user: &User,
+        namespaces: BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, ApiError> {
+        // One cluster-wide answer (a ClusterRoleBinding) covers every namespace at once.
+        if self.can_list(key, user, None).await? {
+            return Ok(namespaces);
+        }
+        let answers: Vec<Result<(String, bool), ApiError>> = stream::iter(namespaces)
+            .map(|ns| async move { self.can_list(key, user, Some(&ns)).await.map(|ok| (ns, ok)) })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut allowed = BTreeSet::new();
+        for answer in answers {
+            let (ns, ok) = answer?;
+            if ok {
+                allowed.insert(ns);
+            }
+        }
+        Ok(allowed)
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`. The contract's other scheme, `Token <token>`
+/// (its ApiKeyAuth), is accepted too: either way the value is a Kubernetes token to review.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Result<SecretString, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::InvalidToken)?;
+    let token = token.trim();
+    let known = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token");
+    if !known || token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(SecretString::from(token))
+}

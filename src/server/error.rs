@@ -1,0 +1,108 @@
+//! The read API's errors: each has one status code and one fixed category, and every error
+//! body is `{"error": <category>, "message": <text>}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::auth::ReviewError;
+
+/// Why a request failed. Each variant has one status code and one fixed category.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("organizationId must be a UUID (8-4-4-4-12 hexadecimal digits)")]
+    BadOrganizationId,
+    #[error("invalid path: {0}")]
+    BadPath(String),
+    #[error("a bearer token is required: Authorization: Bearer <token>")]
+    MissingToken,
+    #[error("the bearer token is not valid")]
+    InvalidToken,
+    #[error(
+        "not allowed to list argocdinstances.argomap.io in any namespace that holds instances of this organization"
+    )]
+    Forbidden,
+    #[error("no such path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("not ready: the watches have not synced yet")]
+    NotReady,
+    #[error(transparent)]
+    Review(Arc<ReviewError>),
+    #[error("cannot read the credentials Secrets: {0}")]
+    Secrets(#[source] kube::Error),
+    #[error("the request did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot encode the metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
+}
+
+impl ApiError {
+    /// Fixed label, also the `error` member of the body.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApiError::BadOrganizationId | ApiError::BadPath(_) => "BadRequest",
+            ApiError::MissingToken | ApiError::InvalidToken => "Unauthorized",
+            ApiError::Forbidden => "Forbidden",
+            ApiError::NotFound => "NotFound",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::NotReady => "NotReady",
+            ApiError::Review(e) => e.category(),
+            ApiError::Secrets(_) => "KubeError",
+            ApiError::Timeout(_) => "Timeout",
+            ApiError::Metrics(_) => "Internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadOrganizationId | ApiError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotReady | ApiError::Review(_) | ApiError::Secrets(_) | ApiError::Timeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told: server-side details stay in the log, since the caller may not
+    /// even be authenticated.
+    pub(super) fn public_message(&self) -> String {
+        match self {
+            ApiError::Review(_) => "cannot review the request's credentials now; retry later".into(),
+            ApiError::Secrets(_) => "cannot read the Kubernetes API now; retry later".into(),
+            ApiError::Metrics(_) => "cannot encode the metrics".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The JSON body of every error.
+#[derive(Serialize, serde::Deserialize, Debug, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && !matches!(self, ApiError::NotReady) {
+            tracing::warn!(category = self.category(), error = %self, "HTTP request failed");
+        }
+        let body = ErrorBody { error: self.category().into(), message: self.public_message() };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,143 @@
+//! The read API, `GET /organization/{organizationId}/argoCdDestinationClusterMapping`:
+//! Qovery's response for the instances of one organization the caller may list.
+//!
+//! Order of checks: token (401), then organizationId (400), then readiness (503), then access
+//! (403), so a caller without a valid token learns nothing about the server. Every request has
+//! one deadline (`request_timeout`) that includes waiting for a slot, reviews and Secret reads.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::auth::bearer_token;
+use super::error::ApiError;
+use super::{AppState, Inner};
+use crate::crd::ArgoCdInstance;
+use crate::model::qovery::{self, ArgoCdInstanceMappingResponseList, SecretUids};
+
+/// Route of the read API (axum path syntax).
+pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
+
+/// UIDs of credentials Secrets.
+pub trait SecretLookup: Send + Sync + 'static {
+    /// The UID of Secret `name` in `namespace`; `Ok(None)` when it does not exist.
+    fn uid<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>>;
+}
+
+/// A reflector store of Secret metadata (the controller's metadata-only Secret watch): no API
+/// call per request.
+impl SecretLookup for Store<PartialObjectMeta<Secret>> {
+    fn uid<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>> {
+        let uid = self.get(&ObjectRef::new(name).within(namespace)).and_then(|m| m.metadata.uid.clone());
+        Box::pin(std::future::ready(Ok(uid)))
+    }
+}
+
+/// A fixed map, for tests and local use.
+impl SecretLookup for SecretUids {
+    fn uid<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>> {
+        let uid = self.get(&(namespace.to_owned(), name.to_owned())).cloned();
+        Box::pin(std::future::ready(Ok(uid)))
+    }
+}
+
+pub(super) async fn destination_cluster_mappings(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let deadline = app.inner.config.request_timeout;
+    match tokio::time::timeout(deadline, organization_mappings(&app.inner, &headers, path)).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::Timeout(deadline).into_response(),
+    }
+}
+
+async fn organization_mappings(
+    app: &Inner,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<ArgoCdInstanceMappingResponseList, ApiError> {
+    // Never closed, so an error cannot happen; were it to, refusing is the safe answer.
+    let _slot = app.requests.acquire().await.map_err(|_| ApiError::NotReady)?;
+    let caller = match &app.access {
+        Some(access) => Some(access.authenticate(&bearer_token(headers)?).await?),
+        None => None,
+    };
+    let Path(organization_id) = path.map_err(|e| ApiError::BadPath(e.body_text()))?;
+    if !qovery::is_uuid(&organization_id) {
+        return Err(ApiError::BadOrganizationId);
+    }
+    // An unsynced store would make every organization look unknown.
+    if !app.readiness.is_ready() {
+        return Err(ApiError::NotReady);
+    }
+    let instances: Vec<Arc<ArgoCdInstance>> =
+        app.instances.state().into_iter().filter(|i| qovery::in_organization(i, &organization_id)).collect();
+    if instances.is_empty() {
+        return Ok(ArgoCdInstanceMappingResponseList::default());
+    }
+    let namespaces: BTreeSet<String> = instances.iter().map(|i| i.namespace().unwrap_or_default()).collect();
+    let allowed = match (&app.access, &caller) {
+        (Some(access), Some((key, user))) => access.allowed(*key, user, namespaces).await?,
+        _ => namespaces,
+    };
+    if allowed.is_empty() {
+        return Err(ApiError::Forbidden);
+    }
+    let visible: Vec<&ArgoCdInstance> = instances
+        .iter()
+        .map(|i| i.as_ref())
+        .filter(|i| allowed.contains(&i.namespace().unwrap_or_default()))
+        .collect();
+    let uids = secret_uids(app.secrets.as_ref(), &visible).await?;
+    let built = qovery::build(visible, &uids);
+    for s in &built.skipped {
+        tracing::debug!(namespace = %s.namespace, instance = %s.name, reason = s.reason.as_str(), "instance left out of the read API response");
+    }
+    Ok(built.list)
+}
+
+async fn secret_uids(
+    secrets: &dyn SecretLookup,
+    instances: &[&ArgoCdInstance],
+) -> Result<SecretUids, ApiError> {
+    let wanted: BTreeSet<(String, String)> = instances
+        .iter()
+        .map(|i| (i.namespace().unwrap_or_default(), i.spec.credentials.secret_ref.name.clone()))
+        .collect();
+    let mut found = stream::iter(wanted)
+        .map(|(ns, name)| async move { secrets.uid(&ns, &name).await.map(|uid| (ns, name, uid)) })
+        .buffer_unordered(8);
+    let mut uids = SecretUids::new();
+    while let Some(answer) = found.next().await {
+        if let (ns, name, Some(uid)) = answer.map_err(ApiError::Secrets)? {
+            uids.insert((ns, name), uid);
+        }
+    }
+    Ok(uids)
+}

@@ -1,0 +1,548 @@
+//! The server's tests: routes driven through the router with a fake reviewer, and the real
+//! accept loop on a loopback port.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+
+use axum::body::Body;
+use axum::http::Request;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::reflector;
+use kube::runtime::watcher::Event;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+use super::auth::{bearer_token, token_key};
+use super::*;
+use crate::crd::{
+    ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ConnectionState, ConnectionStatus,
+    CredentialsSpec, KnownCluster, KubernetesType, LocalRef, Reason, UnlinkedCluster,
+};
+use crate::model::qovery::SecretUids;
+use crate::model::qovery::contract::assert_valid;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const ORG: &str = "5e1c2b7a-0000-4000-8000-000000000001";
+const OTHER_ORG: &str = "5e1c2b7a-0000-4000-8000-000000000002";
+const AGENT: &str = "0b9f6a1e-1111-4111-8111-111111111111";
+
+/// Tokens → users; users → namespaces they may list (`"*"`: cluster-wide).
+#[derive(Default)]
+struct FakeReviewer {
+    users: HashMap<String, User>,
+    grants: HashMap<String, Vec<String>>,
+    delay: Duration,
+    fail: AtomicBool,
+    authentications: AtomicUsize,
+    access_reviews: Mutex<Vec<Option<String>>>,
+}
+
+impl FakeReviewer {
+    fn with(mut self, token: &str, user: &str, namespaces: &[&str]) -> Self {
+        self.users.insert(token.into(), User { username: user.into(), ..Default::default() });
+        self.grants.insert(user.into(), namespaces.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    fn reviews(&self) -> Vec<Option<String>> {
+        self.access_reviews.lock().expect("lock").clone()
+    }
+
+    fn error() -> kube::Error {
+        kube::Error::Service("apiserver unreachable".into())
+    }
+}
+
+impl Reviewer for FakeReviewer {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
+        Box::pin(async move {
+            self.authentications.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(ReviewError::TokenReview(Self::error()));
+            }
+            Ok(self.users.get(token.expose_secret()).cloned())
+        })
+    }
+
+    fn can_list<'a>(
+        &'a self,
+        user: &'a User,
+        namespace: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
+        Box::pin(async move {
+            self.access_reviews.lock().expect("lock").push(namespace.map(str::to_owned));
+            tokio::time::sleep(self.delay).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(ReviewError::AccessReview(Self::error()));
+            }
+            let grants = self.grants.get(&user.username).cloned().unwrap_or_default();
+            Ok(grants.iter().any(|g| g == "*" || Some(g.as_str()) == namespace))
+        })
+    }
+}
+
+struct FailingSecrets;
+
+impl SecretLookup for FailingSecrets {
+    fn uid<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, kube::Error>> {
+        Box::pin(async { Err(FakeReviewer::error()) })
+    }
+}
+
+fn instance(ns: &str, name: &str, org: &str) -> ArgoCdInstance {
+    let mut i = ArgoCdInstance::new(
+        name,
+        ArgoCdInstanceSpec {
+            url: format!("https://{name}.{ns}.example.com"),
+            credentials: CredentialsSpec {
+                secret_ref: LocalRef { name: format!("{name}-creds") },
+                ..Default::default()
+            },
+            agent_cluster: KnownCluster {
+                id: AGENT.into(),
+                name: format!("{ns}/{name}"),
+                cloud_provider: CloudProvider::Gcp,
+                kind: KubernetesType::Managed,
+            },
+            organization_id: Some(org.into()),
+            interval: "60s".into(),
+            timeout: "10s".into(),
+            tls: None,
+            suspend: false,
+        },
+    );
+    i.metadata.namespace = Some(ns.into());
+    i.metadata.creation_timestamp = Some(Time("2026-11-01T08:00:00Z".parse().expect("time")));
+    i.status = Some(ArgoCdInstanceStatus {
+        connection: Some(ConnectionStatus {
+            status: ConnectionState::Connected,
+            reason: Reason::Connected,
+            message: String::new(),
+            last_checked_at: Some(Time("2026-11-22T10:00:00Z".parse().expect("time"))),
+            last_successful_check_at: None,
+            argocd_version: None,
+            credentials_expire_at: None,
+        }),
+        unlinked_clusters: vec![UnlinkedCluster {
+            argocd_cluster_url: "https://old.example.com".into(),
+            argocd_cluster_name: None,
+            applications_count: 2,
+            argocd_connection_state: None,
+        }],
+        ..Default::default()
+    });
+    i
+}
+
+struct Harness {
+    router: Router,
+    reviewer: Arc<FakeReviewer>,
+    readiness: Readiness,
+}
+
+fn harness_with(
+    config: HttpConfig,
+    reviewer: FakeReviewer,
+    secrets: Arc<dyn SecretLookup>,
+    instances: Vec<ArgoCdInstance>,
+) -> Harness {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for i in instances {
+        writer.apply_watcher_event(&Event::InitApply(i));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    let reviewer = Arc::new(reviewer);
+    let readiness = Readiness::default();
+    readiness.set(true);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let state = AppState::new(config, metrics, readiness.clone(), store, secrets, reviewer.clone());
+    Harness { router: router(state), reviewer, readiness }
+}
+
+/// Instances of ORG in namespaces a and b, one of OTHER_ORG in c, one with no Secret in d.
+fn harness(config: HttpConfig, reviewer: FakeReviewer) -> Harness {
+    let uid = |n: u8| format!("9a3d8c55-3333-4333-8333-3333333333{n:02}");
+    let secrets: SecretUids = [("a", "one"), ("a", "two"), ("b", "three"), ("c", "four")]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (ns, name))| ((ns.to_string(), format!("{name}-creds")), uid(n as u8)))
+        .collect();
+    let instances = vec![
+        instance("a", "one", ORG),
+        instance("a", "two", ORG),
+        instance("b", "three", ORG),
+        instance("c", "four", OTHER_ORG),
+        instance("d", "no-secret", ORG),
+    ];
+    harness_with(config, reviewer, Arc::new(secrets), instances)
+}
+
+fn reviewer() -> FakeReviewer {
+    FakeReviewer::default()
+        .with("token-a", "alice", &["a"])
+        .with("token-ab", "bob", &["a", "b"])
+        .with("token-all", "root", &["*"])
+        .with("token-none", "nobody", &[])
+}
+
+fn path(org: &str) -> String {
+    format!("/organization/{org}/argoCdDestinationClusterMapping")
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// A 200 of the read API: validated against the contract; the agent names returned.
+    fn names(&self) -> Vec<String> {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
+        let v = self.json();
+        assert_valid(&v);
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|e| e["agent_cluster_name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
+    fn error(&self, status: StatusCode, category: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(ct, "application/json");
+        let body: ErrorBody = serde_json::from_str(&self.text).expect("error body");
+        assert_eq!(body.error, category);
+        assert!(!body.message.is_empty());
+    }
+}
+
+async fn send(router: &Router, method: &str, uri: &str, auth: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    let res = router.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("body");
+    Reply { status, headers, text: String::from_utf8(bytes.to_vec()).expect("utf-8") }
+}
+
+async fn get(h: &Harness, uri: &str, token: Option<&str>) -> Reply {
+    send(&h.router, "GET", uri, token.map(|t| format!("Bearer {t}")).as_deref()).await
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let h = harness(HttpConfig::default(), reviewer());
+    let r = get(&h, "/healthz", None).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(get(&h, "/readyz", None).await.status, StatusCode::OK);
+    h.readiness.set(false);
+    get(&h, "/readyz", None).await.error(StatusCode::SERVICE_UNAVAILABLE, "NotReady");
+    assert_eq!(get(&h, "/healthz", None).await.status, StatusCode::OK);
+
+    let r = get(&h, "/metrics", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/plain; version=0.0.4");
+    assert!(r.text.contains("argomap_build_info{version="), "{}", r.text);
+}
+
+#[tokio::test]
+async fn no_token_or_a_bad_one_is_401_whatever_the_path_says() {
+    let h = harness(HttpConfig::default(), reviewer());
+    for auth in [None, Some("Bearer nope"), Some("Basic dXNlcjpwYXNz"), Some("Bearer"), Some("token-a")] {
+        for org in [ORG, "not-a-uuid"] {
+            let r = send(&h.router, "GET", &path(org), auth).await;
+            r.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+            assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_organization_id_is_400() {
+    let h = harness(HttpConfig::default(), reviewer());
+    for org in
+        ["not-a-uuid", "5e1c2b7a00004000800000000000000001", "5e1c2b7a-0000-4000-8000-00000000000g", "%20"]
+    {
+        get(&h, &path(org), Some("token-all")).await.error(StatusCode::BAD_REQUEST, "BadRequest");
+    }
+    // Percent-encoding that is not UTF-8 is rejected by the extractor, still as JSON.
+    get(&h, &path("%FF"), Some("token-all")).await.error(StatusCode::BAD_REQUEST, "BadRequest");
+}
+
+#[tokio::test]
+async fn an_unknown_organization_is_an_empty_200_for_any_valid_token() {
+    let h = harness(HttpConfig::default(), reviewer());
+    for token in ["token-none", "token-a"] {
+        let r = get(&h, &path("00000000-0000-4000-8000-000000000000"), Some(token)).await;
+        assert_eq!(r.names(), Vec::<String>::new());
+        assert_eq!(r.json(), json!({"results": []}));
+    }
+}
+
+#[tokio::test]
+async fn entries_are_those_of_namespaces_the_caller_may_list() {
+    let h = harness(HttpConfig::default(), reviewer());
+    assert_eq!(get(&h, &path(ORG), Some("token-a")).await.names(), ["a/one", "a/two"]);
+    assert_eq!(get(&h, &path(ORG), Some("token-ab")).await.names(), ["a/one", "a/two", "b/three"]);
+    // The instance of namespace d has no credentials Secret: left out, not an error.
+    assert_eq!(get(&h, &path(ORG), Some("token-all")).await.names(), ["a/one", "a/two", "b/three"]);
+    assert_eq!(get(&h, &path(OTHER_ORG), Some("token-all")).await.names(), ["c/four"]);
+    assert_eq!(get(&h, &path(&ORG.to_uppercase()), Some("token-a")).await.names(), ["a/one", "a/two"]);
+    // The contract's ApiKeyAuth scheme carries a token just the same.
+    let r = send(&h.router, "GET", &path(ORG), Some("Token token-a")).await;
+    assert_eq!(r.names(), ["a/one", "a/two"]);
+}
+
+#[tokio::test]
+async fn a_caller_allowed_in_no_namespace_of_the_organization_is_403() {
+    let h = harness(HttpConfig::default(), reviewer());
+    get(&h, &path(ORG), Some("token-none")).await.error(StatusCode::FORBIDDEN, "Forbidden");
+    // Allowed in a only, which holds no instance of the other organization.
+    get(&h, &path(OTHER_ORG), Some("token-a")).await.error(StatusCode::FORBIDDEN, "Forbidden");
+}
+
+#[tokio::test]
+async fn access_is_asked_cluster_wide_first_then_per_namespace() {
+    let h = harness(HttpConfig::default(), reviewer());
+    get(&h, &path(ORG), Some("token-all")).await.names();
+    assert_eq!(h.reviewer.reviews(), [None]);
+    get(&h, &path(ORG), Some("token-ab")).await.names();
+    let mut asked = h.reviewer.reviews();
+    asked.sort();
+    assert_eq!(asked, [None, None, Some("a".into()), Some("b".into()), Some("d".into())]);
+}
+
+#[tokio::test]
+async fn a_burst_with_one_token_does_one_token_review_and_reuses_access_answers() {
+    let reviewer = FakeReviewer { delay: Duration::from_millis(50), ..reviewer() };
+    let h = harness(HttpConfig::default(), reviewer);
+    let uri = path(ORG);
+    let burst = (0..20).map(|_| get(&h, &uri, Some("token-a")));
+    for r in futures::future::join_all(burst).await {
+        assert_eq!(r.names(), ["a/one", "a/two"]);
+    }
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 1);
+    // One cluster-wide question, then one per namespace of the organization (a, b, d).
+    assert_eq!(h.reviewer.reviews().len(), 4);
+    // Another token is another review.
+    get(&h, &path(ORG), Some("token-ab")).await.names();
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 2);
+    // Invalid tokens are remembered too.
+    get(&h, &path(ORG), Some("nope")).await.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    get(&h, &path(ORG), Some("nope")).await.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn review_answers_expire() {
+    let config = HttpConfig { review_ttl: Duration::from_millis(100), ..Default::default() };
+    let h = harness(config, reviewer());
+    get(&h, &path(ORG), Some("token-a")).await.names();
+    get(&h, &path(ORG), Some("token-a")).await.names();
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    get(&h, &path(ORG), Some("token-a")).await.names();
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn failing_reviews_are_503_and_not_remembered() {
+    let h = harness(HttpConfig::default(), reviewer());
+    h.reviewer.fail.store(true, Ordering::SeqCst);
+    let r = get(&h, &path(ORG), Some("token-a")).await;
+    r.error(StatusCode::SERVICE_UNAVAILABLE, "ReviewFailed");
+    assert!(!r.text.contains("apiserver unreachable"), "details stay in the log: {}", r.text);
+    h.reviewer.fail.store(false, Ordering::SeqCst);
+    assert_eq!(get(&h, &path(ORG), Some("token-a")).await.names(), ["a/one", "a/two"]);
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn failing_secret_reads_are_503() {
+    let h = harness_with(
+        HttpConfig::default(),
+        reviewer(),
+        Arc::new(FailingSecrets),
+        vec![instance("a", "one", ORG)],
+    );
+    get(&h, &path(ORG), Some("token-a")).await.error(StatusCode::SERVICE_UNAVAILABLE, "KubeError");
+}
+
+#[tokio::test]
+async fn a_slow_review_ends_at_the_deadline() {
+    let reviewer = FakeReviewer { delay: Duration::from_secs(5), ..reviewer() };
+    let config = HttpConfig { request_timeout: Duration::from_millis(100), ..Default::default() };
+    let h = harness(config, reviewer);
+    let started = std::time::Instant::now();
+    get(&h, &path(ORG), Some("token-a")).await.error(StatusCode::SERVICE_UNAVAILABLE, "Timeout");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn before_the_watches_sync_the_read_api_is_503_not_empty() {
+    let h = harness(HttpConfig::default(), reviewer());
+    h.readiness.set(false);
+    get(&h, &path(ORG), Some("token-a")).await.error(StatusCode::SERVICE_UNAVAILABLE, "NotReady");
+}
+
+#[tokio::test]
+async fn without_auth_every_instance_is_returned_to_anyone() {
+    let h = harness(HttpConfig { auth: false, ..Default::default() }, reviewer());
+    assert_eq!(get(&h, &path(ORG), None).await.names(), ["a/one", "a/two", "b/three"]);
+    assert_eq!(get(&h, &path(ORG), Some("garbage")).await.names(), ["a/one", "a/two", "b/three"]);
+    get(&h, &path("nope"), None).await.error(StatusCode::BAD_REQUEST, "BadRequest");
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 0);
+    assert!(h.reviewer.reviews().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_json_errors() {
+    let h = harness(HttpConfig::default(), reviewer());
+    get(&h, "/nope", None).await.error(StatusCode::NOT_FOUND, "NotFound");
+    get(&h, &format!("{}/extra", path(ORG)), Some("token-a")).await.error(StatusCode::NOT_FOUND, "NotFound");
+    send(&h.router, "POST", &path(ORG), Some("Bearer token-a"))
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+    send(&h.router, "DELETE", "/healthz", None)
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+}
+
+#[test]
+fn bearer_tokens_are_parsed_strictly() {
+    let parse = |v: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).expect("header"));
+        bearer_token(&h).map(|t| t.expose_secret().to_string()).map_err(|e| e.category())
+    };
+    assert_eq!(parse("Bearer abc.def"), Ok("abc.def".into()));
+    assert_eq!(parse("bearer  abc "), Ok("abc".into()));
+    assert_eq!(parse("Token abc"), Ok("abc".into()));
+    for bad in ["Bearer", "Bearer ", "Basic abc", "abc", "Bearer a b", ""] {
+        assert_eq!(parse(bad), Err("Unauthorized"), "{bad:?}");
+    }
+    assert!(matches!(bearer_token(&HeaderMap::new()), Err(ApiError::MissingToken)));
+    let mut h = HeaderMap::new();
+    h.insert(header::AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff").expect("header"));
+    assert!(matches!(bearer_token(&h), Err(ApiError::InvalidToken)));
+}
+
+#[test]
+fn cache_keys_are_sha256_of_the_token() {
+    let key = token_key(&SecretString::from("abc"));
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+#[test]
+fn every_error_has_a_fixed_status_and_category() {
+    let review = || Arc::new(ReviewError::TokenReview(FakeReviewer::error()));
+    let cases = [
+        (ApiError::BadOrganizationId, 400, "BadRequest"),
+        (ApiError::BadPath(String::new()), 400, "BadRequest"),
+        (ApiError::MissingToken, 401, "Unauthorized"),
+        (ApiError::InvalidToken, 401, "Unauthorized"),
+        (ApiError::Forbidden, 403, "Forbidden"),
+        (ApiError::NotFound, 404, "NotFound"),
+        (ApiError::MethodNotAllowed, 405, "MethodNotAllowed"),
+        (ApiError::NotReady, 503, "NotReady"),
+        (ApiError::Review(review()), 503, "ReviewFailed"),
+        (ApiError::Secrets(FakeReviewer::error()), 503, "KubeError"),
+        (ApiError::Timeout(Duration::from_secs(1)), 503, "Timeout"),
+        (ApiError::Metrics(prometheus::Error::Msg(String::new())), 500, "Internal"),
+    ];
+    for (err, status, category) in cases {
+        assert_eq!((err.status().as_u16(), err.category()), (status, category), "{err}");
+    }
+    let bind =
+        HttpError::Bind { addr: ([127, 0, 0, 1], 1).into(), source: std::io::ErrorKind::AddrInUse.into() };
+    assert_eq!(bind.category(), "BindError");
+}
+
+async fn raw_request(addr: SocketAddr, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn serve_answers_cuts_slow_clients_and_shuts_down() {
+    let config = HttpConfig { header_read_timeout: Duration::from_millis(200), ..Default::default() };
+    let (store, mut writer) = reflector::store::<ArgoCdInstance>();
+    writer.apply_watcher_event(&Event::InitDone);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let state = AppState::new(
+        config,
+        metrics,
+        Readiness::default(),
+        store,
+        Arc::new(SecretUids::new()),
+        Arc::new(reviewer()),
+    );
+    let listener = bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let reply = raw_request(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let reply = raw_request(addr, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 503") && reply.contains("\"NotReady\""), "{reply}");
+
+    // An idle keep-alive connection is closed after the header-read timeout too.
+    let started = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "idle connection still open");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A client that never finishes its headers is disconnected.
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost:").await.expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "slow client still connected");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("shut down").expect("no panic");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still listening");
+}
+
+#[tokio::test]
+async fn binding_a_taken_port_is_an_error() {
+    let first = bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
+    let addr = first.local_addr().expect("addr");
+    let err = bind(addr).await.expect_err("port is taken");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
