@@ -1,6 +1,8 @@
-//! The wiring of `argomap run`, and its shutdown order: the HTTP server and the controllers
-//! share the watch caches; on SIGTERM the controllers get a bounded time to stop, then the
-//! Lease is released and the server drains.
+//! The wiring of `argomap run`, and its shutdown order. The HTTP server and the controllers
+//! share the watch caches. On SIGTERM or SIGINT (caught once, before anything starts): the
+//! server stops accepting and drains; the controllers finish their reconciles (at most
+//! [`SHUTDOWN_GRACE`]); only then is the Lease released, so no standby writes while this
+//! replica still does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +11,20 @@ use kube::runtime::reflector;
 
 use crate::cli::RunArgs;
 use crate::readiness::{Readiness, Synced};
+use crate::shutdown::Shutdown;
 use crate::{controller, leader, metrics, server};
 use std::process::ExitCode;
 
 /// `argomap run`: the controllers, the HTTP server and (optionally) the leader election,
 /// until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> ExitCode {
+    let shutdown = match Shutdown::on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
@@ -58,12 +68,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = tokio::spawn(server::serve(listener, state, shutdown_signal()));
+    let server = tokio::spawn(server::serve(listener, state, shutdown.clone().wait()));
+    // Fired once the controllers have stopped: the Lease is released after them.
+    let (controllers_stopped, lease_shutdown) = Shutdown::manual();
     let (leadership, lease_task) = if args.leader_election {
         let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
             Some(ns) => {
-                leader::elect(client.clone(), ns, &args.lease_name, &leader::identity(), shutdown_signal())
-                    .await
+                leader::elect(
+                    client.clone(),
+                    ns,
+                    &args.lease_name,
+                    &leader::identity(),
+                    lease_shutdown.wait(),
+                )
+                .await
             }
             None => Err(leader::LeaderError::NoNamespace),
         };
@@ -82,17 +100,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
         controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
     // Ready once every watch has listed what exists (set by the controller's streams).
     let synced = Arc::new(Synced::new(readiness));
-    // The controllers stop on the same signals; a signal that comes before their first list
-    // completes can leave kube-runtime waiting for a store that never fills, so give them a
-    // bounded time and exit regardless.
-    let controllers = controller::run(client, settings, metrics, writers, leadership, synced);
+    // A signal that comes before the controllers' first list completes can leave kube-runtime
+    // waiting for a store that never fills: they get a bounded time, then the process exits.
+    let controllers =
+        controller::run(client, settings, metrics, writers, leadership, synced, shutdown.clone());
     tokio::select! {
         _ = controllers => {},
         _ = async {
-            shutdown_signal().await;
+            shutdown.wait().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time after the signal; exiting"),
     }
+    let _ = controllers_stopped.send(true);
     if let Some(task) = lease_task {
         let _ = task.await;
     }
@@ -103,19 +122,3 @@ pub async fn run(args: RunArgs) -> ExitCode {
 
 /// How long the controllers get to finish their reconciles after SIGTERM or SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
-
-/// Resolves on SIGTERM or SIGINT (the controllers listen for the same signals themselves).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
-}

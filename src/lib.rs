@@ -6,7 +6,8 @@
 //! - `controller` (watches, reconciles, status writes) and `server` (HTTP);
 //! - `model`, the pure core: attribution, linkage, statuses, events, the Qovery view;
 //! - `argocd` (the REST client, which knows nothing of CRDs) and `crd` (the two kinds);
-//! - small leaves: `metrics`, `readiness`, `leader`, `text`, `fixtures` (tests only).
+//! - `metrics` (the Prometheus series, fed from model types);
+//! - small leaves: `readiness`, `leader`, `shutdown`, `text`, `fixtures` (tests only).
 
 pub mod app;
 pub mod argocd;
@@ -19,4 +20,5 @@ pub mod metrics;
 pub mod model;
 pub mod readiness;
 pub mod server;
+pub mod shutdown;
 pub mod text;

@@ -9,6 +9,7 @@ use argomap::controller::{self, Context, Settings};
 use argomap::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, REFRESH_ANNOTATION,
 };
+use argomap::fixtures;
 use argomap::metrics::Metrics;
 use fake_argocd::{Endpoint, FakeArgoCd, Options, jwt};
 use http::{Request, Response, StatusCode};
@@ -22,29 +23,24 @@ type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
 const NS: &str = "platform";
 
+/// `platform/prod` at `url`, token Secret `argocd-readonly`, checking every 60 s.
 fn instance(url: &str) -> ArgoCdInstance {
-    serde_json::from_value(json!({
-        "apiVersion": "argomap.io/v1alpha1", "kind": "ArgoCdInstance",
-        "metadata": {"name": "prod", "namespace": NS, "generation": 1, "uid": "i-1"},
-        "spec": {
-            "url": url, "credentials": {"secretRef": {"name": "argocd-readonly"}},
-            "agentCluster": {"id": "0b9f6a1e-0000-4000-8000-000000000001", "name": "Production EU", "cloudProvider": "AWS"},
-            "interval": "60s", "timeout": "5s"
-        }
-    }))
-    .expect("instance")
+    let mut i = fixtures::instance(NS, "prod");
+    i.metadata.uid = Some("i-1".into());
+    i.spec.url = url.into();
+    i.spec.credentials.secret_ref.name = "argocd-readonly".into();
+    i.spec.timeout = "5s".into();
+    i.spec.agent_cluster.name = "Production EU".into();
+    i.spec.organization_id = None;
+    i
 }
 
 fn mapping(name: &str, url: &str, created: &str) -> ClusterMapping {
-    serde_json::from_value(json!({
-        "apiVersion": "argomap.io/v1alpha1", "kind": "ClusterMapping",
-        "metadata": {"name": name, "namespace": NS, "generation": 1, "creationTimestamp": created},
-        "spec": {
-            "instanceRef": {"name": "prod"}, "argocdClusterUrl": url,
-            "cluster": {"id": "0b9f6a1e-0000-4000-8000-000000000002", "name": name, "cloudProvider": "GCP"}
-        }
-    }))
-    .expect("mapping")
+    let mut m = fixtures::mapping(NS, name, "prod", url);
+    m.metadata.creation_timestamp = Some(fixtures::time(created));
+    m.spec.cluster.id = "0b9f6a1e-0000-4000-8000-000000000002".into();
+    m.spec.cluster.cloud_provider = argomap::crd::CloudProvider::Gcp;
+    m
 }
 
 fn secret(token: &str) -> Value {

@@ -1,6 +1,10 @@
 //! Every way a request to Argo CD can fail, each of one fixed [`ErrorKind`]. The client knows
 //! nothing of statuses: the layer above turns a kind into a status reason.
 
+use reqwest::StatusCode;
+
+use super::types::ErrorBody;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArgoCdError {
     #[error("Argo CD rejected the credentials on {endpoint} (HTTP 401): {message}")]
@@ -80,6 +84,77 @@ impl ArgoCdError {
     }
 }
 
+pub(super) fn status_error(endpoint: &'static str, status: StatusCode, body: &[u8]) -> ArgoCdError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .and_then(|b| b.message.filter(|m| !m.is_empty()).or(b.error))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+    let message = crate::text::cap(&message);
+    let code = status.as_u16();
+    match status {
+        StatusCode::UNAUTHORIZED => ArgoCdError::Unauthenticated { endpoint, message },
+        StatusCode::FORBIDDEN => ArgoCdError::Forbidden { endpoint, message },
+        s if s.is_server_error() => ArgoCdError::ServerError { endpoint, status: code, message },
+        StatusCode::NOT_FOUND => ArgoCdError::UnexpectedStatus {
+            endpoint,
+            status: code,
+            message: format!(
+                "{message}: is spec.url the base URL of the Argo CD server (including its --rootpath)?"
+            ),
+        },
+        _ => ArgoCdError::UnexpectedStatus { endpoint, status: code, message },
+    }
+}
+
+/// The HTTP status for metrics, or a fixed word when there was none.
+pub(super) fn error_code(e: &ArgoCdError) -> String {
+    match e {
+        ArgoCdError::Unauthenticated { .. } => "401".into(),
+        ArgoCdError::Forbidden { .. } => "403".into(),
+        ArgoCdError::LoginFailed { status, .. }
+        | ArgoCdError::ServerError { status, .. }
+        | ArgoCdError::UnexpectedStatus { status, .. }
+        | ArgoCdError::NotJson { status, .. } => status.to_string(),
+        ArgoCdError::Timeout { .. } => "timeout".into(),
+        ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => "tls".into(),
+        ArgoCdError::Connect { .. } => "connect".into(),
+        ArgoCdError::Decode { .. } | ArgoCdError::TooLarge { .. } | ArgoCdError::InvalidUrl(_) => {
+            "invalid".into()
+        }
+    }
+}
+
+/// Finds a rustls error in the source chain. hyper wraps it in nested `io::Error`s, whose
+/// `source()` skips the wrapped error, so those are opened with `get_ref()`.
+pub(super) fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// The error and its causes on one line; reqwest's own text names the URL, never a header.
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut current = e.source();
+    while let Some(err) = current {
+        let s = err.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        current = err.source();
+    }
+    crate::text::cap(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +193,21 @@ mod tests {
         for (err, want) in cases {
             assert_eq!(err.category(), want, "{err}");
         }
+    }
+
+    #[test]
+    fn error_bodies_become_reasons() {
+        let body = br#"{"error":"invalid session: token has invalid claims: token is expired","code":16,"message":"invalid session: token has invalid claims: token is expired"}"#;
+        let e = status_error("clusters", StatusCode::UNAUTHORIZED, body);
+        assert_eq!(e.category(), "AuthenticationFailed");
+        assert!(e.to_string().contains("token is expired"));
+        let e = status_error("clusters", StatusCode::FORBIDDEN, br#"{"message":"permission denied"}"#);
+        assert_eq!(e.category(), "InsufficientPermissions");
+        let e = status_error("clusters", StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(e.category(), "Unreachable");
+        assert!(e.to_string().contains("Bad Gateway"));
+        let e = status_error("clusters", StatusCode::NOT_FOUND, b"Not Found");
+        assert_eq!(e.category(), "InvalidResponse");
+        assert!(e.to_string().contains("rootpath"));
     }
 }

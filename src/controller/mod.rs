@@ -37,6 +37,7 @@ use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::readiness::{Synced, Watch};
+use crate::shutdown::Shutdown;
 use state::States;
 
 /// Settings of `argomap run` that shape the controllers.
@@ -137,7 +138,7 @@ pub struct Writers {
     pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
 }
 
-/// Runs both controllers until SIGTERM or SIGINT.
+/// Runs both controllers until `shutdown`, then lets reconciles in flight finish.
 pub async fn run(
     client: kube::Client,
     settings: Settings,
@@ -145,6 +146,7 @@ pub async fn run(
     writers: Writers,
     leadership: Leadership,
     synced: Arc<Synced>,
+    shutdown: Shutdown,
 ) {
     let wc = watcher::Config::default();
     let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
@@ -211,7 +213,7 @@ pub async fn run(
                 .map(|i| ObjectRef::from_obj(i.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone().wait())
         .run(instance::reconcile, instance::error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
@@ -241,7 +243,7 @@ pub async fn run(
                 .map(|m| ObjectRef::from_obj(m.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.wait())
         .run(cluster_mapping::reconcile, cluster_mapping::error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use argomap::crd::{ArgoCdInstance, ClusterMapping};
+use argomap::crd::{ArgoCdInstance, CloudProvider, ClusterMapping, KnownCluster, KubernetesType};
+use argomap::fixtures;
 use fake_argocd::{FakeArgoCd, Options, jwt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ObjectMeta, PostParams};
@@ -177,29 +178,31 @@ pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
         .expect("create secret");
 }
 
+/// The cluster suite's instance (the fixture, named for the test's namespace): token Secret
+/// `argocd-readonly`, agent cluster `Production EU`, 5 s timeout. JSON, so tests can break it.
 pub fn instance_json(name: &str, url: &str, interval: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "argomap.io/v1alpha1", "kind": "ArgoCdInstance",
-        "metadata": {"name": name},
-        "spec": {
-            "url": url,
-            "credentials": {"secretRef": {"name": "argocd-readonly"}},
-            "agentCluster": {"id": "0b9f6a1e-2c1d-4e4f-9a4b-1f2e3d4c5b6a", "name": "Production EU", "cloudProvider": "AWS"},
-            "organizationId": "5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b11",
-            "interval": interval, "timeout": "5s"
-        }
-    })
+    let mut i = fixtures::instance("", name);
+    i.metadata = ObjectMeta { name: Some(name.into()), ..Default::default() };
+    i.spec.url = url.into();
+    i.spec.credentials.secret_ref.name = "argocd-readonly".into();
+    i.spec.agent_cluster.id = "0b9f6a1e-2c1d-4e4f-9a4b-1f2e3d4c5b6a".into();
+    i.spec.agent_cluster.name = "Production EU".into();
+    i.spec.interval = interval.into();
+    i.spec.timeout = "5s".into();
+    serde_json::to_value(i).expect("instance JSON")
 }
 
+/// A mapping of `instance`'s destination `url` to the self-managed GCP cluster `Cluster <name>`.
 pub fn mapping_json(name: &str, instance: &str, url: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "argomap.io/v1alpha1", "kind": "ClusterMapping",
-        "metadata": {"name": name},
-        "spec": {
-            "instanceRef": {"name": instance}, "argocdClusterUrl": url,
-            "cluster": {"id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "name": format!("Cluster {name}"), "cloudProvider": "GCP", "type": "SELF_MANAGED"}
-        }
-    })
+    let mut m = fixtures::mapping("", name, instance, url);
+    m.metadata = ObjectMeta { name: Some(name.into()), ..Default::default() };
+    m.spec.cluster = KnownCluster {
+        id: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
+        name: format!("Cluster {name}"),
+        cloud_provider: CloudProvider::Gcp,
+        kind: KubernetesType::SelfManaged,
+    };
+    serde_json::to_value(m).expect("mapping JSON")
 }
 
 pub async fn create_instance(client: &Client, ns: &str, value: serde_json::Value) -> ArgoCdInstance {

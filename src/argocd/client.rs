@@ -1,0 +1,300 @@
+//! The client: every request carries the bearer token (or the session JWT), has a timeout
+//! that covers the body, and its answer is checked to be JSON of bounded size before it is
+//! decoded. Two list calls per check, the version once per connection, a login only for
+//! username/password credentials.
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use super::error::{chain, error_code, status_error, tls_cause};
+use super::projection::applications_fields;
+use super::session::{Session, session_needs_renewal};
+use super::types::{ApplicationList, CanIResponse, ClusterList, SessionResponse, VersionMessage};
+use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls};
+
+/// Cap on the body of an error answer: only its message is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    credentials: Credentials,
+    timeout: Duration,
+    max_response_bytes: usize,
+    session: Mutex<Option<Session>>,
+    version: Mutex<Option<String>>,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, ArgoCdError> {
+        let parsed =
+            url::Url::parse(config.url.trim()).map_err(|e| ArgoCdError::InvalidUrl(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ArgoCdError::InvalidUrl("the URL must be http:// or https:// with a host".into()));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ArgoCdError::InvalidUrl("the URL must not carry user info".into()));
+        }
+        let tls = tls::client_config(&config.tls).map_err(ArgoCdError::TlsSetup)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("argomap/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ArgoCdError::TlsSetup(e.to_string()))?;
+        Ok(Client {
+            http,
+            base: config.url.trim().trim_end_matches('/').to_string(),
+            credentials: config.credentials,
+            timeout: config.timeout,
+            max_response_bytes: config.max_response_bytes,
+            session: Mutex::new(None),
+            version: Mutex::new(None),
+        })
+    }
+
+    /// One check: version (once per connection), clusters, projected applications, and the
+    /// permission question when the cluster list looks hidden.
+    pub async fn snapshot(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {
+        let result = self.snapshot_inner(observer).await;
+        if result.is_err() {
+            // Ask again next time: the server may have been replaced or upgraded meanwhile.
+            *self.version.lock().await = None;
+        }
+        result
+    }
+
+    async fn snapshot_inner(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {
+        let version = self.version(observer).await?;
+        let clusters: ClusterList = self.get_authed("clusters", "/api/v1/clusters", observer).await?;
+        let fields = applications_fields(version.as_deref());
+        let path = format!("/api/v1/applications?fields={fields}");
+        let apps: ApplicationList = self.get_authed("applications", &path, observer).await?;
+        let clusters = clusters.items.unwrap_or_default();
+        let applications = apps.items.unwrap_or_default();
+
+        let names_destinations = applications.iter().any(|a| {
+            a.destination()
+                .is_some_and(|d| d.server.as_deref().is_some_and(|s| !s.is_empty()) || d.name.is_some())
+        });
+        let can_get_clusters = if clusters.is_empty() && names_destinations {
+            match self
+                .get_authed::<CanIResponse>("can_i", "/api/v1/account/can-i/clusters/get/*", observer)
+                .await
+            {
+                Ok(answer) => answer.value.map(|v| v == "yes"),
+                // Older servers or tokens without account access: the question stays open.
+                Err(e) => {
+                    tracing::debug!(error = %e, "can-i clusters get could not be asked");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let credentials_expire_at = match &self.credentials {
+            Credentials::Token(t) => jwt::expiry(t.expose_secret()),
+            Credentials::Login { .. } => None,
+        };
+        Ok(Snapshot { version, clusters, applications, can_get_clusters, credentials_expire_at })
+    }
+
+    async fn version(&self, observer: &dyn RequestObserver) -> Result<Option<String>, ArgoCdError> {
+        let mut cached = self.version.lock().await;
+        if cached.is_none() {
+            // Sent with credentials: Argo CD then answers the full body, and an anonymous answer
+            // carries the version too.
+            let bearer = self.bearer(observer).await?;
+            let v: VersionMessage =
+                self.request("version", Method::GET, "/api/version", Some(&bearer), None, observer).await?;
+            *cached = v.version.filter(|s| !s.is_empty());
+        }
+        Ok(cached.clone())
+    }
+
+    /// GET with the bearer token; with username/password, one fresh login and retry on 401.
+    async fn get_authed<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        observer: &dyn RequestObserver,
+    ) -> Result<T, ArgoCdError> {
+        let bearer = self.bearer(observer).await?;
+        match self.request(endpoint, Method::GET, path, Some(&bearer), None, observer).await {
+            Err(e) if e.is_unauthenticated() && matches!(self.credentials, Credentials::Login { .. }) => {
+                *self.session.lock().await = None;
+                let bearer = self.bearer(observer).await?;
+                self.request(endpoint, Method::GET, path, Some(&bearer), None, observer).await
+            }
+            other => other,
+        }
+    }
+
+    /// The bearer token: the API token, or the session JWT (logging in when there is none or it
+    /// is about to expire).
+    async fn bearer(&self, observer: &dyn RequestObserver) -> Result<SecretString, ArgoCdError> {
+        let (username, password) = match &self.credentials {
+            Credentials::Token(t) => return Ok(t.clone()),
+            Credentials::Login { username, password } => (username, password),
+        };
+        let mut session = self.session.lock().await;
+        let fresh = session
+            .as_ref()
+            .is_some_and(|s| !session_needs_renewal(s.issued_at, s.expires_at, Timestamp::now()));
+        if !fresh {
+            let body = serde_json::json!({"username": username, "password": password.expose_secret()});
+            let answer: Result<SessionResponse, _> =
+                self.request("session", Method::POST, "/api/v1/session", None, Some(body), observer).await;
+            let answer = answer.map_err(|e| match e {
+                ArgoCdError::Unauthenticated { message, .. } => {
+                    ArgoCdError::LoginFailed { status: 401, message }
+                }
+                ArgoCdError::UnexpectedStatus { status, message, .. } if (400..500).contains(&status) => {
+                    ArgoCdError::LoginFailed { status, message }
+                }
+                other => other,
+            })?;
+            let token = answer.token.filter(|t| !t.is_empty()).ok_or_else(|| ArgoCdError::Decode {
+                endpoint: "session",
+                detail: "the session answer has no token".into(),
+            })?;
+            let expires_at = jwt::expiry(&token);
+            *session =
+                Some(Session { token: SecretString::from(token), issued_at: Timestamp::now(), expires_at });
+        }
+        match session.as_ref() {
+            Some(s) => Ok(s.token.clone()),
+            None => Err(ArgoCdError::LoginFailed { status: 0, message: "no session".into() }),
+        }
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        bearer: Option<&SecretString>,
+        body: Option<serde_json::Value>,
+        observer: &dyn RequestObserver,
+    ) -> Result<T, ArgoCdError> {
+        let started = Instant::now();
+        let result = self.request_inner(endpoint, method, path, bearer, body).await;
+        let code = match &result {
+            Ok(_) => "200".to_string(),
+            Err(e) => error_code(e),
+        };
+        observer.observe(endpoint, &code, started.elapsed());
+        result
+    }
+
+    async fn request_inner<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        bearer: Option<&SecretString>,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ArgoCdError> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        req = req.header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(token) = bearer {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+                    ArgoCdError::UnexpectedStatus {
+                        endpoint,
+                        status: 0,
+                        message: "the token contains characters that cannot be sent in a header".into(),
+                    }
+                })?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            req =
+                req.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.to_string());
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(endpoint, &e))?;
+        let status = resp.status();
+        let content_type =
+            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if !status.is_success() {
+            let bytes = self.read_capped(endpoint, resp, MAX_ERROR_BODY, false).await?;
+            return Err(status_error(endpoint, status, &bytes));
+        }
+        // Checked before reading: a wrong base URL answers the UI's HTML with 200.
+        if !content_type.starts_with("application/json") {
+            return Err(ArgoCdError::NotJson { endpoint, status: status.as_u16(), content_type });
+        }
+        let bytes = self.read_capped(endpoint, resp, self.max_response_bytes, true).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ArgoCdError::Decode { endpoint, detail: e.to_string() })
+    }
+
+    /// Reads the body chunk by chunk and stops at `limit`: a hostile or misconfigured server
+    /// cannot make argomap buffer more (gzip is decoded before counting).
+    async fn read_capped(
+        &self,
+        endpoint: &'static str,
+        mut resp: reqwest::Response,
+        limit: usize,
+        fail_on_limit: bool,
+    ) -> Result<Vec<u8>, ArgoCdError> {
+        let mut buf = Vec::new();
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| self.transport_error(endpoint, &e))?;
+            let Some(chunk) = chunk else { break };
+            if buf.len() + chunk.len() > limit {
+                if fail_on_limit {
+                    return Err(ArgoCdError::TooLarge { endpoint, limit });
+                }
+                let room = limit - buf.len();
+                buf.extend_from_slice(&chunk[..room]);
+                break;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
+    }
+
+    fn transport_error(&self, endpoint: &'static str, e: &reqwest::Error) -> ArgoCdError {
+        if e.is_timeout() {
+            return ArgoCdError::Timeout { endpoint, timeout_secs: self.timeout.as_secs() };
+        }
+        if let Some(detail) = tls_cause(e) {
+            return ArgoCdError::Tls { endpoint, detail };
+        }
+        if e.is_decode() || e.is_body() {
+            return ArgoCdError::Decode { endpoint, detail: chain(e) };
+        }
+        ArgoCdError::Connect { endpoint, detail: chain(e) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::argocd::TlsSettings;
+
+    #[test]
+    fn urls_with_user_info_are_refused() {
+        let cfg = |url: &str| ClientConfig {
+            url: url.into(),
+            credentials: Credentials::Token(SecretString::from("a.b.c")),
+            timeout: Duration::from_secs(1),
+            tls: TlsSettings::default(),
+            max_response_bytes: 1024,
+        };
+        assert!(matches!(
+            Client::new(cfg("https://u:p@argocd.example.com")),
+            Err(ArgoCdError::InvalidUrl(_))
+        ));
+        assert!(matches!(Client::new(cfg("ftp://argocd.example.com")), Err(ArgoCdError::InvalidUrl(_))));
+        assert!(Client::new(cfg("https://argocd.example.com/argocd/")).is_ok());
+    }
+}
