@@ -29,20 +29,20 @@ impl Leadership {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum LeaderError {
     #[error("leader election needs the Lease namespace (--lease-namespace or POD_NAMESPACE)")]
+    #[strum(serialize = "ConfigError")]
     NoNamespace,
     #[error("cannot set up the Lease: {0}")]
+    #[strum(serialize = "LeaseError")]
     Lease(#[from] LeaseManagerError),
 }
 
 impl LeaderError {
+    /// Fixed label for logs.
     pub fn category(&self) -> &'static str {
-        match self {
-            LeaderError::NoNamespace => "ConfigError",
-            LeaderError::Lease(_) => "LeaseError",
-        }
+        self.into()
     }
 }
 

@@ -12,25 +12,26 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::argocd::{Credentials, TlsSettings};
 use crate::crd::{ArgoCdInstanceSpec, CredentialKeys};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum CredentialsError {
     #[error("Secret {name} does not exist in namespace {namespace}")]
+    #[strum(serialize = "CredentialsNotFound")]
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {name} has no key {key:?}")]
+    #[strum(serialize = "CredentialsNotFound")]
     KeyMissing { name: String, key: String },
     #[error("key {key:?} of Secret {name} is empty or not UTF-8 text")]
+    #[strum(serialize = "CredentialsNotFound")]
     BadValue { name: String, key: String },
     #[error("cannot read Secret {name}: {source}")]
+    #[strum(serialize = "KubeError")]
     Kube { name: String, source: kube::Error },
 }
 
 impl CredentialsError {
     /// Fixed label for metrics and events.
     pub fn category(&self) -> &'static str {
-        match self {
-            CredentialsError::Kube { .. } => "KubeError",
-            _ => "CredentialsNotFound",
-        }
+        self.into()
     }
 }
 

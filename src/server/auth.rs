@@ -43,17 +43,20 @@ impl From<UserInfo> for User {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum ReviewError {
     #[error("TokenReview failed: {0}")]
+    #[strum(serialize = "ReviewFailed")]
     TokenReview(#[source] kube::Error),
     #[error("SubjectAccessReview failed: {0}")]
+    #[strum(serialize = "ReviewFailed")]
     AccessReview(#[source] kube::Error),
 }
 
 impl ReviewError {
+    /// Fixed label, the `error` member of the response body.
     pub fn category(&self) -> &'static str {
-        "ReviewFailed"
+        self.into()
     }
 }
 

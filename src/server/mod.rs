@@ -129,17 +129,17 @@ pub fn warn_auth_disabled() {
     );
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum HttpError {
     #[error("cannot listen on {addr}: {source}")]
+    #[strum(serialize = "BindError")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 impl HttpError {
+    /// Fixed label for logs.
     pub fn category(&self) -> &'static str {
-        match self {
-            HttpError::Bind { .. } => "BindError",
-        }
+        self.into()
     }
 }
 

@@ -37,16 +37,21 @@ pub async fn client() -> Client {
 /// A fresh namespace named after the test (the control plane has no namespace controller, so
 /// namespaces are never deleted: names carry a random suffix).
 pub async fn namespace(client: &Client, test: &str) -> String {
-    let name = format!("{test}-{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let ns = Namespace {
-        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    name
+    let api = Api::<Namespace>::all(client.clone());
+    for _ in 0..5 {
+        let name = format!("{test}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => return name,
+            // A suffix drawn before (the control plane outlives test runs): draw again.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("create namespace {name}: {e}"),
+        }
+    }
+    panic!("no free namespace name for {test} in 5 draws");
 }
 
 /// The real operator, watching one namespace; killed when dropped. Its log goes to
@@ -75,22 +80,52 @@ impl Operator {
             env.iter().find(|(k, _)| *k == "POD_NAME").map(|(_, v)| format!("-{v}")).unwrap_or_default();
         let log = dir.join(format!("{namespace}{pod}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_argomap"))
-            .args(["run", "--namespace", namespace, "--http-addr", &addr])
+        // Port 0: the kernel picks a free port at bind time and argomap logs it. (Picking one
+        // here and passing it on races with every other test doing the same.)
+        let mut child = Command::new(env!("CARGO_BIN_EXE_argomap"))
+            .args(["run", "--namespace", namespace, "--http-addr", "127.0.0.1:0"])
             .args(extra)
             .env("KUBECONFIG", kubeconfig_path())
             .env("RUST_LOG", "info,argomap=debug,kube=warn")
+            .env("ARGOMAP_LOG_FORMAT", "text")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start argomap run");
+        let addr = match listening_address(&log, Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                print_log_tail("argomap", &log, 40);
+                panic!("argomap run: {why}");
+            }
+        };
         Operator { child, log, http: format!("http://{addr}") }
+    }
+}
+
+/// The address in argomap's "HTTP server listening addr=…" log line, polled for until `deadline`.
+fn listening_address(log: &std::path::Path, deadline: Duration) -> Result<String, String> {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter(|l| l.contains("HTTP server listening"))
+            .find_map(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next());
+        if let Some(addr) = found {
+            return Ok(addr.to_string());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!(
+                "no \"HTTP server listening\" line in {} within {deadline:?}",
+                log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
