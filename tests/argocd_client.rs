@@ -272,3 +272,76 @@ async fn hidden_clusters_ask_can_i() {
     let s = snapshot(token_config(&argocd.url(), &token)).await.expect("snapshot");
     assert_eq!(s.can_get_clusters, Some(true));
 }
+
+// ---------------------------------------------------------------------------------------
+// Redirects and reflection: credentials go only where they were meant to go.
+
+/// Requests of every kind a fake has seen.
+fn all_requests(argocd: &FakeArgoCd) -> u64 {
+    [Endpoint::Version, Endpoint::Clusters, Endpoint::Applications, Endpoint::Session, Endpoint::CanI]
+        .into_iter()
+        .map(|e| argocd.requests(e))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_reported_not_followed() {
+    let (argocd, token) = fake_with_data(Options::default()).await;
+    let (elsewhere, _) = fake_with_data(Options::default()).await;
+    elsewhere.add_token(&token);
+    for status in [301, 302, 307, 308] {
+        argocd.set_fault(Some(Fault::Redirect { status, location: elsewhere.url() }));
+        let err = snapshot(token_config(&argocd.url(), &token)).await.expect_err("a redirect");
+        assert_eq!(reason(&err), "InvalidResponse", "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("HTTP {status} redirecting to {}/api/v1/clusters", elsewhere.url())),
+            "{text}"
+        );
+        assert!(text.contains(&format!("set spec.url to {}", elsewhere.url())), "{text}");
+    }
+    assert_eq!(all_requests(&elsewhere), 0, "the other origin never saw the token");
+}
+
+#[tokio::test]
+async fn a_redirected_login_does_not_resend_the_password() {
+    let opts = || Options { users: vec![("argomap".into(), "hunter2-secret".into())], ..Default::default() };
+    let (argocd, _) = fake_with_data(opts()).await;
+    let (elsewhere, _) = fake_with_data(opts()).await;
+    argocd.set_fault(Some(Fault::Redirect { status: 307, location: elsewhere.url() }));
+    let err = snapshot(login_config(&argocd.url(), "hunter2-secret")).await.expect_err("a redirect");
+    assert_eq!(reason(&err), "InvalidResponse", "{err}");
+    assert!(err.to_string().contains("/api/v1/session"), "{err}");
+    assert_eq!(elsewhere.requests(Endpoint::Session), 0, "the password went nowhere else");
+}
+
+#[tokio::test]
+async fn plain_http_to_a_tls_argocd_says_to_use_https() {
+    // Argo CD without --insecure answers plain HTTP with 307 to the same URL over https.
+    let (argocd, token) = fake_with_data(Options::default()).await;
+    let https = argocd.url().replacen("http://", "https://", 1);
+    argocd.set_fault(Some(Fault::Redirect { status: 307, location: https.clone() }));
+    let err = snapshot(token_config(&argocd.url(), &token)).await.expect_err("a redirect");
+    assert_eq!(reason(&err), "InvalidResponse", "not AuthenticationFailed: {err}");
+    assert!(err.to_string().ends_with(&format!("set spec.url to {https}")), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_echoing_credentials_leaves_none_in_the_error() {
+    let (argocd, token) = fake_with_data(Options::default()).await;
+    argocd.set_fault(Some(Fault::Echo));
+    let err = snapshot(token_config(&argocd.url(), &token)).await.expect_err("echo");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&token), "{text}");
+    assert!(text.contains("Bearer [redacted]"), "the echo is there, redacted: {text}");
+
+    let password = r#"s3cr"et\pw"#;
+    let (argocd, _) =
+        fake_with_data(Options { users: vec![("argomap".into(), password.into())], ..Default::default() })
+            .await;
+    argocd.set_fault(Some(Fault::Echo));
+    let err = snapshot(login_config(&argocd.url(), password)).await.expect_err("echo");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cr"), "neither raw nor JSON-escaped: {text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}

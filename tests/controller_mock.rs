@@ -13,7 +13,9 @@ use argomap::fixtures;
 use argomap::metrics::Metrics;
 use fake_argocd::{Endpoint, FakeArgoCd, Options, jwt};
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
@@ -47,7 +49,7 @@ fn secret(token: &str) -> Value {
     use base64::Engine;
     json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "argocd-readonly", "namespace": NS, "uid": "s-1"},
+        "metadata": {"name": "argocd-readonly", "namespace": NS, "uid": "s-1", "labels": {"argomap.io/credentials": "true"}},
         "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}
     })
 }
@@ -63,13 +65,24 @@ struct Harness {
     mappings: Writer<ClusterMapping>,
 }
 
+/// The reconcilers with empty caches but for the opted-in Secret `argocd-readonly`, as the
+/// label-selected Secret watch would hold it.
 fn harness() -> Harness {
+    harness_with_secrets(&[secret("unused")])
+}
+
+fn harness_with_secrets(opted_in: &[Value]) -> Harness {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let (reader, writer) = reflector::store();
+    let (secrets, mut secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    for s in opted_in {
+        let meta = serde_json::from_value(s.clone()).expect("secret metadata");
+        secret_writer.apply_watcher_event(&Event::Apply(meta));
+    }
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let ctx = Arc::new(Context::new(client, Settings::default(), reader, metrics));
+    let ctx = Arc::new(Context::new(client, Settings::default(), reader, secrets, metrics));
     Harness { ctx, handle, mappings: writer }
 }
 
@@ -385,4 +398,39 @@ async fn mapping_without_instance_is_marked_once() {
     });
     within(controller::reconcile_mapping(&marked, &ctx)).await.expect("reconcile");
     verifier.await.expect("verifier");
+}
+
+#[tokio::test]
+async fn an_unlabelled_secret_is_never_read_and_says_how_to_opt_in() {
+    let (argocd, token) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness_with_secrets(&[]);
+    let inst = instance(&argocd.url());
+    let verifier = tokio::spawn(async move {
+        let mut unlabelled = secret(&token);
+        unlabelled["metadata"]["labels"] = json!({});
+        // Only the metadata is asked for (the PartialObjectMetadata Accept header)...
+        let (req, send) = handle.next_request().await.expect("a request");
+        assert_eq!((req.method().as_str(), req.uri().path()), ("GET", SECRET_PATH));
+        let accept = req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert!(accept.contains("as=PartialObjectMetadata"), "a metadata read, not the data: {accept}");
+        unlabelled.as_object_mut().expect("object").remove("data");
+        send.send_response(
+            Response::builder().body(Body::from(unlabelled.to_string().into_bytes())).expect("resp"),
+        );
+        // ...and the next request is the status write, not a read of the data.
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let reasons = events(&mut handle, 1).await;
+        (patch, reasons)
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let (patch, reasons) = verifier.await.expect("verifier");
+    assert_eq!(reasons, vec!["ConnectionFailed"]);
+    let conn = &patch["status"]["connection"];
+    assert_eq!(conn["reason"], "CredentialsNotOptedIn");
+    assert_eq!(
+        conn["message"],
+        "Secret argocd-readonly is not labelled argomap.io/credentials=true, so argomap does not read it; if it is meant for argomap: kubectl label secret argocd-readonly -n platform argomap.io/credentials=true"
+    );
+    assert_eq!(patch["status"]["conditions"][0]["reason"], "CredentialsNotOptedIn");
+    assert_eq!(argocd.requests(Endpoint::Clusters), 0, "nothing sent to Argo CD");
 }

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use super::error::{chain, error_code, status_error, tls_cause};
+use super::error::{chain, error_code, redirect_error, status_error, tls_cause};
 use super::projection::applications_fields;
 use super::session::{Session, session_needs_renewal};
 use super::types::{ApplicationList, CanIResponse, ClusterList, SessionResponse, VersionMessage};
@@ -43,6 +43,9 @@ impl Client {
         }
         let tls = tls::client_config(&config.tls).map_err(ArgoCdError::TlsSetup)?;
         let http = reqwest::Client::builder()
+            // A redirect is reported, never followed: following it would send the token (or the
+            // login's password) to wherever the server points.
+            .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(tls)
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -191,7 +194,18 @@ impl Client {
             Err(e) => error_code(e),
         };
         observer.observe(endpoint, &code, started.elapsed());
-        result
+        // A server's text may repeat what it was sent: no credential leaves in an error.
+        result.map_err(|e| e.redacted(&self.secrets(bearer)))
+    }
+
+    /// Every credential this client sends: the token or password, and the session JWT in use.
+    fn secrets(&self, bearer: Option<&SecretString>) -> Vec<String> {
+        let mut out: Vec<String> = bearer.map(|b| b.expose_secret().to_owned()).into_iter().collect();
+        match &self.credentials {
+            Credentials::Token(t) => out.push(t.expose_secret().to_owned()),
+            Credentials::Login { password, .. } => out.push(password.expose_secret().to_owned()),
+        }
+        out
     }
 
     async fn request_inner<T: DeserializeOwned>(
@@ -222,6 +236,10 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(endpoint, &e))?;
         let status = resp.status();
+        if status.is_redirection() {
+            let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            return Err(redirect_error(endpoint, status.as_u16(), resp.url(), path, location));
+        }
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if !status.is_success() {

@@ -37,6 +37,10 @@ pub enum ArgoCdError {
     TooLarge { endpoint: &'static str, limit: usize },
     #[error("invalid Argo CD URL: {0}")]
     InvalidUrl(String),
+    #[error(
+        "{endpoint} answered HTTP {status} redirecting to {target}; argomap follows no redirect: {advice}"
+    )]
+    Redirect { endpoint: &'static str, status: u16, target: String, advice: String },
 }
 
 /// What kind of failure an [`ArgoCdError`] is: a closed set, fit for labels.
@@ -69,7 +73,42 @@ impl ArgoCdError {
             | ArgoCdError::UnexpectedStatus { .. }
             | ArgoCdError::Decode { .. }
             | ArgoCdError::TooLarge { .. }
-            | ArgoCdError::InvalidUrl(_) => ErrorKind::InvalidResponse,
+            | ArgoCdError::InvalidUrl(_)
+            | ArgoCdError::Redirect { .. } => ErrorKind::InvalidResponse,
+        }
+    }
+
+    /// The same error with every `secrets` string replaced in its text (see [`crate::text::redact`]).
+    pub fn redacted(self, secrets: &[String]) -> Self {
+        let r = |s: String| crate::text::redact(&s, secrets);
+        match self {
+            ArgoCdError::Unauthenticated { endpoint, message } => {
+                ArgoCdError::Unauthenticated { endpoint, message: r(message) }
+            }
+            ArgoCdError::LoginFailed { status, message } => {
+                ArgoCdError::LoginFailed { status, message: r(message) }
+            }
+            ArgoCdError::Forbidden { endpoint, message } => {
+                ArgoCdError::Forbidden { endpoint, message: r(message) }
+            }
+            ArgoCdError::Connect { endpoint, detail } => ArgoCdError::Connect { endpoint, detail: r(detail) },
+            ArgoCdError::Tls { endpoint, detail } => ArgoCdError::Tls { endpoint, detail: r(detail) },
+            ArgoCdError::TlsSetup(detail) => ArgoCdError::TlsSetup(r(detail)),
+            ArgoCdError::ServerError { endpoint, status, message } => {
+                ArgoCdError::ServerError { endpoint, status, message: r(message) }
+            }
+            ArgoCdError::NotJson { endpoint, status, content_type } => {
+                ArgoCdError::NotJson { endpoint, status, content_type: r(content_type) }
+            }
+            ArgoCdError::UnexpectedStatus { endpoint, status, message } => {
+                ArgoCdError::UnexpectedStatus { endpoint, status, message: r(message) }
+            }
+            ArgoCdError::Decode { endpoint, detail } => ArgoCdError::Decode { endpoint, detail: r(detail) },
+            ArgoCdError::InvalidUrl(detail) => ArgoCdError::InvalidUrl(r(detail)),
+            ArgoCdError::Redirect { endpoint, status, target, advice } => {
+                ArgoCdError::Redirect { endpoint, status, target: r(target), advice: r(advice) }
+            }
+            e @ (ArgoCdError::Timeout { .. } | ArgoCdError::TooLarge { .. }) => e,
         }
     }
 
@@ -81,6 +120,45 @@ impl ArgoCdError {
     /// Whether a fresh login may cure it (username/password credentials only).
     pub fn is_unauthenticated(&self) -> bool {
         matches!(self, ArgoCdError::Unauthenticated { .. })
+    }
+}
+
+/// A 3xx answer. The target is named without its query or user info (either could carry
+/// something secret), and when it is the requested URL on another base (plain HTTP to an
+/// Argo CD that serves HTTPS answers 307 to https), that base is the advice.
+pub(super) fn redirect_error(
+    endpoint: &'static str,
+    status: u16,
+    requested: &url::Url,
+    path: &str,
+    location: Option<&str>,
+) -> ArgoCdError {
+    let target = location.and_then(|l| requested.join(l).ok());
+    let shown = match &target {
+        Some(t) => {
+            let mut t = t.clone();
+            let _ = t.set_username("");
+            let _ = t.set_password(None);
+            t.set_query(None);
+            t.set_fragment(None);
+            t.to_string()
+        }
+        None => "an unusable Location".to_string(),
+    };
+    let path_only = path.split('?').next().unwrap_or(path);
+    let base = target
+        .as_ref()
+        .and_then(|t| t.path().strip_suffix(path_only).map(|prefix| (t, prefix.to_string())))
+        .map(|(t, prefix)| format!("{}{}", t.origin().ascii_serialization(), prefix.trim_end_matches('/')));
+    let advice = match base {
+        Some(base) => format!("set spec.url to {base}"),
+        None => "set spec.url to the address Argo CD serves its API on".to_string(),
+    };
+    ArgoCdError::Redirect {
+        endpoint,
+        status,
+        target: crate::text::cap(&shown),
+        advice: crate::text::cap(&advice),
     }
 }
 
@@ -118,6 +196,7 @@ pub(super) fn error_code(e: &ArgoCdError) -> String {
         ArgoCdError::Timeout { .. } => "timeout".into(),
         ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => "tls".into(),
         ArgoCdError::Connect { .. } => "connect".into(),
+        ArgoCdError::Redirect { status, .. } => status.to_string(),
         ArgoCdError::Decode { .. } | ArgoCdError::TooLarge { .. } | ArgoCdError::InvalidUrl(_) => {
             "invalid".into()
         }

@@ -6,17 +6,25 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::argocd::{Credentials, TlsSettings};
-use crate::crd::{ArgoCdInstanceSpec, CredentialKeys};
+use crate::crd::{ArgoCdInstanceSpec, CREDENTIALS_LABEL, CredentialKeys, Reason};
 
 #[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum CredentialsError {
     #[error("Secret {name} does not exist in namespace {namespace}")]
     #[strum(serialize = "CredentialsNotFound")]
     SecretNotFound { namespace: String, name: String },
+    #[error(
+        "Secret {name} is not labelled {label}=true, so argomap does not read it; if it is meant for argomap: kubectl label secret {name} -n {namespace} {label}=true"
+    )]
+    #[strum(serialize = "CredentialsNotOptedIn")]
+    NotOptedIn { namespace: String, name: String, label: &'static str },
     #[error("Secret {name} has no key {key:?}")]
     #[strum(serialize = "CredentialsNotFound")]
     KeyMissing { name: String, key: String },
@@ -33,6 +41,14 @@ impl CredentialsError {
     pub fn category(&self) -> &'static str {
         self.into()
     }
+
+    /// The status reason when this ends a check.
+    pub fn reason(&self) -> Reason {
+        match self {
+            CredentialsError::NotOptedIn { .. } => Reason::CredentialsNotOptedIn,
+            _ => Reason::CredentialsNotFound,
+        }
+    }
 }
 
 /// Credentials and TLS material of one instance, and a fingerprint that changes when any of
@@ -48,11 +64,12 @@ pub struct Resolved {
 
 pub async fn load(
     secrets: &Api<Secret>,
+    opted_in: &Store<PartialObjectMeta<Secret>>,
     namespace: &str,
     spec: &ArgoCdInstanceSpec,
 ) -> Result<Resolved, CredentialsError> {
     let name = &spec.credentials.secret_ref.name;
-    let secret = get(secrets, namespace, name).await?;
+    let secret = get(secrets, opted_in, namespace, name).await?;
     let data = secret.data.unwrap_or_default();
     let credentials = from_data(name, &data, spec.credentials.keys())?;
     let tls_spec = spec.tls.clone().unwrap_or_default();
@@ -61,7 +78,7 @@ pub async fn load(
             let ca = if &r.name == name {
                 data.clone()
             } else {
-                get(secrets, namespace, &r.name).await?.data.unwrap_or_default()
+                get(secrets, opted_in, namespace, &r.name).await?.data.unwrap_or_default()
             };
             let value = ca
                 .get(&r.key)
@@ -79,7 +96,56 @@ pub async fn load(
     Ok(Resolved { credentials, tls, secret_uid: secret.metadata.uid, fingerprint })
 }
 
-async fn get(secrets: &Api<Secret>, namespace: &str, name: &str) -> Result<Secret, CredentialsError> {
+/// Reads a Secret, but only one labelled [`CREDENTIALS_LABEL`]. The label is checked on its
+/// metadata first (the opted-in Secrets are in `opted_in`, the metadata watch's store; one just
+/// labelled may not be there yet), so an unlabelled Secret's data is never fetched.
+async fn get(
+    secrets: &Api<Secret>,
+    opted_in: &Store<PartialObjectMeta<Secret>>,
+    namespace: &str,
+    name: &str,
+) -> Result<Secret, CredentialsError> {
+    let kube = |source| CredentialsError::Kube { name: name.into(), source };
+    if opted_in.get(&ObjectRef::new(name).within(namespace)).is_none() {
+        match secrets.get_metadata_opt(name).await.map_err(kube)? {
+            None => {
+                return Err(CredentialsError::SecretNotFound {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            }
+            Some(meta) if !is_opted_in(&meta.metadata) => {
+                return Err(CredentialsError::NotOptedIn {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    label: CREDENTIALS_LABEL,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let secret = get_labelled(secrets, namespace, name).await?;
+    // Labelled between the two reads, or unlabelled since the watch last saw it.
+    if !is_opted_in(&secret.metadata) {
+        return Err(CredentialsError::NotOptedIn {
+            namespace: namespace.into(),
+            name: name.into(),
+            label: CREDENTIALS_LABEL,
+        });
+    }
+    Ok(secret)
+}
+
+/// Whether the Secret carries `argomap.io/credentials: "true"`.
+pub fn is_opted_in(meta: &ObjectMeta) -> bool {
+    meta.labels.as_ref().and_then(|l| l.get(CREDENTIALS_LABEL)).is_some_and(|v| v == "true")
+}
+
+async fn get_labelled(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+) -> Result<Secret, CredentialsError> {
     match secrets.get_opt(name).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(CredentialsError::SecretNotFound { namespace: namespace.into(), name: name.into() }),

@@ -70,7 +70,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         Plan::Poll { connect, .. } => {
             let result = match resolved {
                 Some(Ok(resolved)) => fetch(instance, ctx, &mut state, &resolved, connect).await,
-                Some(Err(e)) => Err((Reason::CredentialsNotFound, e.to_string())),
+                Some(Err(e)) => Err((e.reason(), e.to_string())),
                 None => Err((Reason::Suspended, String::new())),
             };
             if let Err((reason, message)) = &result {
@@ -105,7 +105,7 @@ async fn read_credentials(
 ) -> Result<Result<Resolved, CredentialsError>, Error> {
     let ns = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    match credentials::load(&secrets, &ns, &instance.spec).await {
+    match credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await {
         Err(e @ CredentialsError::Kube { .. }) => Err(Error::Credentials(e)),
         other => Ok(other),
     }

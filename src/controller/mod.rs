@@ -33,7 +33,7 @@ pub use error::Error;
 pub use instance::reconcile_instance;
 
 use crate::argocd;
-use crate::crd::{ArgoCdInstance, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
+use crate::crd::{ArgoCdInstance, CREDENTIALS_SELECTOR, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::readiness::{Synced, Watch};
@@ -74,6 +74,8 @@ pub struct Context {
     /// No check before every watch has synced.
     pub synced: Arc<Synced>,
     pub mappings: Store<ClusterMapping>,
+    /// Metadata of the opted-in Secrets (labelled `argomap.io/credentials: "true"`).
+    pub secrets: Store<PartialObjectMeta<Secret>>,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     states: States,
@@ -86,6 +88,7 @@ impl Context {
         client: kube::Client,
         settings: Settings,
         mappings: Store<ClusterMapping>,
+        secrets: Store<PartialObjectMeta<Secret>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Context {
@@ -95,6 +98,7 @@ impl Context {
             leadership: Leadership::always(),
             synced: Arc::new(Synced::done()),
             mappings,
+            secrets,
             metrics,
             states: States::default(),
         }
@@ -151,7 +155,8 @@ pub async fn run(
     let wc = watcher::Config::default();
     let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
     let mappings: Api<ClusterMapping> = api(&client, &settings.namespace);
-    // Secrets as metadata only: argomap reads a Secret's data only when it checks.
+    // Secrets as metadata only, and only those opted in by label: argomap reads a Secret's
+    // data only when it checks, and holds nothing of any other Secret.
     let secrets: Api<PartialObjectMeta<Secret>> = api(&client, &settings.namespace);
     let states = States::default();
 
@@ -180,8 +185,10 @@ pub async fn run(
         .reflect(writers.mappings)
         .inspect_ok(on_init_done(&synced, Watch::Mappings))
         .touched_objects();
-    let secret_stream = watcher::watcher(secrets, wc.clone())
+    let secret_reader = writers.secrets.as_reader();
+    let secret_stream = watcher::watcher(secrets, wc.clone().labels(CREDENTIALS_SELECTOR))
         .default_backoff()
+        .modify(strip_secret_metadata)
         .reflect(writers.secrets)
         .inspect_ok(on_init_done(&synced, Watch::Secrets))
         .touched_objects();
@@ -190,6 +197,7 @@ pub async fn run(
         client: client.clone(),
         settings: settings.clone(),
         mappings: mapping_reader,
+        secrets: secret_reader,
         metrics: metrics.clone(),
         recorder: recorder(&client),
         leadership,
@@ -254,6 +262,14 @@ pub async fn run(
     tokio::join!(instance_controller, mapping_controller);
 }
 
+/// Drops what argomap never needs of a Secret before it is stored: annotations (`kubectl apply`
+/// keeps the whole Secret, data included, in `last-applied-configuration`) and managedFields.
+/// What stays is name, namespace, UID, labels and versions.
+pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
+    secret.metadata.annotations = None;
+    secret.metadata.managed_fields = None;
+}
+
 fn references_secret(i: &ArgoCdInstance, secret: &str) -> bool {
     i.spec.credentials.secret_ref.name == secret
         || i.spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()).is_some_and(|r| r.name == secret)
@@ -285,5 +301,27 @@ mod tests {
         let refreshed = trigger_key(&i);
         i.metadata.generation = Some(2);
         assert_ne!(trigger_key(&i), refreshed);
+    }
+
+    #[test]
+    fn stored_secret_metadata_keeps_no_annotation_or_managed_field() {
+        let mut s: PartialObjectMeta<Secret> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": "argocd-readonly", "namespace": "platform", "uid": "u-1",
+                "labels": {"argomap.io/credentials": "true"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"token\":\"ZXlK\"}}"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}}]
+            }
+        }))
+        .expect("secret metadata");
+        strip_secret_metadata(&mut s);
+        let kept = serde_json::to_string(&s).expect("json");
+        assert!(
+            !kept.contains("ZXlK") && !kept.contains("managedFields") && !kept.contains("annotations"),
+            "{kept}"
+        );
+        assert_eq!(s.metadata.uid.as_deref(), Some("u-1"));
+        assert!(crate::controller::credentials::is_opted_in(&s.metadata));
     }
 }

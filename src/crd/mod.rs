@@ -28,6 +28,11 @@ pub const MANAGER: &str = "argomap";
 /// Any new value of this annotation triggers an immediate check; it is echoed in
 /// `status.lastHandledRefreshAt`.
 pub const REFRESH_ANNOTATION: &str = "argomap.io/refresh-requested-at";
+/// Only Secrets with this label set to `"true"` are ever read or watched by argomap: naming a
+/// Secret in an ArgoCdInstance is not enough to make argomap send its value anywhere.
+pub const CREDENTIALS_LABEL: &str = "argomap.io/credentials";
+/// [`CREDENTIALS_LABEL`] as a label selector.
+pub const CREDENTIALS_SELECTOR: &str = "argomap.io/credentials=true";
 /// The address Argo CD uses for the cluster it runs in.
 pub const IN_CLUSTER_URL: &str = "https://kubernetes.default.svc";
 

@@ -51,6 +51,8 @@ pub enum Reason {
     TlsError,
     InvalidResponse,
     CredentialsNotFound,
+    /// The Secret exists but is not labelled `argomap.io/credentials: "true"`; it was not read.
+    CredentialsNotOptedIn,
     Suspended,
     /// Before the first check finished.
     Pending,

@@ -203,7 +203,8 @@ pub async fn fake() -> (FakeArgoCd, String) {
 
 pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
     let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "labels": {"argomap.io/credentials": "true"}},
         "stringData": {"token": token}
     }))
     .expect("secret");

@@ -6,6 +6,7 @@ mod common;
 mod leader;
 mod observability;
 mod rbac;
+mod security;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -164,8 +164,9 @@ say "  prod-argocd:    $prod_url   (HTTPS, API token)"
 say "  staging-argocd: $staging_url   (HTTP, username/password login)"
 
 say "applying tests/demo/manifests.yaml to namespace $ns..."
-apply_secret() { # NAME --from-file=KEY=PATH: create or replace a Secret
-  kctl -n "$ns" create secret generic "$1" "$2" --dry-run=client -o yaml | kctl apply -f - >/dev/null
+apply_secret() { # NAME --from-file=KEY=PATH: create or replace a Secret, opted in for argomap
+  kctl -n "$ns" create secret generic "$1" "$2" --dry-run=client -o yaml |
+    kctl label --local -f - argomap.io/credentials=true -o yaml | kctl apply -f - >/dev/null
 }
 # Namespace and Secrets first, so the very first check finds its credentials.
 kctl create namespace "$ns" --dry-run=client -o yaml | kctl apply -f - >/dev/null
@@ -262,8 +263,8 @@ ${bold}The demo is running. In another terminal, from $root:${off}
   kubectl -n $ns delete clm prod-eu-west-1
 
   # Break the token (AuthenticationFailed), then restore it (connected), without a restart:
-  kubectl -n $ns create secret generic prod-argocd-token --from-literal=token=revoked --dry-run=client -o yaml | kubectl apply -f -
-  kubectl -n $ns create secret generic prod-argocd-token --from-file=token=target/demo/prod.token --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns patch secret prod-argocd-token -p '{"stringData":{"token":"revoked"}}'
+  kubectl -n $ns create secret generic prod-argocd-token --from-file=token=target/demo/prod.token --dry-run=client -o yaml | kubectl label --local -f - argomap.io/credentials=true -o yaml | kubectl apply -f -
 
   # One check from the command line, as the controller does it (without -f FILE giving the
   # mappings, every destination but in-cluster shows as unlinked):

@@ -144,6 +144,12 @@ pub enum Fault {
     Oversized(usize),
     /// 200 with the normal headers at once, then the normal body one byte per interval.
     SlowDrip(Duration),
+    /// This redirect status with `Location: <location><the request's path and query>`: a proxy,
+    /// a moved server, or Argo CD without `--insecure` answering plain HTTP with 307 to https.
+    Redirect { status: u16, location: String },
+    /// 401 whose message repeats the request's `Authorization` header and body: a careless or
+    /// hostile server reflecting the credentials it was sent.
+    Echo,
 }
 
 /// A running fake Argo CD. Dropping it stops the server and closes its connections.

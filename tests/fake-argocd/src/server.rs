@@ -219,8 +219,26 @@ async fn api(shared: &Shared, req: Request, rest: &str, ep: Endpoint) -> Respons
             gateway(shared, req, rest, ep).await
         }
         Some(Fault::SlowDrip(every)) => drip(gateway(shared, req, rest, ep).await, every).await,
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            let target =
+                format!("{location}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(""));
+            let mut resp = status_only(status);
+            insert(&mut resp, header::LOCATION, &target);
+            resp
+        }
+        Some(Fault::Echo) => echo(req).await,
         Some(other) => fault_response(shared, other, ep),
     }
+}
+
+/// The `Echo` fault: a grpc-gateway 401 whose message quotes the credentials back.
+async fn echo(req: Request) -> Response {
+    let auth =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let message = format!("rejected Authorization {auth:?} with body {}", String::from_utf8_lossy(&body));
+    runtime_error(StatusCode::UNAUTHORIZED, 16, &message)
 }
 
 /// The `/api/` handler chain: content-type enforcement, then grpc-gateway routes.
@@ -701,7 +719,9 @@ fn fault_response(shared: &Shared, fault: Fault, ep: Endpoint) -> Response {
         ),
         Fault::Oversized(min_bytes) => oversized(ep, min_bytes),
         // Handled before routing; listed for completeness.
-        Fault::Latency(_) | Fault::SlowDrip(_) => status_only(StatusCode::OK),
+        Fault::Latency(_) | Fault::SlowDrip(_) | Fault::Redirect { .. } | Fault::Echo => {
+            status_only(StatusCode::OK)
+        }
     }
 }
 

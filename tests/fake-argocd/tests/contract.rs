@@ -307,7 +307,7 @@ async fn collect_other_bodies(bodies: &mut Bodies, fake: &FakeArgoCd, token: &st
     );
 
     // Every fault with a JSON body, on every /api/v1 endpoint kind.
-    let mut faults = vec![Fault::Unauthenticated, Fault::TokenExpired, Fault::PermissionDenied];
+    let mut faults = vec![Fault::Unauthenticated, Fault::TokenExpired, Fault::PermissionDenied, Fault::Echo];
     faults.extend([400, 401, 403, 404, 408, 409, 429, 500, 501, 502, 503, 504].map(Fault::Status));
     for fault in faults {
         fake.set_fault(Some(fault.clone()));

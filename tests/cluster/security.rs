@@ -1,0 +1,115 @@
+//! Security on the real control plane: argomap uses only the Secrets meant for it, sends
+//! credentials only to the URL they were given for, and never lets a server's echo of them
+//! into status, Events or its log.
+
+use std::time::Duration;
+
+use argomap::crd::ArgoCdInstance;
+use fake_argocd::{Endpoint, FakeArgoCd, Fault};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::common::*;
+
+const CHECK: Duration = Duration::from_secs(20);
+
+fn message(i: &ArgoCdInstance) -> String {
+    i.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.message.clone()).unwrap_or_default()
+}
+
+fn all_requests(argocd: &FakeArgoCd) -> u64 {
+    [Endpoint::Version, Endpoint::Clusters, Endpoint::Applications, Endpoint::Session, Endpoint::CanI]
+        .into_iter()
+        .map(|e| argocd.requests(e))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_without_the_opt_in_label_is_never_sent() {
+    let client = client().await;
+    let ns = namespace(&client, "sec-optin").await;
+    let (argocd, token) = fake().await;
+    // Someone who may create instances names a Secret that was not made for argomap.
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-readonly"},
+        "stringData": {"token": token}
+    }))
+    .expect("secret");
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let _op = Operator::start(&ns);
+
+    let i = instance_where(&client, &ns, "prod", CHECK, "CredentialsNotOptedIn", |i| {
+        reason(i).as_deref() == Some("CredentialsNotOptedIn")
+    })
+    .await;
+    assert!(
+        message(&i).contains("kubectl label secret argocd-readonly -n")
+            && message(&i).contains("argomap.io/credentials=true"),
+        "says how to opt in: {}",
+        message(&i)
+    );
+    let ready =
+        i.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).expect("Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "CredentialsNotOptedIn"));
+    assert_eq!(all_requests(&argocd), 0, "the value was sent nowhere");
+
+    // Opting in is picked up by the label-selected watch: checked at once, no restart.
+    let label = json!({"metadata": {"labels": {"argomap.io/credentials": "true"}}});
+    secrets.patch("argocd-readonly", &PatchParams::default(), &Patch::Merge(&label)).await.expect("label");
+    instance_where(&client, &ns, "prod", CHECK, "connected once labelled", connected).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_is_reported_and_the_token_goes_nowhere_else() {
+    let s = setup("sec-redirect", &[], "60s").await;
+    let (elsewhere, _) = fake().await;
+    elsewhere.add_token(&s.token);
+    s.argocd.set_fault(Some(Fault::Redirect { status: 302, location: elsewhere.url() }));
+    let _op = Operator::start(&s.ns);
+    let i = instance_where(&s.client, &s.ns, "prod", CHECK, "InvalidResponse", |i| {
+        reason(i).as_deref() == Some("InvalidResponse")
+    })
+    .await;
+    let m = message(&i);
+    assert!(m.contains(&format!("HTTP 302 redirecting to {}/api/v1/clusters", elsewhere.url())), "{m}");
+    assert!(m.contains(&format!("set spec.url to {}", elsewhere.url())), "{m}");
+    assert_eq!(all_requests(&elsewhere), 0, "not followed: the other server saw no token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_a_server_echoes_appear_in_no_status_event_or_log() {
+    let s = setup("sec-echo", &[], "60s").await;
+    s.argocd.set_fault(Some(Fault::Echo));
+    let op = Operator::start(&s.ns);
+    let i = instance_where(&s.client, &s.ns, "prod", CHECK, "AuthenticationFailed", |i| {
+        reason(i).as_deref() == Some("AuthenticationFailed")
+    })
+    .await;
+    let m = message(&i);
+    assert!(m.contains("Bearer [redacted]"), "the echo arrived, redacted: {m}");
+    let status = serde_json::to_string(&i.status).expect("status json");
+    assert!(!status.contains(&s.token), "token in status: {status}");
+
+    let events = Api::<Event>::namespaced(s.client.clone(), &s.ns);
+    let notes = eventually(CHECK, "a ConnectionFailed event", || async {
+        let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let notes: Vec<String> = list.items.iter().filter_map(|e| e.note.clone()).collect();
+        if list.items.iter().any(|e| e.reason.as_deref() == Some("ConnectionFailed")) {
+            Ok(notes)
+        } else {
+            Err(format!("{notes:?}"))
+        }
+    })
+    .await;
+    assert!(notes.iter().all(|n| !n.contains(&s.token)), "token in an event: {notes:?}");
+    assert!(notes.iter().any(|n| n.contains("[redacted]")), "{notes:?}");
+
+    let log = std::fs::read_to_string(&op.log).expect("operator log");
+    assert!(log.contains("Bearer [redacted]"), "the failure is logged");
+    assert!(!log.contains(&s.token), "token in the operator log");
+}
