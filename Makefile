@@ -75,3 +75,17 @@ build:
 ## Decode + attribution throughput (figures in BENCHMARKS.md).
 bench:
 	$(CARGO) bench --bench attribution
+
+.PHONY: argocd-build argocd-up argocd-down
+
+## Builds (once, cached) Argo CD's argocd-server from its Go module (GOTOOLCHAIN for it only).
+argocd-build:
+	bash tests/controlplane/build.sh argocd
+
+## Starts argocd-server + redis on loopback against the running control plane (not part of test).
+argocd-up: controlplane-up
+	bash tests/controlplane/argocd-up.sh
+
+## Stops exactly what argocd-up started.
+argocd-down:
+	bash tests/controlplane/argocd-down.sh

@@ -3,12 +3,16 @@
 # modules in this folder and caches them outside the repo, keyed by version:
 #   ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/<versions>/bin/
 # A binary that is already there is not rebuilt, so on a warm machine this does nothing.
+# argocd (Argo CD's multi-call binary, plus an `argocd-server -> argocd` symlink) is only built
+# when named, into its own dir ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/argocd-<version>/bin/,
+# with GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN (it needs a newer Go); the other builds use GOTOOLCHAIN=local.
 #
-# Usage: build.sh [--print-bin-dir] [kube-apiserver|etcd|helm ...]
-#   no names:        build every missing binary
+# Usage: build.sh [--print-bin-dir] [kube-apiserver|etcd|helm|argocd ...]
+#   no names:        build every missing binary (kube-apiserver, etcd, helm; not argocd)
 #   names:           build only those (if missing)
 #   --print-bin-dir: print the bin dir and exit, building nothing
-# The last line of stdout is always the bin dir; progress goes to stderr.
+# The last line of stdout is always the bin dir (argocd's when argocd is the only name; with
+# argocd and others, argocd's dir comes on the line before); progress goes to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,44 +22,64 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${ARGOMAP_CACHE:-$HOME/.cache/argomap}"
 key="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 bin_dir="$cache_root/controlplane/$key/bin"
+argocd_bin_dir="$cache_root/controlplane/argocd-${ARGOCD_VERSION}/bin"
 
 print_only=0
 targets=()
 for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) print_only=1 ;;
-    kube-apiserver | etcd | helm) targets+=("$arg") ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    kube-apiserver | etcd | helm | argocd) targets+=("$arg") ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
-if [ "$print_only" = 1 ]; then
+want_argocd=0
+others=()
+for t in ${targets[@]+"${targets[@]}"}; do
+  if [ "$t" = argocd ]; then want_argocd=1; else others+=("$t"); fi
+done
+# print_dirs: the bin dir(s) for the names given, as described above.
+print_dirs() {
+  if [ "$want_argocd" = 1 ]; then
+    echo "$argocd_bin_dir"
+    [ "${#others[@]}" -gt 0 ] || return 0
+  fi
   echo "$bin_dir"
+}
+if [ "$print_only" = 1 ]; then
+  print_dirs
   exit 0
 fi
-[ "${#targets[@]}" -gt 0 ] || targets=(kube-apiserver etcd helm)
+[ "${#targets[@]}" -gt 0 ] || others=(kube-apiserver etcd helm)
 
 # Fast path: everything already built.
 missing=()
-for t in "${targets[@]}"; do
+for t in ${others[@]+"${others[@]}"}; do
   [ -x "$bin_dir/$t" ] || missing+=("$t")
 done
+argocd_ok() { [ -x "$argocd_bin_dir/argocd" ] && [ -L "$argocd_bin_dir/argocd-server" ]; }
+if [ "$want_argocd" = 1 ] && ! argocd_ok; then missing+=(argocd); fi
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "$bin_dir"
+  print_dirs
   exit 0
 fi
 
 command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
-mkdir -p "$bin_dir"
 
-# Serialise concurrent builds of the same cache dir.
-if command -v flock >/dev/null; then
-  exec 9>"$bin_dir/.build.lock"
-  if ! flock -n 9; then
-    echo "build.sh: another build holds $bin_dir/.build.lock, waiting..." >&2
-    flock 9
+# lock DIR: serialise concurrent builds of the same cache dir.
+lock() {
+  mkdir -p "$1"
+  command -v flock >/dev/null || return 0
+  local fd
+  exec {fd}>"$1/.build.lock"
+  if ! flock -n "$fd"; then
+    echo "build.sh: another build holds $1/.build.lock, waiting..." >&2
+    flock "$fd"
   fi
-fi
+}
+if [ "${#others[@]}" -gt 0 ]; then lock "$bin_dir"; fi
+if [ "$want_argocd" = 1 ]; then lock "$argocd_bin_dir"; fi
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -65,18 +89,18 @@ cleanup() { if [ -n "$tmp" ]; then rm -f "$tmp"; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# build NAME MODULE_DIR PACKAGE [LDFLAGS]
+# build NAME MODULE_DIR PACKAGE [LDFLAGS] [OUT_DIR] [GOTOOLCHAIN]
 build() {
-  local name="$1" dir="$2" pkg="$3" ldflags="${4:-}" start
-  if [ -x "$bin_dir/$name" ]; then
+  local name="$1" dir="$2" pkg="$3" ldflags="${4:-}" out="${5:-$bin_dir}" toolchain="${6:-local}" start
+  if [ -x "$out/$name" ]; then
     echo "build.sh: $name already built" >&2
     return 0
   fi
-  echo "build.sh: building $name ($pkg) with $(go env GOVERSION)..." >&2
+  echo "build.sh: building $name ($pkg) with $(cd "$dir" && GOTOOLCHAIN="$toolchain" go env GOVERSION)..." >&2
   start=$SECONDS
-  tmp="$bin_dir/.$name.tmp.$$"
-  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg")
-  mv -f "$tmp" "$bin_dir/$name"
+  tmp="$out/.$name.tmp.$$"
+  (cd "$dir" && GOTOOLCHAIN="$toolchain" go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$out/$name"
   tmp=""
   echo "build.sh: built $name in $((SECONDS - start))s" >&2
 }
@@ -100,7 +124,25 @@ for t in "${missing[@]}"; do
       build helm "$here/helm" helm.sh/helm/v3/cmd/helm \
         "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=${k8s_major} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${k8s_minor} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=${k8s_major} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${k8s_minor}"
       ;;
+    argocd)
+      # Stamped like argo-cd's Makefile does for a clean tagged release, so it reports
+      # exactly ${ARGOCD_VERSION} (GetVersion uses gitTag when gitCommit is set and the tree is
+      # clean). A module zip has no commit id: gitCommit says so. buildDate is the tag's time
+      # from the module proxy (reproducible); kubectlVersion is the client-go it is built with.
+      pkg=github.com/argoproj/argo-cd/v3/common
+      cg="$(cd "$here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/client-go)"
+      built="$(cd "$here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "github.com/argoproj/argo-cd/v3")"
+      build argocd "$here/argocd" github.com/argoproj/argo-cd/v3/cmd \
+        "-s -w -X ${pkg}.version=${ARGOCD_VERSION#v} -X ${pkg}.gitTag=${ARGOCD_VERSION} -X ${pkg}.gitCommit=unknown-go-module-${ARGOCD_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${built:-1970-01-01T00:00:00Z} -X ${pkg}.kubectlVersion=${cg}" \
+        "$argocd_bin_dir" "$ARGOCD_GOTOOLCHAIN"
+      # The binary picks its role from argv[0]: argocd-server is a symlink to it
+      # (made atomically, also for a binary built before the link existed).
+      if [ ! -L "$argocd_bin_dir/argocd-server" ]; then
+        ln -sfn argocd "$argocd_bin_dir/.argocd-server.tmp.$$"
+        mv -fT "$argocd_bin_dir/.argocd-server.tmp.$$" "$argocd_bin_dir/argocd-server"
+      fi
+      ;;
   esac
 done
 
-echo "$bin_dir"
+print_dirs
