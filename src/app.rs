@@ -32,7 +32,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let metrics = match metrics::Metrics::new() {
+    let metrics = match metrics::Metrics::with_destination_limit(args.destination_metrics_limit) {
         Ok(m) => Arc::new(m),
         Err(e) => {
             tracing::error!(error = %e, "cannot register metrics");
@@ -45,14 +45,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
     };
-    tracing::info!(?settings, http_addr = %args.http_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
+    tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 
     // The controllers fill these caches; the HTTP server reads them.
     let (instances, instance_writer) = reflector::store();
     let (_, mapping_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
     let readiness = Readiness::default();
-    let config = server::HttpConfig { auth: !args.read_api_insecure_no_auth, ..Default::default() };
+    let config = server::HttpConfig {
+        auth: !args.read_api_insecure_no_auth,
+        review_ttl: args.read_api_review_ttl,
+        reviews_per_client: args.read_api_reviews_per_client,
+        max_connections: usize::try_from(args.read_api_max_connections).unwrap_or(usize::MAX),
+        ..Default::default()
+    };
     let state = server::AppState::new(
         config,
         metrics.clone(),
@@ -61,14 +67,19 @@ pub async fn run(args: RunArgs) -> ExitCode {
         Arc::new(secrets.clone()),
         Arc::new(server::KubeReviewer::new(client.clone())),
     );
-    let listener = match server::bind(args.http_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the HTTP server");
+    // Two servers, each with its own port and connection budget: probes and metrics for the
+    // kubelet and Prometheus; the read API for its clients.
+    let (admin, read_api) = match (server::bind(args.admin_addr).await, server::bind(args.http_addr).await) {
+        (Ok(admin), Ok(read_api)) => (admin, read_api),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot start the HTTP servers");
             return ExitCode::FAILURE;
         }
     };
-    let server = tokio::spawn(server::serve(listener, state, shutdown.clone().wait()));
+    let admin =
+        tokio::spawn(server::serve(server::Role::Admin, admin, state.clone(), shutdown.clone().wait()));
+    let read_api =
+        tokio::spawn(server::serve(server::Role::ReadApi, read_api, state, shutdown.clone().wait()));
     // Fired once the controllers have stopped: the Lease is released after them.
     let (controllers_stopped, lease_shutdown) = Shutdown::manual();
     let (leadership, lease_task) = if args.leader_election {
@@ -115,7 +126,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     if let Some(task) = lease_task {
         let _ = task.await;
     }
-    let _ = server.await;
+    let _ = tokio::join!(admin, read_api);
     tracing::info!("argomap stopped");
     ExitCode::SUCCESS
 }

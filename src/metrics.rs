@@ -35,7 +35,14 @@ pub struct Metrics {
     /// (namespace, instance) → the `destination_applications` label pairs it has now, so
     /// vanished destinations can be removed.
     known_destinations: Mutex<DestinationSeries>,
+    /// Per instance, at most this many `destination_applications` series (those with the
+    /// most applications); 0 turns the family off. It is the one family whose size follows
+    /// the fleet, and a scrape must stay small.
+    destination_limit: usize,
 }
+
+/// Default of [`Metrics::destination_limit`] (`--destination-metrics-limit`).
+pub const DEFAULT_DESTINATION_LIMIT: usize = 200;
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
@@ -43,6 +50,11 @@ fn opts(name: &str, help: &str) -> Opts {
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
+        Self::with_destination_limit(DEFAULT_DESTINATION_LIMIT)
+    }
+
+    /// Metrics with at most `limit` `destination_applications` series per instance.
+    pub fn with_destination_limit(limit: usize) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let inst = &["namespace", "instance"];
         let m = Metrics {
@@ -111,6 +123,7 @@ impl Metrics {
                 &["controller", "category"],
             )?,
             known_destinations: Mutex::new(HashMap::new()),
+            destination_limit: limit,
             registry,
         };
         let build =
@@ -184,18 +197,23 @@ impl Metrics {
             .with_label_values(&[namespace, instance, "unlinked"])
             .set(linkage.unlinked.len() as i64);
         self.orphaned.with_label_values(&[namespace, instance]).set(linkage.orphaned.len() as i64);
+        // The destinations with the most applications (then by URL, for a stable choice).
+        let mut all: Vec<(&str, &'static str, u64)> = linkage
+            .linked
+            .iter()
+            .map(|l| (l.argocd_cluster_url.as_str(), "true", l.applications_count))
+            .chain(
+                linkage
+                    .unlinked
+                    .iter()
+                    .map(|u| (u.argocd_cluster_url.as_str(), "false", u.applications_count)),
+            )
+            .collect();
+        all.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
         let mut now = BTreeSet::new();
-        for l in &linkage.linked {
-            now.insert((l.argocd_cluster_url.clone(), "true"));
-            self.destination_apps
-                .with_label_values(&[namespace, instance, &l.argocd_cluster_url, "true"])
-                .set(l.applications_count as i64);
-        }
-        for u in &linkage.unlinked {
-            now.insert((u.argocd_cluster_url.clone(), "false"));
-            self.destination_apps
-                .with_label_values(&[namespace, instance, &u.argocd_cluster_url, "false"])
-                .set(u.applications_count as i64);
+        for (url, linked, count) in all.into_iter().take(self.destination_limit) {
+            now.insert((url.to_string(), linked));
+            self.destination_apps.with_label_values(&[namespace, instance, url, linked]).set(count as i64);
         }
         let key = (namespace.to_string(), instance.to_string());
         let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,5 +286,24 @@ mod tests {
         let text = m.encode().expect("encode");
         assert!(!text.contains("instance=\"i\""), "{text}");
         assert!(text.contains("argomap_build_info"));
+    }
+
+    #[test]
+    fn destination_series_are_capped_per_instance_keeping_the_largest() {
+        let m = Metrics::with_destination_limit(2).expect("metrics");
+        let many: Vec<_> = (0..50).map(|i| unlinked(&format!("https://c{i:02}"), i)).collect();
+        m.linkage("ns", "i", &Linkage { unlinked: many, ..Default::default() });
+        let text = m.encode().expect("encode");
+        let series = text.lines().filter(|l| l.starts_with("argomap_destination_applications{")).count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains("destination=\"https://c49\"") && text.contains("destination=\"https://c48\""));
+        assert!(
+            text.contains("argomap_destinations{instance=\"i\",namespace=\"ns\",state=\"unlinked\"} 50"),
+            "counts stay exact"
+        );
+
+        let off = Metrics::with_destination_limit(0).expect("metrics");
+        off.linkage("ns", "i", &Linkage { unlinked: vec![unlinked("https://a", 1)], ..Default::default() });
+        assert!(!off.encode().expect("encode").contains("argomap_destination_applications{"));
     }
 }

@@ -66,9 +66,27 @@ pub struct RunArgs {
     /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
     #[arg(long, env = "ARGOMAP_MAX_RESPONSE_BYTES", default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
-    /// Address of the HTTP server (health, metrics, read API).
+    /// Address of the read API.
     #[arg(long, env = "ARGOMAP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
+    /// Address of the admin server: /healthz, /readyz and /metrics, apart from the read API.
+    #[arg(long, env = "ARGOMAP_ADMIN_ADDR", default_value = "0.0.0.0:8081")]
+    pub admin_addr: std::net::SocketAddr,
+    /// How long a TokenReview/SubjectAccessReview answer of the read API is reused: a deleted
+    /// ServiceAccount or RoleBinding is refused at most this long after.
+    #[arg(long, env = "ARGOMAP_READ_API_REVIEW_TTL", default_value = "30s", value_parser = crd::parse_duration)]
+    pub read_api_review_ttl: Duration,
+    /// TokenReviews one client address may cause per second (twice that in a burst); requests
+    /// with new tokens beyond it are answered 429.
+    #[arg(long, env = "ARGOMAP_READ_API_REVIEWS_PER_CLIENT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub read_api_reviews_per_client: u32,
+    /// Per ArgoCdInstance, at most this many argomap_destination_applications series (the
+    /// destinations with the most applications); 0 turns that family off.
+    #[arg(long, env = "ARGOMAP_DESTINATION_METRICS_LIMIT", default_value_t = crate::metrics::DEFAULT_DESTINATION_LIMIT)]
+    pub destination_metrics_limit: usize,
+    /// Open connections of the read API; more wait in the listen backlog.
+    #[arg(long, env = "ARGOMAP_READ_API_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_api_max_connections: u64,
     /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
     #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
     pub read_api_insecure_no_auth: bool,

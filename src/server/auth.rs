@@ -16,6 +16,11 @@ use kube::Api;
 use kube::api::PostParams;
 use secrecy::{ExposeSecret, SecretString};
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use tokio::sync::Semaphore;
+
 use super::HttpConfig;
 use super::error::ApiError;
 use crate::crd::GROUP;
@@ -51,6 +56,14 @@ pub enum ReviewError {
     #[error("SubjectAccessReview failed: {0}")]
     #[strum(serialize = "ReviewFailed")]
     AccessReview(#[source] kube::Error),
+    /// This client asked for more token reviews than its share.
+    #[error("too many requests with new tokens from this address; retry later")]
+    #[strum(serialize = "TooManyRequests")]
+    RateLimited,
+    /// Every review slot is taken.
+    #[error("too many token reviews in flight; retry later")]
+    #[strum(serialize = "TooManyRequests")]
+    Busy,
 }
 
 impl ReviewError {
@@ -148,30 +161,62 @@ pub(super) fn token_key(token: &SecretString) -> TokenKey {
     key
 }
 
+/// Requests that need a TokenReview, per client: the key is the address, an IPv6 address cut
+/// to its /64 (one host can use a whole /64).
+type ClientLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
 /// The reviewer behind two short-lived bounded caches. `try_get_with` runs one review per key
-/// while concurrent callers of that key wait for its answer; failures are not cached.
+/// while concurrent callers of that key wait for its answer; failures are not cached. A token
+/// not in the cache costs a TokenReview, so those requests are bounded twice: per client
+/// address ([`HttpConfig::reviews_per_client`]) and in flight ([`HttpConfig::max_concurrent_reviews`]).
 pub(super) struct Access {
     reviewer: Arc<dyn Reviewer>,
     users: moka::future::Cache<TokenKey, Option<Arc<User>>>,
     grants: moka::future::Cache<(TokenKey, Option<String>), bool>,
+    per_client: ClientLimiter,
+    reviews: Semaphore,
 }
 
 impl Access {
     pub(super) fn new(reviewer: Arc<dyn Reviewer>, config: &HttpConfig) -> Self {
         let (capacity, ttl) = (config.review_cache_capacity, config.review_ttl);
+        let rate = NonZeroU32::new(config.reviews_per_client.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = governor::Quota::per_second(rate)
+            .allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)));
         Access {
             reviewer,
             users: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             grants: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            per_client: governor::RateLimiter::keyed(quota),
+            reviews: Semaphore::new(config.max_concurrent_reviews.max(1)),
         }
     }
 
-    pub(super) async fn authenticate(&self, token: &SecretString) -> Result<(TokenKey, Arc<User>), ApiError> {
+    /// Forgets clients whose bucket is full again, so the limiter's memory follows the clients
+    /// of the last seconds, not every address ever seen. Called periodically by the server.
+    pub(super) fn forget_idle_clients(&self) {
+        self.per_client.retain_recent();
+        self.per_client.shrink_to_fit();
+    }
+
+    pub(super) async fn authenticate(
+        &self,
+        token: &SecretString,
+        client: Option<IpAddr>,
+    ) -> Result<(TokenKey, Arc<User>), ApiError> {
         let key = token_key(token);
-        let reviewer = &self.reviewer;
         let user = self
             .users
-            .try_get_with(key, async move { reviewer.authenticate(token).await.map(|u| u.map(Arc::new)) })
+            .try_get_with(key, async move {
+                // Only a token not reviewed recently gets here: it costs a TokenReview.
+                if let Some(ip) = client
+                    && self.per_client.check_key(&rate_key(ip)).is_err()
+                {
+                    return Err(ReviewError::RateLimited);
+                }
+                let _slot = self.reviews.try_acquire().map_err(|_| ReviewError::Busy)?;
+                self.reviewer.authenticate(token).await.map(|u| u.map(Arc::new))
+            })
             .await
             .map_err(ApiError::Review)?;
         user.map(|u| (key, u)).ok_or(ApiError::InvalidToken)
@@ -182,6 +227,11 @@ impl Access {
             .try_get_with((key, namespace.map(str::to_owned)), self.reviewer.can_list(user, namespace))
             .await
             .map_err(ApiError::Review)
+    }
+
+    /// Whether the caller may list instances in every namespace (one cluster-wide answer).
+    pub(super) async fn allowed_everywhere(&self, key: TokenKey, user: &User) -> Result<bool, ApiError> {
+        self.can_list(key, user, None).await
     }
 
     /// The namespaces of `namespaces` where the caller may list instances.
@@ -208,6 +258,20 @@ impl Access {
             }
         }
         Ok(allowed)
+    }
+}
+
+/// The rate-limit key of a client address.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 

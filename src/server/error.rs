@@ -22,8 +22,11 @@ pub enum ApiError {
     MissingToken,
     #[error("the bearer token is not valid")]
     InvalidToken,
+    /// The caller may list instances in no namespace that holds instances of the organization,
+    /// or, when the organization has none, in no namespace at all: the same answer, so that a
+    /// caller learns nothing of organizations it cannot see.
     #[error(
-        "not allowed to list argocdinstances.argomap.io in any namespace that holds instances of this organization"
+        "not allowed to list argocdinstances.argomap.io in a namespace holding instances of this organization"
     )]
     Forbidden,
     #[error("no such path")]
@@ -66,6 +69,9 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Review(e) if matches!(**e, ReviewError::RateLimited | ReviewError::Busy) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::NotReady | ApiError::Review(_) | ApiError::Secrets(_) | ApiError::Timeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -77,6 +83,9 @@ impl ApiError {
     /// even be authenticated.
     pub(super) fn public_message(&self) -> String {
         match self {
+            ApiError::Review(e) if matches!(**e, ReviewError::RateLimited | ReviewError::Busy) => {
+                e.to_string()
+            }
             ApiError::Review(_) => "cannot review the request's credentials now; retry later".into(),
             ApiError::Secrets(_) => "cannot read the Kubernetes API now; retry later".into(),
             ApiError::Metrics(_) => "cannot encode the metrics".into(),
@@ -102,6 +111,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -53,8 +53,16 @@ pub struct HttpConfig {
     pub review_cache_capacity: u64,
     /// Read-API requests worked on at once; more wait (within their deadline).
     pub max_concurrent_requests: usize,
-    /// Open connections; more wait in the listen backlog.
+    /// TokenReviews one client address may cause per second (twice that in a burst); beyond,
+    /// requests with tokens not reviewed recently are answered 429.
+    pub reviews_per_client: u32,
+    /// TokenReviews in flight at once, over all clients; beyond, 429.
+    pub max_concurrent_reviews: usize,
+    /// Open connections of the read API; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections of the admin server (probes, metrics), a budget of its own so that
+    /// read-API clients can never starve the kubelet's probes or Prometheus.
+    pub admin_max_connections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -68,7 +76,10 @@ impl Default for HttpConfig {
             review_ttl: Duration::from_secs(30),
             review_cache_capacity: 10_000,
             max_concurrent_requests: 64,
+            reviews_per_client: 5,
+            max_concurrent_reviews: 16,
             max_connections: 1024,
+            admin_max_connections: 64,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -109,17 +120,36 @@ impl AppState {
     }
 }
 
-/// The routes, for [`serve`] and for tests.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz))
-        .route("/metrics", get(probes::metrics))
-        .route(read_api::PATH, get(read_api::destination_cluster_mappings))
+/// Which of the two servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum Role {
+    /// `/healthz`, `/readyz`, `/metrics`: for the kubelet and Prometheus (`--admin-addr`).
+    Admin,
+    /// The Qovery read API (`--http-addr`).
+    ReadApi,
+}
+
+/// The routes of one server, for [`serve`] and for tests. Each server answers only its own
+/// paths: `/metrics` (namespaces, instance names, destination URLs) is not on the read API's
+/// port, which may face more clients than the scrapers.
+pub fn router(role: Role, state: AppState) -> Router {
+    let routes = match role {
+        Role::Admin => Router::new()
+            .route("/healthz", get(probes::healthz))
+            .route("/readyz", get(probes::readyz))
+            .route("/metrics", get(probes::metrics)),
+        Role::ReadApi => Router::new().route(read_api::PATH, get(read_api::destination_cluster_mappings)),
+    };
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }
+
+/// The peer address of a request's connection, put on every request by [`serve`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// Says loudly that the read API has no authentication. [`serve`] calls it at start.
 pub fn warn_auth_disabled() {
@@ -148,21 +178,45 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
     TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish (at most
-/// `shutdown_grace`). HTTP/1.1 only: probes, Prometheus and API clients all speak it.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send) {
+/// Serves `role`'s routes until `shutdown` completes, then lets requests in flight finish (at
+/// most `shutdown_grace`). HTTP/1.1 only: probes, Prometheus and API clients all speak it. Each
+/// server has its own connection budget.
+pub async fn serve(
+    role: Role,
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let config = state.inner.config.clone();
-    if !config.auth {
+    let max_connections = match role {
+        Role::Admin => config.admin_max_connections,
+        Role::ReadApi => config.max_connections,
+    };
+    let name: &'static str = role.into();
+    if role == Role::ReadApi && !config.auth {
         warn_auth_disabled();
     }
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP server listening");
+        tracing::info!(%addr, server = %name, "HTTP server listening");
     }
-    let service = TowerToHyperService::new(router(state));
+    // The per-client limiter forgets clients that went quiet, so it holds only recent ones.
+    let sweeper = (role == Role::ReadApi).then(|| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                every.tick().await;
+                if let Some(access) = &state.inner.access {
+                    access.forget_idle_clients();
+                }
+            }
+        })
+    });
+    let router = router(role, state);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -172,19 +226,26 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
                 Err(_) => break, // never closed
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "cannot accept an HTTP connection");
+                    tracing::warn!(error = %e, server = %name, "cannot accept an HTTP connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req
+            })
+            .service(router.clone());
+        let conn =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
@@ -193,9 +254,12 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         });
     }
     drop(listener);
-    tracing::info!("HTTP server shutting down");
+    if let Some(task) = sweeper {
+        task.abort();
+    }
+    tracing::info!(server = %name, "HTTP server shutting down");
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace = ?config.shutdown_grace, "HTTP requests still running at shutdown were dropped");
+        tracing::warn!(grace = ?config.shutdown_grace, server = %name, "HTTP requests still running at shutdown were dropped");
     }
 }
 

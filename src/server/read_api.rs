@@ -2,17 +2,20 @@
 //! Qovery's response for the instances of one organization the caller may list.
 //!
 //! Order of checks: token (401), then organizationId (400), then readiness (503), then access
-//! (403), so a caller without a valid token learns nothing about the server. Every request has
+//! (403), so a caller without a valid token learns nothing about the server, and a caller with
+//! no access to an organization cannot tell whether it exists (both are 403). Tokens not
+//! reviewed recently are rate-limited per client address and in flight (429). Every request has
 //! one deadline (`request_timeout`) that includes waiting for a slot, reviews and Secret reads.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
@@ -22,7 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::auth::bearer_token;
 use super::error::ApiError;
-use super::{AppState, Inner};
+use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
 use crate::model::qovery::{self, ArgoCdInstanceMappingResponseList, SecretUids};
 
@@ -66,11 +69,13 @@ impl SecretLookup for SecretUids {
 
 pub(super) async fn destination_cluster_mappings(
     State(app): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
     let deadline = app.inner.config.request_timeout;
-    match tokio::time::timeout(deadline, organization_mappings(&app.inner, &headers, path)).await {
+    let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
+    match tokio::time::timeout(deadline, organization_mappings(&app.inner, client, &headers, path)).await {
         Ok(Ok(list)) => Json(list).into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::Timeout(deadline).into_response(),
@@ -79,13 +84,14 @@ pub(super) async fn destination_cluster_mappings(
 
 async fn organization_mappings(
     app: &Inner,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ArgoCdInstanceMappingResponseList, ApiError> {
     // Never closed, so an error cannot happen; were it to, refusing is the safe answer.
     let _slot = app.requests.acquire().await.map_err(|_| ApiError::NotReady)?;
     let caller = match &app.access {
-        Some(access) => Some(access.authenticate(&bearer_token(headers)?).await?),
+        Some(access) => Some(access.authenticate(&bearer_token(headers)?, client).await?),
         None => None,
     };
     let Path(organization_id) = path.map_err(|e| ApiError::BadPath(e.body_text()))?;
@@ -99,7 +105,14 @@ async fn organization_mappings(
     let instances: Vec<Arc<ArgoCdInstance>> =
         app.instances.state().into_iter().filter(|i| qovery::in_organization(i, &organization_id)).collect();
     if instances.is_empty() {
-        return Ok(ArgoCdInstanceMappingResponseList::default());
+        // Truthful only for a caller who could see every organization's instances; anyone else
+        // gets the answer an organization it cannot see gives (403): no existence oracle.
+        return match (&app.access, &caller) {
+            (Some(access), Some((key, user))) if !access.allowed_everywhere(*key, user).await? => {
+                Err(ApiError::Forbidden)
+            }
+            _ => Ok(ArgoCdInstanceMappingResponseList::default()),
+        };
     }
     let namespaces: BTreeSet<String> = instances.iter().map(|i| i.namespace().unwrap_or_default()).collect();
     let allowed = match (&app.access, &caller) {

@@ -145,8 +145,10 @@ fn instance(ns: &str, name: &str, org: &str) -> ArgoCdInstance {
     i
 }
 
+/// The read API's router (`router`) and the admin server's (`admin`) over one state.
 struct Harness {
     router: Router,
+    admin: Router,
     reviewer: Arc<FakeReviewer>,
     readiness: Readiness,
 }
@@ -168,7 +170,12 @@ fn harness_with(
     readiness.set(true);
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let state = AppState::new(config, metrics, readiness.clone(), store, secrets, reviewer.clone());
-    Harness { router: router(state), reviewer, readiness }
+    Harness {
+        router: router(Role::ReadApi, state.clone()),
+        admin: router(Role::Admin, state),
+        reviewer,
+        readiness,
+    }
 }
 
 /// Instances of ORG in namespaces a and b, one of OTHER_ORG in c, one with no Secret in d.
@@ -236,7 +243,12 @@ impl Reply {
 }
 
 async fn send(router: &Router, method: &str, uri: &str, auth: Option<&str>) -> Reply {
-    let mut req = Request::builder().method(method).uri(uri);
+    send_from(router, method, uri, auth, ([192, 0, 2, 1], 40000).into()).await
+}
+
+/// A request as if from the client at `from` (what `serve` puts on every request).
+async fn send_from(router: &Router, method: &str, uri: &str, auth: Option<&str>, from: SocketAddr) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri).extension(ClientAddr(from));
     if let Some(a) = auth {
         req = req.header(header::AUTHORIZATION, a);
     }
@@ -251,17 +263,22 @@ async fn get(h: &Harness, uri: &str, token: Option<&str>) -> Reply {
     send(&h.router, "GET", uri, token.map(|t| format!("Bearer {t}")).as_deref()).await
 }
 
+/// A GET of the admin server.
+async fn admin(h: &Harness, uri: &str) -> Reply {
+    send(&h.admin, "GET", uri, None).await
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let h = harness(HttpConfig::default(), reviewer());
-    let r = get(&h, "/healthz", None).await;
+    let r = admin(&h, "/healthz").await;
     assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"status": "ok"})));
-    assert_eq!(get(&h, "/readyz", None).await.status, StatusCode::OK);
+    assert_eq!(admin(&h, "/readyz").await.status, StatusCode::OK);
     h.readiness.set(false);
-    get(&h, "/readyz", None).await.error(StatusCode::SERVICE_UNAVAILABLE, "NotReady");
-    assert_eq!(get(&h, "/healthz", None).await.status, StatusCode::OK);
+    admin(&h, "/readyz").await.error(StatusCode::SERVICE_UNAVAILABLE, "NotReady");
+    assert_eq!(admin(&h, "/healthz").await.status, StatusCode::OK);
 
-    let r = get(&h, "/metrics", None).await;
+    let r = admin(&h, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "text/plain; version=0.0.4");
     assert!(r.text.contains("argomap_build_info{version="), "{}", r.text);
@@ -292,12 +309,23 @@ async fn a_malformed_organization_id_is_400() {
 }
 
 #[tokio::test]
-async fn an_unknown_organization_is_an_empty_200_for_any_valid_token() {
+async fn an_unknown_organization_is_an_empty_200_for_a_caller_who_sees_everything() {
     let h = harness(HttpConfig::default(), reviewer());
+    let r = get(&h, &path("00000000-0000-4000-8000-000000000000"), Some("token-all")).await;
+    assert_eq!(r.names(), Vec::<String>::new());
+    assert_eq!(r.json(), json!({"results": []}));
+}
+
+#[tokio::test]
+async fn a_caller_without_access_cannot_tell_an_organization_that_exists_from_one_that_does_not() {
+    let h = harness(HttpConfig::default(), reviewer());
+    let unknown = path("00000000-0000-4000-8000-000000000000");
     for token in ["token-none", "token-a"] {
-        let r = get(&h, &path("00000000-0000-4000-8000-000000000000"), Some(token)).await;
-        assert_eq!(r.names(), Vec::<String>::new());
-        assert_eq!(r.json(), json!({"results": []}));
+        // OTHER_ORG exists (namespace c), token-a may list only a, token-none nothing.
+        let exists = get(&h, &path(OTHER_ORG), Some(token)).await;
+        let missing = get(&h, &unknown, Some(token)).await;
+        exists.error(StatusCode::FORBIDDEN, "Forbidden");
+        assert_eq!((missing.status, missing.text.clone()), (exists.status, exists.text.clone()), "{token}");
     }
 }
 
@@ -425,9 +453,80 @@ async fn unknown_paths_and_methods_are_json_errors() {
     send(&h.router, "POST", &path(ORG), Some("Bearer token-a"))
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
-    send(&h.router, "DELETE", "/healthz", None)
+    send(&h.admin, "DELETE", "/healthz", None)
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn each_server_answers_only_its_own_paths() {
+    let h = harness(HttpConfig::default(), reviewer());
+    for probe in ["/metrics", "/healthz", "/readyz"] {
+        get(&h, probe, None).await.error(StatusCode::NOT_FOUND, "NotFound");
+    }
+    send(&h.admin, "GET", &path(ORG), Some("Bearer token-all"))
+        .await
+        .error(StatusCode::NOT_FOUND, "NotFound");
+}
+
+#[tokio::test]
+async fn new_tokens_are_rate_limited_per_client_address() {
+    let config = HttpConfig { reviews_per_client: 2, ..Default::default() };
+    let h = harness(config, reviewer());
+    let attacker: SocketAddr = ([198, 51, 100, 7], 5000).into();
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        let auth = format!("Bearer random-{n}");
+        let r = send_from(&h.router, "GET", &path(ORG), Some(&auth), attacker).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers[header::RETRY_AFTER], "1");
+            r.error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+        }
+        statuses.push(r.status.as_u16());
+    }
+    let reviewed = h.reviewer.authentications.load(Ordering::SeqCst);
+    assert!(reviewed <= 5, "a burst of twice the rate, about: {reviewed} reviews, {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 25, "{statuses:?}");
+    // Another client is not affected, and a token reviewed recently costs nothing.
+    let other: SocketAddr = ([203, 0, 113, 9], 5000).into();
+    let r = send_from(&h.router, "GET", &path(ORG), Some("Bearer token-a"), other).await;
+    assert_eq!(r.names(), ["a/one", "a/two"]);
+    for _ in 0..20 {
+        let r = send_from(&h.router, "GET", &path(ORG), Some("Bearer token-a"), other).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // An IPv6 client is one client for its whole /64.
+    let mut throttled = 0;
+    for n in 0..10u16 {
+        let from: SocketAddr = (std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, n), 5000).into();
+        let auth = format!("Bearer v6-{n}");
+        if send_from(&h.router, "GET", &path(ORG), Some(&auth), from).await.status
+            == StatusCode::TOO_MANY_REQUESTS
+        {
+            throttled += 1;
+        }
+    }
+    assert!(throttled >= 5, "{throttled}");
+}
+
+#[tokio::test]
+async fn reviews_in_flight_are_bounded() {
+    let config = HttpConfig { max_concurrent_reviews: 1, reviews_per_client: 100, ..Default::default() };
+    let h = harness(config, FakeReviewer { delay: Duration::from_secs(3), ..reviewer() });
+    let url = path(ORG);
+    let first = get(&h, &url, Some("slow-1"));
+    let second = async {
+        // Once the first review is in flight (it takes 3 s), the one slot is taken.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while h.reviewer.authentications.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the first review never started");
+            tokio::task::yield_now().await;
+        }
+        get(&h, &url, Some("slow-2")).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    first.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    second.error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
 }
 
 #[test]
@@ -506,7 +605,7 @@ async fn serve_answers_cuts_slow_clients_and_shuts_down() {
     let listener = bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state, async {
+    let server = tokio::spawn(serve(Role::Admin, listener, state, async {
         let _ = stopped.await;
     }));
 

@@ -214,9 +214,9 @@ if [ -s "$work/monitoring.yaml" ]; then
   if grep -q '^apiVersion: monitoring.coreos.com/v1$' "$work/monitoring.yaml" &&
     grep -q '^kind: ServiceMonitor$' "$work/monitoring.yaml" &&
     grep -q '^kind: PrometheusRule$' "$work/monitoring.yaml" &&
-    grep -Eq '^    - port: http$' "$work/monitoring.yaml" &&
+    grep -Eq '^    - port: admin$' "$work/monitoring.yaml" &&
     grep -Eq '^      honorLabels: true$' "$work/monitoring.yaml"; then
-    ok "ServiceMonitor + PrometheusRule render (monitoring.coreos.com/v1, port http, honorLabels)"
+    ok "ServiceMonitor + PrometheusRule render (monitoring.coreos.com/v1, port admin, honorLabels)"
   else
     bad "ServiceMonitor/PrometheusRule render"; cat "$work/monitoring.yaml"
   fi

@@ -59,8 +59,10 @@ pub async fn namespace(client: &Client, test: &str) -> String {
 pub struct Operator {
     child: Child,
     pub log: PathBuf,
-    /// Base URL of its HTTP server (health, metrics, read API).
+    /// Base URL of its read API.
     pub http: String,
+    /// Base URL of its admin server (health, readiness, metrics).
+    pub admin: String,
 }
 
 impl Operator {
@@ -83,7 +85,15 @@ impl Operator {
         // Port 0: the kernel picks a free port at bind time and argomap logs it. (Picking one
         // here and passing it on races with every other test doing the same.)
         let mut child = Command::new(env!("CARGO_BIN_EXE_argomap"))
-            .args(["run", "--namespace", namespace, "--http-addr", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig_path())
             .env("RUST_LOG", "info,argomap=debug,kube=warn")
@@ -93,27 +103,28 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("start argomap run");
-        let addr = match listening_address(&log, Duration::from_secs(20)) {
-            Ok(addr) => addr,
-            Err(why) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                print_log_tail("argomap", &log, 40);
-                panic!("argomap run: {why}");
-            }
+        let addrs =
+            ["read-api", "admin"].map(|server| listening_address(&log, server, Duration::from_secs(20)));
+        let [Ok(http), Ok(admin)] = addrs else {
+            let _ = child.kill();
+            let _ = child.wait();
+            print_log_tail("argomap", &log, 40);
+            panic!("argomap run: {addrs:?}");
         };
-        Operator { child, log, http: format!("http://{addr}") }
+        Operator { child, log, http: format!("http://{http}"), admin: format!("http://{admin}") }
     }
 }
 
-/// The address in argomap's "HTTP server listening addr=…" log line, polled for until `deadline`.
-fn listening_address(log: &std::path::Path, deadline: Duration) -> Result<String, String> {
+/// The address in argomap's "HTTP server listening addr=… server=<server>" log line, polled
+/// for until `deadline`.
+fn listening_address(log: &std::path::Path, server: &str, deadline: Duration) -> Result<String, String> {
     let start = Instant::now();
+    let tag = format!("server={server}");
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let found = text
             .lines()
-            .filter(|l| l.contains("HTTP server listening"))
+            .filter(|l| l.contains("HTTP server listening") && l.split_whitespace().any(|w| w == tag))
             .find_map(|l| l.split("addr=").nth(1))
             .and_then(|rest| rest.split_whitespace().next());
         if let Some(addr) = found {
@@ -327,4 +338,11 @@ pub fn connected(i: &ArgoCdInstance) -> bool {
 
 pub fn reason(i: &ArgoCdInstance) -> Option<String> {
     i.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.reason.as_str().to_string())
+}
+
+/// The test control plane's admin token (system:masters: allowed everything, cluster-wide).
+pub fn admin_token() -> String {
+    let text = std::fs::read_to_string(kubeconfig_path()).expect("kubeconfig");
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    v["users"][0]["user"]["token"].as_str().expect("admin token").to_string()
 }

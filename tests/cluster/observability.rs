@@ -154,7 +154,7 @@ async fn get_until(url: &str, auth: Option<&str>, status: u16, deadline: Duratio
 }
 
 async fn ready(op: &Operator) {
-    get_until(&format!("{}/readyz", op.http), None, 200, CHECK).await;
+    get_until(&format!("{}/readyz", op.admin), None, 200, CHECK).await;
 }
 
 fn mapping_url(op: &Operator, org: &str) -> String {
@@ -193,6 +193,11 @@ struct Setup {
 }
 
 async fn setup(test: &str) -> Setup {
+    setup_with(test, &[]).await
+}
+
+/// [`setup`] with more flags for `argomap run`.
+async fn setup_with(test: &str, flags: &[&str]) -> Setup {
     let client = client().await;
     let ns = namespace(&client, test).await;
     let exp = now_secs() + 30 * 24 * 3600;
@@ -201,7 +206,7 @@ async fn setup(test: &str) -> Setup {
     create_mapping(&client, &ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
     create_mapping(&client, &ns, mapping_json("legacy", "prod", "https://gke.example.com")).await;
     create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
-    let op = Operator::start(&ns);
+    let op = Operator::start_with(&ns, flags);
     instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
     Setup { client, ns, argocd, exp, op }
 }
@@ -336,7 +341,7 @@ fn parse_sample(line: &str) -> Sample {
 }
 
 async fn scrape(op: &Operator) -> Result<Reply, String> {
-    let r = get(&format!("{}/metrics", op.http), None).await?;
+    let r = get(&format!("{}/metrics", op.admin), None).await?;
     if r.status == 200 { Ok(r) } else { Err(r.show()) }
 }
 
@@ -689,7 +694,7 @@ impl Drop for Prometheus {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_instance_up() {
     let s = setup("obs-prom").await;
-    let target = s.op.http.trim_start_matches("http://").to_string();
+    let target = s.op.admin.trim_start_matches("http://").to_string();
     let prom = Prometheus::start(&target, &s.ns);
     get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
 
@@ -743,10 +748,10 @@ async fn healthz_is_200_and_readyz_is_200_once_synced() {
     let client = client().await;
     let ns = namespace(&client, "obs-health").await;
     let op = Operator::start(&ns);
-    let health = get_until(&format!("{}/healthz", op.http), None, 200, CHECK).await;
+    let health = get_until(&format!("{}/healthz", op.admin), None, 200, CHECK).await;
     assert_eq!(health.json(), json!({"status": "ok"}));
     assert!(health.content_type.starts_with("application/json"), "{}", health.content_type);
-    let readyz = format!("{}/readyz", op.http);
+    let readyz = format!("{}/readyz", op.admin);
     let r = eventually(CHECK, "readyz 200", || {
         let readyz = readyz.as_str();
         async move {
@@ -762,8 +767,17 @@ async fn healthz_is_200_and_readyz_is_200_once_synced() {
     assert_eq!(r.json(), json!({"status": "ready"}));
     let metrics = scrape(&op).await.expect("metrics");
     assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
-    let nowhere = get(&format!("{}/nope", op.http), None).await.expect("GET /nope");
+    let nowhere = get(&format!("{}/nope", op.admin), None).await.expect("GET /nope");
     assert_eq!((nowhere.status, nowhere.json()["error"].clone()), (404, json!("NotFound")));
+    // The read API's port serves no probe and no metrics.
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = get(&format!("{}{path}", op.http), None).await.expect("GET");
+        assert_eq!(
+            (r.status, r.json()["error"].clone()),
+            (404, json!("NotFound")),
+            "{path} on the read API port"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -898,8 +912,8 @@ async fn the_read_api_with_service_account_tokens_through_every_status() {
     // Even with a malformed organization id: the token is checked first.
     assert_error(&get(&mapping_url(op, "not-a-uuid"), None).await.expect("GET"), 401, "Unauthorized");
 
-    // A valid ServiceAccount token without RBAC: 403 once the operator sees the instance (before
-    // that, the organization has no instance: an empty 200).
+    // A valid ServiceAccount token without RBAC: 403 (before the operator sees the instance too:
+    // the caller cannot list instances everywhere, so an unknown organization is 403 as well).
     let no_rbac = bearer(&service_account_token(client, ns, "viewer").await);
     let r = eventually(CHECK, "403 without RBAC", || {
         let (url, auth) = (url.as_str(), no_rbac.as_str());
@@ -918,10 +932,11 @@ async fn the_read_api_with_service_account_tokens_through_every_status() {
     for bad in ["not-a-uuid", "5e1c0e4e8f5a4c369d381f0d9c7c2b11", "5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b1g"] {
         assert_error(&get(&mapping_url(op, bad), Some(&no_rbac)).await.expect("GET"), 400, "BadRequest");
     }
-    // Unknown organization: 200 and no results, whatever the caller's RBAC.
+    // No existence oracle: an unknown organization answers exactly as one the caller cannot see.
+    let existing = get(&url, Some(&no_rbac)).await.expect("GET");
     let r = get(&unknown, Some(&no_rbac)).await.expect("GET");
-    assert_eq!((r.status, r.json()), (200, json!({"results": []})), "{}", r.show());
-    assert_contract(&r.json());
+    assert_error(&r, 403, "Forbidden");
+    assert_eq!(r.body, existing.body, "same answer for an organization that exists and one that does not");
 
     // Granted: the same ServiceAccount with a fresh token (review answers of the first token are
     // cached for 30 s).
@@ -990,15 +1005,117 @@ async fn the_read_api_with_service_account_tokens_through_every_status() {
     assert_eq!((r.status, r.json()), (200, body.clone()));
     let token_scheme = viewer.replacen("Bearer ", "Token ", 1);
     assert_eq!(get(&url, Some(&token_scheme)).await.expect("GET").json(), body);
-    let r = get(&unknown, Some(&viewer)).await.expect("GET");
-    assert_eq!((r.status, r.json()), (200, json!({"results": []})));
-    assert_contract(&r.json());
+    // Granted in this namespace only, not cluster-wide: an unknown organization stays 403.
+    assert_error(&get(&unknown, Some(&viewer)).await.expect("GET"), 403, "Forbidden");
 
     // Another ServiceAccount, granted in another namespace only, still gets 403 here.
     let other_ns = namespace(client, "obs-readapi-other").await;
     grant_list(client, &other_ns, "elsewhere").await;
     let elsewhere = bearer(&service_account_token(client, &other_ns, "elsewhere").await);
     assert_error(&get(&url, Some(&elsewhere)).await.expect("GET"), 403, "Forbidden");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: the admin port apart, bounded reviews, revocation, no oracle, bounded series
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_metrics_answer_while_the_read_api_connections_are_all_taken() {
+    let s = setup_with("obs-admin", &["--read-api-max-connections", "8"]).await;
+    ready(&s.op).await;
+    let read_api = s.op.http.trim_start_matches("http://").to_string();
+    // Idle connections that never send a request: the read API's whole budget, and more.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(&read_api).await.expect("connect"));
+    }
+    let quick = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+    let stuck = quick.get(mapping_url(&s.op, ORG)).send().await;
+    assert!(stuck.is_err(), "the read API is saturated (else this test proves nothing): {stuck:?}");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = quick.get(format!("{}{path}", s.op.admin)).send().await;
+        assert!(r.as_ref().is_ok_and(|r| r.status() == 200), "{path} while the read API is full: {r:?}");
+    }
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_never_reviewed_are_throttled_per_client_with_429() {
+    let s = setup_with("obs-throttle", &["--read-api-reviews-per-client", "2"]).await;
+    ready(&s.op).await;
+    let url = mapping_url(&s.op, ORG);
+    let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
+    let started = std::time::Instant::now();
+    for n in 0..60 {
+        let r = get(&url, Some(&format!("Bearer not-a-token-{n}"))).await.expect("GET");
+        if r.status == 429 {
+            assert_error(&r, 429, "TooManyRequests");
+        }
+        *seen.entry(r.status).or_default() += 1;
+    }
+    // Every 401 cost one TokenReview: a burst of 4, then 2 per second.
+    let reviewed = seen.get(&401).copied().unwrap_or(0);
+    let budget = 4 + 2 * started.elapsed().as_secs_f64().ceil() as usize;
+    assert!(reviewed <= budget, "{reviewed} reviews > {budget}: {seen:?}");
+    assert!(seen.get(&429).copied().unwrap_or(0) > 0, "{seen:?}");
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![401, 429], "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_role_binding_is_refused_within_the_review_ttl() {
+    let s = setup_with("obs-revoke", &["--read-api-review-ttl", "2s"]).await;
+    ready(&s.op).await;
+    grant_list(&s.client, &s.ns, "revoked").await;
+    let auth = bearer(&service_account_token(&s.client, &s.ns, "revoked").await);
+    let url = mapping_url(&s.op, ORG);
+    get_until(&url, Some(&auth), 200, FAST).await;
+    Api::<RoleBinding>::namespaced(s.client.clone(), &s.ns)
+        .delete("argomap-viewer-revoked", &DeleteParams::default())
+        .await
+        .expect("delete role binding");
+    let deleted = std::time::Instant::now();
+    get_until(&url, Some(&auth), 403, Duration::from_secs(10)).await;
+    // The TTL, plus the API server's own RBAC cache catching up.
+    assert!(deleted.elapsed() < Duration::from_secs(8), "refused after {:?}", deleted.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_caller_who_sees_everything_learns_an_organization_is_unknown() {
+    let s = setup("obs-oracle").await;
+    ready(&s.op).await;
+    let no_rbac = bearer(&service_account_token(&s.client, &s.ns, "nobody").await);
+    let existing = get(&mapping_url(&s.op, ORG), Some(&no_rbac)).await.expect("GET");
+    let unknown = get(&mapping_url(&s.op, OTHER_ORG), Some(&no_rbac)).await.expect("GET");
+    assert_error(&existing, 403, "Forbidden");
+    assert_eq!((unknown.status, unknown.body.clone()), (existing.status, existing.body.clone()));
+    // The control plane's admin may list everywhere: for it an unknown organization is empty.
+    let admin = bearer(&admin_token());
+    let r = get(&mapping_url(&s.op, OTHER_ORG), Some(&admin)).await.expect("GET");
+    assert_eq!((r.status, r.json()), (200, json!({"results": []})), "{}", r.show());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_series_stay_within_the_flag() {
+    let s = setup_with("obs-series", &["--destination-metrics-limit", "1"]).await;
+    let text = eventually(CHECK, "destination series", || async {
+        let text = scrape(&s.op).await?.body;
+        if text.contains("argomap_destination_applications{") { Ok(text) } else { Err(text) }
+    })
+    .await;
+    let ours = format!("namespace=\"{}\"", s.ns);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("argomap_destination_applications{") && l.contains(&ours))
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    // The one kept has the most applications (prod-eks: 2); the counts per state stay exact.
+    assert!(series[0].contains("destination=\"https://10.0.0.1:6443\""), "{series:?}");
+    assert!(
+        text.lines().any(|l| l.starts_with("argomap_destinations{")
+            && l.contains(&ours)
+            && l.contains("state=\"unlinked\"")
+            && l.ends_with(" 2")),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1033,9 +1150,9 @@ async fn schemathesis_finds_no_response_that_breaks_the_contract() {
     assert_contract(&populated.json());
     // The cases this test stands for are sent explicitly, not left to what schemathesis
     // happens to generate: an unknown organization, a malformed id, no token, a bad token.
+    // Allowed in one namespace only: an unknown organization is 403, as one it cannot see.
     let unknown = get(&mapping_url(&s.op, OTHER_ORG), Some(&auth)).await.expect("GET");
-    assert_eq!((unknown.status, unknown.json()), (200, json!({"results": []})), "{}", unknown.show());
-    assert_contract(&unknown.json());
+    assert_error(&unknown, 403, "Forbidden");
     assert_error(&get(&mapping_url(&s.op, "not-a-uuid"), Some(&auth)).await.expect("GET"), 400, "BadRequest");
     assert_error(&get(&mapping_url(&s.op, ORG), None).await.expect("GET"), 401, "Unauthorized");
     assert_error(

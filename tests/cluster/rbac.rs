@@ -95,12 +95,6 @@ fn operator_kubeconfig() -> String {
         .unwrap_or_else(|_| repo().join("target/controlplane/kubeconfig-operator").display().to_string())
 }
 
-fn admin_token() -> String {
-    let text = std::fs::read_to_string(kubeconfig_path()).expect("kubeconfig");
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
-    v["users"][0]["user"]["token"].as_str().expect("admin token").to_string()
-}
-
 fn chart_operator(ns: &str) -> Operator {
     Operator::start_env(
         ns,

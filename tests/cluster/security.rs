@@ -41,7 +41,7 @@ async fn a_secret_without_the_opt_in_label_is_never_sent() {
     let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
     secrets.create(&PostParams::default(), &secret).await.expect("create secret");
     create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
-    let _op = Operator::start(&ns);
+    let op = Operator::start(&ns);
 
     let i = instance_where(&client, &ns, "prod", CHECK, "CredentialsNotOptedIn", |i| {
         reason(i).as_deref() == Some("CredentialsNotOptedIn")
@@ -57,11 +57,39 @@ async fn a_secret_without_the_opt_in_label_is_never_sent() {
         i.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).expect("Ready");
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "CredentialsNotOptedIn"));
     assert_eq!(all_requests(&argocd), 0, "the value was sent nowhere");
+    // argomap's Secret cache does not even hold it: the read API, which takes credentials_id
+    // from that cache, leaves the instance out (it has no known credentials Secret).
+    let read_api =
+        format!("{}/organization/{}/argoCdDestinationClusterMapping", op.http, argomap::fixtures::ORG);
+    assert_eq!(read_api_results(&read_api).await, 0, "an unlabelled Secret is in argomap's cache");
 
     // Opting in is picked up by the label-selected watch: checked at once, no restart.
     let label = json!({"metadata": {"labels": {"argomap.io/credentials": "true"}}});
     secrets.patch("argocd-readonly", &PatchParams::default(), &Patch::Merge(&label)).await.expect("label");
     instance_where(&client, &ns, "prod", CHECK, "connected once labelled", connected).await;
+    eventually(CHECK, "the labelled Secret is known to the read API", || async {
+        match read_api_results(&read_api).await {
+            1 => Ok(()),
+            n => Err(format!("{n} entries")),
+        }
+    })
+    .await;
+}
+
+/// Entries of a read-API answer, asked with the control plane's admin token.
+async fn read_api_results(url: &str) -> usize {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let text = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .expect("GET read API")
+        .text()
+        .await
+        .expect("body");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    body["results"].as_array().map(Vec::len).unwrap_or_else(|| panic!("no results: {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

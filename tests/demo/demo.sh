@@ -18,7 +18,7 @@
 #   --once (or DEMO_NONINTERACTIVE=1): exit right after printing the table: 0 when both
 #   instances are connected and every mapping has a state, 1 otherwise (for CI).
 # Environment: DEMO_WAIT_SECONDS (default 60) bounds the wait for status; RUST_LOG and
-# ARGOMAP_HTTP_ADDR (default 127.0.0.1:0, a free port) are passed to argomap.
+# ARGOMAP_HTTP_ADDR and ARGOMAP_ADMIN_ADDR (default 127.0.0.1:0, free ports) are passed to argomap.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -180,7 +180,7 @@ want_mappings="$(grep -c '^kind: ClusterMapping$' "$here/manifests.yaml")"
 say "starting argomap run (log: ${demo_dir#"$root"/}/argomap.log)..."
 start argomap "$demo_dir/argomap.log" \
   env KUBECONFIG="$kubeconfig" RUST_LOG="${RUST_LOG:-info,kube=warn}" NO_COLOR=1 \
-  ARGOMAP_HTTP_ADDR="${ARGOMAP_HTTP_ADDR:-127.0.0.1:0}" \
+  ARGOMAP_HTTP_ADDR="${ARGOMAP_HTTP_ADDR:-127.0.0.1:0}" ARGOMAP_ADMIN_ADDR="${ARGOMAP_ADMIN_ADDR:-127.0.0.1:0}" \
   "$argomap" run --namespace "$ns"
 argomap_pid="$(cat "$demo_dir/argomap.pid")"
 
@@ -238,8 +238,8 @@ if [ "$once" = 1 ]; then
 fi
 
 rel_kubeconfig="${kubeconfig#"$root"/}"
-# The operator's HTTP server (health, metrics) listens on a free port; its log says which.
-http_addr="$(sed -n 's/.*HTTP server listening addr=\([0-9.:]*\).*/\1/p' "$demo_dir/argomap.log" | tail -n 1)"
+# The operator's admin server (health, metrics) listens on a free port; its log says which.
+http_addr="$(sed -n 's/.*HTTP server listening addr=\([0-9.:]*\) server=admin.*/\1/p' "$demo_dir/argomap.log" | tail -n 1)"
 metrics_hint=""
 [ -z "$http_addr" ] || metrics_hint="
   curl -s http://$http_addr/metrics | grep '^argomap_'    # the operator's metrics
