@@ -35,6 +35,9 @@ pub struct Metrics {
     /// (namespace, instance) → the `destination_applications` label pairs it has now, so
     /// vanished destinations can be removed.
     known_destinations: Mutex<DestinationSeries>,
+    /// (namespace, instance) of every instance with series, so that those of instances deleted
+    /// while the watch was away can be found and removed.
+    known_instances: Mutex<BTreeSet<(String, String)>>,
     /// Per instance, at most this many `destination_applications` series (those with the
     /// most applications); 0 turns the family off. It is the one family whose size follows
     /// the fleet, and a scrape must stay small.
@@ -123,6 +126,7 @@ impl Metrics {
                 &["controller", "category"],
             )?,
             known_destinations: Mutex::new(HashMap::new()),
+            known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
             registry,
         };
@@ -158,7 +162,13 @@ impl Metrics {
     }
 
     /// A check finished without reaching Argo CD's data.
+    fn seen(&self, namespace: &str, instance: &str) {
+        let mut known = self.known_instances.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert((namespace.to_string(), instance.to_string()));
+    }
+
     pub fn check_failed(&self, namespace: &str, instance: &str, reason: Reason, at: jiff::Timestamp) {
+        self.seen(namespace, instance);
         self.instance_up.with_label_values(&[namespace, instance]).set(0);
         self.last_check.with_label_values(&[namespace, instance]).set(at.as_millisecond() as f64 / 1000.0);
         self.request_errors.with_label_values(&[namespace, instance, reason.as_str()]).inc();
@@ -190,6 +200,7 @@ impl Metrics {
 
     /// Destination series from a (re)computed linkage.
     pub fn linkage(&self, namespace: &str, instance: &str, linkage: &Linkage) {
+        self.seen(namespace, instance);
         self.destinations
             .with_label_values(&[namespace, instance, "linked"])
             .set(linkage.linked.len() as i64);
@@ -224,8 +235,21 @@ impl Metrics {
         }
     }
 
+    /// Removes the series of every instance but those `exists` says yes to (after a relist).
+    pub fn forget_instances_except(&self, exists: impl Fn(&str, &str) -> bool) {
+        let known: Vec<(String, String)> =
+            self.known_instances.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        for (ns, name) in known.iter().filter(|(ns, name)| !exists(ns, name)) {
+            self.forget_instance(ns, name);
+        }
+    }
+
     /// Removes every series of a deleted instance.
     pub fn forget_instance(&self, namespace: &str, instance: &str) {
+        self.known_instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_string(), instance.to_string()));
         let labels = [namespace, instance];
         let _ = self.instance_up.remove_label_values(&labels);
         let _ = self.last_check.remove_label_values(&labels);
@@ -301,6 +325,12 @@ mod tests {
             text.contains("argomap_destinations{instance=\"i\",namespace=\"ns\",state=\"unlinked\"} 50"),
             "counts stay exact"
         );
+
+        // After a relist: only instances that still exist keep series.
+        m.linkage("ns", "other", &Linkage::default());
+        m.forget_instances_except(|_, name| name == "other");
+        let text = m.encode().expect("encode");
+        assert!(!text.contains("instance=\"i\"") && text.contains("instance=\"other\""), "{text}");
 
         let off = Metrics::with_destination_limit(0).expect("metrics");
         off.linkage("ns", "i", &Linkage { unlinked: vec![unlinked("https://a", 1)], ..Default::default() });

@@ -60,7 +60,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     };
 
     // 1. decide
-    let mut state = ctx.states.get(&key);
+    let mut state = ctx.states.get(&key, instance.metadata.uid.as_deref());
     let plan = state::decide(&state, &trigger, Instant::now());
 
     // 2. fetch

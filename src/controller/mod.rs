@@ -15,7 +15,8 @@ mod error;
 mod instance;
 pub mod state;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -161,14 +162,34 @@ pub async fn run(
     let states = States::default();
 
     let instance_reader = writers.instances.as_reader();
+    let mapping_reader = writers.mappings.as_reader();
+    // Mappings to look at again because their instance vanished while the watch was away.
+    let (orphans_tx, orphans) = futures::channel::mpsc::unbounded::<ObjectRef<ClusterMapping>>();
     let forget = {
         let states = states.clone();
         let metrics = metrics.clone();
-        move |event: &Event<ArgoCdInstance>| {
-            if let Event::Delete(i) = event {
+        let (live, mappings) = (instance_reader.clone(), mapping_reader.clone());
+        move |event: &Event<ArgoCdInstance>| match event {
+            Event::Delete(i) => {
                 states.put(&ObjectRef::from_obj(i), None);
                 metrics.forget_instance(&i.namespace().unwrap_or_default(), &i.name_any());
             }
+            // A (re)list is complete and the store holds exactly what exists: a deletion missed
+            // during a watch gap is pruned here, with its series, and its mappings re-checked.
+            Event::InitDone => {
+                let exists: HashSet<ObjectRef<ArgoCdInstance>> =
+                    live.state().iter().map(|i| ObjectRef::from_obj(i.as_ref())).collect();
+                for gone in states.retain(|key| exists.contains(key)) {
+                    metrics.forget_instance(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+                }
+                metrics.forget_instances_except(|ns, name| exists.contains(&ObjectRef::new(name).within(ns)));
+                for m in mappings.state() {
+                    if !exists.contains(&instance_of(&m)) {
+                        let _ = orphans_tx.unbounded_send(ObjectRef::from_obj(m.as_ref()));
+                    }
+                }
+            }
+            _ => {}
         }
     };
     let instance_stream = watcher::watcher(instances.clone(), wc.clone())
@@ -179,7 +200,6 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(trigger_key, Default::default());
 
-    let mapping_reader = writers.mappings.as_reader();
     let mapping_stream = watcher::watcher(mappings.clone(), wc.clone())
         .default_backoff()
         .reflect(writers.mappings)
@@ -208,8 +228,9 @@ pub async fn run(
     let by_secret = instance_reader.clone();
     let instance_controller = Controller::for_stream(instance_stream, instance_reader)
         .with_config(ControllerConfig::default().concurrency(settings.max_concurrent_checks))
-        .watches_stream(mapping_stream, |m: ClusterMapping| {
-            Some(ObjectRef::new(&m.spec.instance_ref.name).within(&m.namespace().unwrap_or_default()))
+        .watches_stream(mapping_stream, {
+            let owners = MappingOwners::default();
+            move |m: ClusterMapping| owners.touched(&m)
         })
         .watches_stream(secret_stream, move |s| {
             let ns = s.namespace();
@@ -241,6 +262,7 @@ pub async fn run(
     let mapping_controller = Controller::new(mappings, wc);
     let mapping_store = mapping_controller.store();
     let mapping_controller = mapping_controller
+        .reconcile_on(orphans)
         .watches_stream(deletions, move |i: ArgoCdInstance| {
             let ns = i.namespace();
             let name = i.name_any();
@@ -268,6 +290,33 @@ pub async fn run(
 pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     secret.metadata.annotations = None;
     secret.metadata.managed_fields = None;
+}
+
+/// The instance a ClusterMapping names.
+fn instance_of(m: &ClusterMapping) -> ObjectRef<ArgoCdInstance> {
+    ObjectRef::new(&m.spec.instance_ref.name).within(&m.namespace().unwrap_or_default())
+}
+
+/// Which instance each ClusterMapping named when last seen, so that a changed `instanceRef`
+/// re-evaluates both the old instance (which must drop the mapping) and the new one at once.
+#[derive(Default)]
+struct MappingOwners(Mutex<HashMap<ObjectRef<ClusterMapping>, ObjectRef<ArgoCdInstance>>>);
+
+impl MappingOwners {
+    /// The instances a change of `m` concerns.
+    fn touched(&self, m: &ClusterMapping) -> Vec<ObjectRef<ArgoCdInstance>> {
+        let now = instance_of(m);
+        let mut owners = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let before = if m.metadata.deletion_timestamp.is_some() {
+            owners.remove(&ObjectRef::from_obj(m))
+        } else {
+            owners.insert(ObjectRef::from_obj(m), now.clone())
+        };
+        match before {
+            Some(before) if before != now => vec![now, before],
+            _ => vec![now],
+        }
+    }
 }
 
 fn references_secret(i: &ArgoCdInstance, secret: &str) -> bool {
@@ -301,6 +350,19 @@ mod tests {
         let refreshed = trigger_key(&i);
         i.metadata.generation = Some(2);
         assert_ne!(trigger_key(&i), refreshed);
+    }
+
+    #[test]
+    fn a_changed_instance_ref_concerns_the_old_instance_too() {
+        let owners = MappingOwners::default();
+        let mut m = crate::fixtures::mapping("n", "m", "a", "https://x");
+        let a = ObjectRef::new("a").within("n");
+        let b = ObjectRef::new("b").within("n");
+        assert_eq!(owners.touched(&m), vec![a.clone()]);
+        assert_eq!(owners.touched(&m), vec![a.clone()], "an unchanged ref concerns its instance only");
+        m.spec.instance_ref.name = "b".into();
+        assert_eq!(owners.touched(&m), vec![b.clone(), a]);
+        assert_eq!(owners.touched(&m), vec![b]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::model::evaluate::{Observed, Outcome};
 /// One instance's memory.
 #[derive(Clone, Default)]
 pub struct InstanceState {
+    /// The UID of the object this memory is of: an instance deleted and re-created under the
+    /// same name (maybe while the watch was away) starts afresh.
+    pub uid: Option<String>,
     /// The client and the fingerprint of the settings it was built from.
     pub client: Option<(u64, Arc<argocd::Client>)>,
     /// The last successful check.
@@ -125,9 +128,26 @@ impl States {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of the instance's state (cheap: clients and observations are shared).
-    pub fn get(&self, key: &ObjectRef<ArgoCdInstance>) -> InstanceState {
-        self.lock().get(key).cloned().unwrap_or_default()
+    /// A copy of the state of the instance with this UID (cheap: clients and observations
+    /// are shared); a fresh one when there is none, or it was another object's of that name.
+    pub fn get(&self, key: &ObjectRef<ArgoCdInstance>, uid: Option<&str>) -> InstanceState {
+        match self.lock().get(key) {
+            Some(s) if s.uid.as_deref() == uid => s.clone(),
+            _ => InstanceState { uid: uid.map(str::to_owned), ..Default::default() },
+        }
+    }
+
+    /// Keeps the instances `keep` says yes to; returns the others, forgotten.
+    pub fn retain(
+        &self,
+        keep: impl Fn(&ObjectRef<ArgoCdInstance>) -> bool,
+    ) -> Vec<ObjectRef<ArgoCdInstance>> {
+        let mut states = self.lock();
+        let gone: Vec<_> = states.keys().filter(|k| !keep(k)).cloned().collect();
+        for key in &gone {
+            states.remove(key);
+        }
+        gone
     }
 
     /// Stores the state; `None` forgets the instance.
@@ -213,5 +233,20 @@ mod tests {
             InstanceState::default().last_outcome(),
             Outcome::Failed { reason: Reason::Pending, .. }
         ));
+    }
+
+    #[test]
+    fn a_recreated_instance_starts_afresh_and_a_relist_prunes() {
+        let states = States::default();
+        let key = ObjectRef::new("prod").within("ns");
+        let mut s = states.get(&key, Some("uid-1"));
+        s.failures = 3;
+        states.put(&key, Some(s));
+        assert_eq!(states.get(&key, Some("uid-1")).failures, 3);
+        assert_eq!(states.get(&key, Some("uid-2")).failures, 0, "same name, another object");
+        let other = ObjectRef::new("gone").within("ns");
+        states.put(&other, Some(InstanceState::default()));
+        assert_eq!(states.retain(|k| k.name == "prod"), vec![other]);
+        assert_eq!(states.get(&key, Some("uid-1")).failures, 3);
     }
 }

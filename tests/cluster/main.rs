@@ -420,3 +420,27 @@ async fn events_are_recorded_on_transitions_only() {
     .await;
     assert!(got >= 5, "{got}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_instance_ref_updates_the_old_and_the_new_instance_at_once() {
+    let Setup { client, ns, argocd, .. } =
+        setup("reref", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
+    create_instance(&client, &ns, instance_json("second", &argocd.url(), "60s")).await;
+    let _op = Operator::start(&ns);
+    let holds = |i: &ArgoCdInstance| {
+        i.status
+            .as_ref()
+            .is_some_and(|s| s.linked_clusters.iter().any(|l| l.mapping.as_deref() == Some("prod-eks")))
+    };
+    instance_where(&client, &ns, "prod", CHECK, "prod links prod-eks", holds).await;
+    instance_where(&client, &ns, "second", CHECK, "second connected", connected).await;
+
+    // Both checked, so the next timed checks are a minute away: what follows is the reaction.
+    let moved = json!({"spec": {"instanceRef": {"name": "second"}}});
+    Api::<ClusterMapping>::namespaced(client.clone(), &ns)
+        .patch("prod-eks", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect("move the mapping");
+    instance_where(&client, &ns, "second", FAST, "second links prod-eks", holds).await;
+    instance_where(&client, &ns, "prod", FAST, "prod lets prod-eks go", |i| connected(i) && !holds(i)).await;
+}
