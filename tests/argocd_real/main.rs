@@ -169,7 +169,8 @@ fn fleet_conditions(ready: &str, generation: Option<i64>) -> Value {
     let mut cs = json!([
         {"lastTransitionTime": "<time>", "message": ready, "reason": "Connected", "status": "True", "type": "Ready"},
         {"lastTransitionTime": "<time>", "message": "", "reason": "Connected", "status": "True", "type": "Connected"},
-        {"lastTransitionTime": "<time>", "message": "", "reason": "ClustersListed", "status": "True", "type": "ClustersVisible"}
+        {"lastTransitionTime": "<time>", "message": "", "reason": "ClustersListed", "status": "True", "type": "ClustersVisible"},
+        {"lastTransitionTime": "<time>", "message": "", "reason": "ApplicationsListed", "status": "True", "type": "ApplicationsVisible"}
     ]);
     if let Some(g) = generation {
         cs.as_array_mut().expect("array").iter_mut().for_each(|c| c["observedGeneration"] = json!(g));
@@ -582,4 +583,110 @@ async fn rootpath_is_part_of_the_base_url() {
     let ns = argomap_setup(&client, "real-rootpath", &server.url, &server.token, &[], |_| {}).await;
     let _op = Operator::start(&ns);
     until_reason(&client, &ns, "Connected").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) permission gaps: RBAC filters Argo CD's lists silently; argomap says what is missing.
+
+/// A server with the seeded fleet and `policy` for `argomap`; the report of `argomap check`
+/// and the status `argomap run` writes.
+async fn fleet_with_policy(test: &str, policy: &str) -> (Server, Value, Value) {
+    let client = client().await;
+    let acd = namespace(&client, &format!("acd-{test}")).await;
+    let apps_ns = namespace(&client, &format!("acd-{test}-apps")).await;
+    seed_fleet(&client, &acd, &apps_ns).await;
+    let server = Server::start(
+        &acd,
+        Opts { app_namespaces: Some(apps_ns), policy: Some(policy.into()), ..Default::default() },
+    );
+    // What the server itself shows the admin (everything) before argomap looks.
+    let admin = server.admin_session();
+    server::listed(&server, &admin, 3, 5, LISTED).await;
+    let (code, report) = check_token(&server.url, &server.token, &[]);
+    assert_eq!(code, 0, "connected: the gaps are conditions, not a failure: {report}");
+    let ns = argomap_setup(&client, &format!("real-{test}"), &server.url, &server.token, &[], |_| {}).await;
+    let _op = Operator::start(&ns);
+    let i = until_reason(&client, &ns, "Connected").await;
+    let run = status_json(&i);
+    (server, timeless(report["status"].clone()), run)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blind_profile_clusters_hidden_apps_visible() {
+    let (server, check, run) =
+        fleet_with_policy("blind", &format!("p, {ACCOUNT}, applications, get, */*, allow")).await;
+    assert_eq!(server.clusters(&server.token), json!({"metadata": {}, "items": null}), "RBAC-filtered: null");
+    for s in [&check, &run] {
+        let c = condition(s, "ClustersVisible");
+        assert_eq!(
+            (c["status"].as_str(), c["reason"].as_str()),
+            (Some("False"), Some("MissingClustersGetPermission"))
+        );
+        assert_eq!(
+            c["message"],
+            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only"
+        );
+        assert_eq!(condition(s, "ApplicationsVisible")["status"], "True");
+        // Destinations from the apps alone: a.example.com (2), in-cluster (1); the two apps
+        // that name clusters cannot be resolved without the list.
+        assert_eq!(
+            s["summary"],
+            json!({"applications": 5, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 2})
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partial_cluster_policy_names_the_missing_destinations() {
+    let policy = format!(
+        "p, {ACCOUNT}, applications, get, */*, allow\np, {ACCOUNT}, clusters, get, https://a*, allow"
+    );
+    let (server, check, run) = fleet_with_policy("partial", &policy).await;
+    let listed = server.clusters(&server.token);
+    let servers: Vec<&str> =
+        listed["items"].as_array().expect("items").iter().filter_map(|c| c["server"].as_str()).collect();
+    assert_eq!(servers, ["https://a.example.com"], "only what the policy allows");
+    let can_i = server.curl("GET", "/api/v1/account/can-i/clusters/get/*", Some(&server.token), None);
+    assert_eq!(can_i.json(), json!({"value": "no"}));
+    for s in [&check, &run] {
+        let c = condition(s, "ClustersVisible");
+        assert_eq!(
+            (c["status"].as_str(), c["reason"].as_str()),
+            (Some("False"), Some("MissingClustersGetPermission"))
+        );
+        assert_eq!(
+            c["message"],
+            "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: 1 destination(s) of applications are missing from it: https://kubernetes.default.svc; 2 application(s) could not be attributed (unresolvedApplications)"
+        );
+        assert_eq!(s["summary"]["unresolvedApplications"], json!(2));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_with_no_role_is_not_a_healthy_empty_argocd() {
+    let (server, check, run) = fleet_with_policy("norole", "").await;
+    assert_eq!(server.applications(&server.token)["items"], Value::Null);
+    for s in [&check, &run] {
+        let c = condition(s, "ClustersVisible");
+        assert_eq!(
+            (c["status"].as_str(), c["reason"].as_str()),
+            (Some("False"), Some("MissingClustersGetPermission"))
+        );
+        assert_eq!(
+            c["message"],
+            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i)"
+        );
+        let a = condition(s, "ApplicationsVisible");
+        assert_eq!(
+            (a["status"].as_str(), a["reason"].as_str(), a["message"].as_str()),
+            (
+                Some("False"),
+                Some("MissingApplicationsGetPermission"),
+                Some(
+                    "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown"
+                )
+            )
+        );
+        assert_eq!(s["summary"]["applications"], json!(0));
+    }
 }
