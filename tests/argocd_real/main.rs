@@ -690,3 +690,46 @@ async fn account_with_no_role_is_not_a_healthy_empty_argocd() {
         assert_eq!(s["summary"]["applications"], json!(0));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// (c) login lock-out: a wrong password is tried once, then not before the Secret changes.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_is_not_retried_until_the_secret_changes() {
+    let client = client().await;
+    let acd = namespace(&client, "acd-lockout").await;
+    let server = Server::start(&acd, Opts::default());
+    server.set_password(ACCOUNT, "correct-horse-battery");
+    let ns = namespace(&client, "real-lockout").await;
+    login_secret(&client, &ns, "wrong-password").await;
+    let mut i = instance_json("prod", &server.url, "10s");
+    use_login(&mut i);
+    create_instance(&client, &ns, i).await;
+    let op = Operator::start(&ns);
+    let i = until_reason(&client, &ns, "AuthenticationFailed").await;
+    assert_eq!(
+        message(&status_json(&i)),
+        "login to Argo CD failed (HTTP 401): Invalid username or password (Argo CD may be locking the account: after 5 failed logins it refuses every login for 300 s, even with the right password); argomap logs in again when the credentials Secret changes, or in 5 minutes"
+    );
+    let refused = [("endpoint", "session"), ("code", "401")];
+    assert_eq!(metric(&op, "argomap_argocd_request_duration_seconds_count", &refused), 1.0);
+
+    // Three intervals and a refresh request later: still the one refused login (the old
+    // behaviour retried at +5 s, +10 s, ... and locked the account within about a minute).
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    let refresh = json!({"metadata": {"annotations": {argomap::crd::REFRESH_ANNOTATION: "now"}}});
+    api.patch("prod", &PatchParams::default(), &Patch::Merge(&refresh)).await.expect("refresh");
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        let logins = metric(&op, "argomap_argocd_request_duration_seconds_count", &[("endpoint", "session")]);
+        assert_eq!(logins, 1.0, "no second login before the Secret changes");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The right password: at once, and the account was never locked.
+    login_secret(&client, &ns, "correct-horse-battery").await;
+    let i = until_reason(&client, &ns, "Connected").await;
+    assert_eq!(status_json(&i)["connection"], connected_connection());
+    let ok = [("endpoint", "session"), ("code", "200")];
+    assert_eq!(metric(&op, "argomap_argocd_request_duration_seconds_count", &ok), 1.0);
+}
