@@ -301,8 +301,38 @@ impl Client {
         if e.is_decode() || e.is_body() {
             return ArgoCdError::Decode { endpoint, detail: chain(e) };
         }
+        // A plain-HTTP server answers a TLS ClientHello with an HTTP 400 and closes, which
+        // the handshake sees as a reset (or an early end): name that likely cause.
+        if self.base.starts_with("https://") && e.is_connect() && reset_or_eof(e) {
+            let plain = self.base.replacen("https://", "http://", 1);
+            return ArgoCdError::Tls {
+                endpoint,
+                detail: format!(
+                    "the connection was closed during the TLS handshake ({}): the server most likely speaks plain HTTP on this port (Argo CD with --insecure); if so, set spec.url to {plain}",
+                    chain(e)
+                ),
+            };
+        }
         ArgoCdError::Connect { endpoint, detail: chain(e) }
     }
+}
+
+/// Whether an I/O error in the chain is a reset or an unexpected end of stream.
+fn reset_or_eof(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// Whether every application's destination is in the cluster list, compared as Argo CD

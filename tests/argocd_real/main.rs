@@ -733,3 +733,23 @@ async fn a_refused_login_is_not_retried_until_the_secret_changes() {
     let ok = [("endpoint", "session"), ("code", "200")];
     assert_eq!(metric(&op, "argomap_argocd_request_duration_seconds_count", &ok), 1.0);
 }
+
+// ---------------------------------------------------------------------------------------
+// (d) https:// to a plain-HTTP Argo CD: a TLS error that names the likely cause.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_to_a_plain_http_server_is_a_tls_error_naming_the_cause() {
+    let server = Server::shared();
+    let https = server.url.replacen("http://", "https://", 1);
+    let (code, report) = check_token(&https, &server.token, &[]);
+    assert_eq!((code, reason_of(&report["status"]).as_str()), (1, "TLSError"), "{report}");
+    let m = message(&report["status"]);
+    assert!(m.contains("Connection reset by peer"), "{m}");
+    assert!(
+        m.ends_with(&format!(
+            "the server most likely speaks plain HTTP on this port (Argo CD with --insecure); if so, set spec.url to {}",
+            server.url
+        )),
+        "{m}"
+    );
+}
