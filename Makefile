@@ -8,8 +8,9 @@ CARGO ?= cargo
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
 export ARGOMAP_CONTROLPLANE_DIR := $(CONTROLPLANE_DIR)
 
-## Everything CI checks: lints, unit tests, the suite on a real kube-apiserver, the chart, the demo.
-test: lint unit cluster-test chart-test demo-test
+## Everything CI checks: lints, unit tests, the suites on a real kube-apiserver and a real
+## Argo CD, the chart, the demo.
+test: lint unit cluster-test argocd-test chart-test demo-test
 
 lint: fmt-check clippy hadolint helm-lint
 
@@ -76,16 +77,24 @@ build:
 bench:
 	$(CARGO) bench --bench attribution
 
-.PHONY: argocd-build argocd-up argocd-down
+.PHONY: argocd-build argocd-up argocd-down argocd-test
 
 ## Builds (once, cached) Argo CD's argocd-server from its Go module (GOTOOLCHAIN for it only).
 argocd-build:
 	bash tests/controlplane/build.sh argocd
 
-## Starts argocd-server + redis on loopback against the running control plane (not part of test).
+## Starts argocd-server + redis on loopback against the running control plane.
 argocd-up: controlplane-up
 	bash tests/controlplane/argocd-up.sh
 
 ## Stops exactly what argocd-up started.
 argocd-down:
 	bash tests/controlplane/argocd-down.sh
+
+## The real-Argo-CD suite (tests/argocd_real/): the shared server from argocd-up, plus one
+## server per test that needs its own settings; Argo CD is stopped afterwards, pass or fail.
+argocd-test: controlplane-up argocd-build
+	bash tests/controlplane/argocd-up.sh
+	set -a; . "$(CONTROLPLANE_DIR)/env"; . "$(CONTROLPLANE_DIR)/argocd/env"; set +a; \
+	rc=0; $(CARGO) test --locked --features argocd-tests --test argocd_real || rc=$$?; \
+	bash tests/controlplane/argocd-down.sh; exit $$rc

@@ -345,3 +345,19 @@ async fn a_server_echoing_credentials_leaves_none_in_the_error() {
     assert!(!text.contains("s3cr"), "neither raw nor JSON-escaped: {text}");
     assert!(text.contains("[redacted]"), "{text}");
 }
+
+#[tokio::test]
+async fn can_i_is_asked_only_for_an_empty_list_or_a_destination_the_list_lacks() {
+    let (argocd, token) = fake_with_data(Options::default()).await;
+    let s = snapshot(token_config(&argocd.url(), &token)).await.expect("snapshot");
+    assert_eq!((s.can_get_clusters, s.can_get_applications), (None, None));
+    assert_eq!(argocd.requests(Endpoint::CanI), 0, "every destination listed: two list calls only");
+    argocd.set_applications(vec![App::to_server("web", "https://hidden.example.com")]);
+    argocd.set_can_i(false);
+    let s = snapshot(token_config(&argocd.url(), &token)).await.expect("snapshot");
+    assert_eq!((s.can_get_clusters, s.can_get_applications), (Some(false), None));
+    argocd.set_applications(vec![]);
+    let s = snapshot(token_config(&argocd.url(), &token)).await.expect("snapshot");
+    assert_eq!((s.can_get_clusters, s.can_get_applications), (None, Some(false)));
+    assert_eq!(argocd.requests(Endpoint::CanI), 2);
+}

@@ -236,7 +236,8 @@ async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothi
         vec![
             ("Ready".into(), "True".into()),
             ("Connected".into(), "True".into()),
-            ("ClustersVisible".into(), "True".into())
+            ("ClustersVisible".into(), "True".into()),
+            ("ApplicationsVisible".into(), "True".into())
         ]
     );
     assert!(

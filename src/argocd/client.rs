@@ -15,7 +15,9 @@ use tokio::sync::Mutex;
 use super::error::{chain, error_code, redirect_error, status_error, tls_cause};
 use super::projection::applications_fields;
 use super::session::{Session, session_needs_renewal};
-use super::types::{ApplicationList, CanIResponse, ClusterList, SessionResponse, VersionMessage};
+use super::types::{
+    Application, ApplicationList, CanIResponse, Cluster, ClusterList, SessionResponse, VersionMessage,
+};
 use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls};
 
 /// Cap on the body of an error answer: only its message is read.
@@ -83,30 +85,39 @@ impl Client {
         let clusters = clusters.items.unwrap_or_default();
         let applications = apps.items.unwrap_or_default();
 
-        let names_destinations = applications.iter().any(|a| {
-            a.destination()
-                .is_some_and(|d| d.server.as_deref().is_some_and(|s| !s.is_empty()) || d.name.is_some())
-        });
-        let can_get_clusters = if clusters.is_empty() && names_destinations {
-            match self
-                .get_authed::<CanIResponse>("can_i", "/api/v1/account/can-i/clusters/get/*", observer)
-                .await
-            {
-                Ok(answer) => answer.value.map(|v| v == "yes"),
-                // Older servers or tokens without account access: the question stays open.
-                Err(e) => {
-                    tracing::debug!(error = %e, "can-i clusters get could not be asked");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        // A list the token may not fully see is answered as if it were complete (Argo CD drops
+        // what RBAC hides, and an empty list is `items: null`): ask can-i whenever a list is
+        // empty, or an application names a cluster the cluster list lacks (Argo CD's own rule:
+        // the server string without its trailing `/`, or the cluster name).
+        let ask_clusters = clusters.is_empty() || !destinations_listed(&clusters, &applications);
+        let can_get_clusters = if ask_clusters { self.can_i("clusters", observer).await } else { None };
+        let can_get_applications =
+            if applications.is_empty() { self.can_i("applications", observer).await } else { None };
         let credentials_expire_at = match &self.credentials {
             Credentials::Token(t) => jwt::expiry(t.expose_secret()),
             Credentials::Login { .. } => None,
         };
-        Ok(Snapshot { version, clusters, applications, can_get_clusters, credentials_expire_at })
+        Ok(Snapshot {
+            version,
+            clusters,
+            applications,
+            can_get_clusters,
+            can_get_applications,
+            credentials_expire_at,
+        })
+    }
+
+    /// `can-i <resource> get *`: `Some(false)` when the token may not get every item of it.
+    async fn can_i(&self, resource: &'static str, observer: &dyn RequestObserver) -> Option<bool> {
+        let path = format!("/api/v1/account/can-i/{resource}/get/*");
+        match self.get_authed::<CanIResponse>("can_i", &path, observer).await {
+            Ok(answer) => answer.value.map(|v| v == "yes"),
+            // Older servers or tokens without account access: the question stays open.
+            Err(e) => {
+                tracing::debug!(error = %e, resource, "can-i could not be asked");
+                None
+            }
+        }
     }
 
     async fn version(&self, observer: &dyn RequestObserver) -> Result<Option<String>, ArgoCdError> {
@@ -290,14 +301,82 @@ impl Client {
         if e.is_decode() || e.is_body() {
             return ArgoCdError::Decode { endpoint, detail: chain(e) };
         }
+        // A plain-HTTP server answers a TLS ClientHello with an HTTP 400 and closes, which
+        // the handshake sees as a reset (or an early end): name that likely cause.
+        if self.base.starts_with("https://") && e.is_connect() && reset_or_eof(e) {
+            let plain = self.base.replacen("https://", "http://", 1);
+            return ArgoCdError::Tls {
+                endpoint,
+                detail: format!(
+                    "the connection was closed during the TLS handshake ({}): the server most likely speaks plain HTTP on this port (Argo CD with --insecure); if so, set spec.url to {plain}",
+                    chain(e)
+                ),
+            };
+        }
         ArgoCdError::Connect { endpoint, detail: chain(e) }
     }
+}
+
+/// Whether an I/O error in the chain is a reset or an unexpected end of stream.
+fn reset_or_eof(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Whether every application's destination is in the cluster list, compared as Argo CD
+/// resolves destinations: the server URL without a trailing `/`, or the cluster name.
+fn destinations_listed(clusters: &[Cluster], apps: &[Application]) -> bool {
+    let trim = |s: &str| s.trim().trim_end_matches('/').to_string();
+    let servers: std::collections::HashSet<String> =
+        clusters.iter().filter_map(|c| c.server.as_deref()).map(trim).collect();
+    let names: std::collections::HashSet<&str> = clusters.iter().filter_map(|c| c.name.as_deref()).collect();
+    apps.iter().filter_map(|a| a.destination()).all(|d| {
+        match (
+            d.server.as_deref().filter(|s| !s.trim().is_empty()),
+            d.name.as_deref().filter(|n| !n.is_empty()),
+        ) {
+            (Some(server), _) => servers.contains(&trim(server)),
+            (None, Some(name)) => names.contains(name),
+            (None, None) => true,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::argocd::TlsSettings;
+
+    #[test]
+    fn destinations_missing_from_the_cluster_list_are_noticed() {
+        let clusters: Vec<Cluster> =
+            serde_json::from_str(r#"[{"server":"https://a.example.com","name":"a"}]"#).expect("clusters");
+        let apps = |json: &str| -> Vec<Application> { serde_json::from_str(json).expect("apps") };
+        assert!(destinations_listed(
+            &clusters,
+            &apps(
+                r#"[{"spec":{"destination":{"server":"https://a.example.com/"}}},{"spec":{"destination":{"name":"a"}}}]"#
+            )
+        ));
+        assert!(destinations_listed(&clusters, &[]));
+        assert!(!destinations_listed(
+            &clusters,
+            &apps(r#"[{"spec":{"destination":{"server":"https://b.example.com"}}}]"#)
+        ));
+        assert!(!destinations_listed(&clusters, &apps(r#"[{"spec":{"destination":{"name":"b"}}}]"#)));
+    }
 
     #[test]
     fn urls_with_user_info_are_refused() {

@@ -9,7 +9,7 @@ use super::types::ErrorBody;
 pub enum ArgoCdError {
     #[error("Argo CD rejected the credentials on {endpoint} (HTTP 401): {message}")]
     Unauthenticated { endpoint: &'static str, message: String },
-    #[error("login to Argo CD failed (HTTP {status}): {message}")]
+    #[error("login to Argo CD failed (HTTP {status}): {message}{}", lockout_hint(*.status))]
     LoginFailed { status: u16, message: String },
     #[error("Argo CD denied access on {endpoint} (HTTP 403): {message}")]
     Forbidden { endpoint: &'static str, message: String },
@@ -117,9 +117,24 @@ impl ArgoCdError {
         self.kind().into()
     }
 
+    /// A login the server refused (HTTP 401): retrying soon may lock the account out.
+    pub fn is_login_refused(&self) -> bool {
+        matches!(self, ArgoCdError::LoginFailed { status: 401, .. })
+    }
+
     /// Whether a fresh login may cure it (username/password credentials only).
     pub fn is_unauthenticated(&self) -> bool {
         matches!(self, ArgoCdError::Unauthenticated { .. })
+    }
+}
+
+/// Argo CD refuses every login of an account for 300 s after 5 failures within 300 s, even
+/// with the right password, and says only "Invalid username or password".
+fn lockout_hint(status: u16) -> &'static str {
+    if status == 401 {
+        " (Argo CD may be locking the account: after 5 failed logins it refuses every login for 300 s, even with the right password)"
+    } else {
+        ""
     }
 }
 

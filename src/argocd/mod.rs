@@ -63,9 +63,11 @@ pub struct Snapshot {
     pub version: Option<String>,
     pub clusters: Vec<Cluster>,
     pub applications: Vec<Application>,
-    /// Answer of `can-i clusters get`, asked only when the cluster list is empty while
-    /// applications name destinations.
+    /// Answer of `can-i clusters get *`, asked only when the cluster list is empty or lacks
+    /// a destination some application names.
     pub can_get_clusters: Option<bool>,
+    /// Answer of `can-i applications get *`, asked only when the application list is empty.
+    pub can_get_applications: Option<bool>,
     /// `exp` of the API token, when it has one (not for username/password sessions, which
     /// argomap renews itself).
     pub credentials_expire_at: Option<Timestamp>,

@@ -68,7 +68,8 @@ pub fn table(report: &Report) -> String {
             sum.unresolved_applications
         ));
     }
-    for c in s.conditions.iter().filter(|c| c.type_ == "ClustersVisible" && c.status == "False") {
+    let visibility = ["ClustersVisible", "ApplicationsVisible"];
+    for c in s.conditions.iter().filter(|c| visibility.contains(&c.type_.as_str()) && c.status == "False") {
         out.push_str(&format!("Warning: {}\n", c.message));
     }
     if s.truncated {

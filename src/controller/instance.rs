@@ -18,7 +18,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::credentials::{self, CredentialsError, Resolved};
-use super::state::{self, InstanceState, Plan, Trigger};
+use super::state::{self, Failure, InstanceState, Plan, Trigger};
 use super::{Context, Error, STANDBY_RECHECK, apply};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
@@ -70,10 +70,10 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         Plan::Poll { connect, .. } => {
             let result = match resolved {
                 Some(Ok(resolved)) => fetch(instance, ctx, &mut state, &resolved, connect).await,
-                Some(Err(e)) => Err((e.reason(), e.to_string())),
-                None => Err((Reason::Suspended, String::new())),
+                Some(Err(e)) => Err(Failure::new(e.reason(), e.to_string())),
+                None => Err(Failure::new(Reason::Suspended, String::new())),
             };
-            if let Err((reason, message)) = &result {
+            if let Err(Failure { reason, message, .. }) = &result {
                 tracing::warn!(namespace = %key.namespace.as_deref().unwrap_or_default(), instance = %key.name, %reason, %message, "check failed");
             }
             state.record(result, &trigger, interval, Instant::now())
@@ -119,7 +119,7 @@ async fn fetch(
     state: &mut InstanceState,
     resolved: &Resolved,
     connect: bool,
-) -> Result<Observed, (Reason, String)> {
+) -> Result<Observed, Failure> {
     if connect {
         state.client = None;
         let config = ClientConfig {
@@ -129,14 +129,18 @@ async fn fetch(
             tls: resolved.tls.clone(),
             max_response_bytes: ctx.settings.max_response_bytes,
         };
-        let client = argocd::Client::new(config).map_err(|e| (evaluate::reason_of(&e), e.to_string()))?;
+        let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
         state.client = Some((resolved.fingerprint, Arc::new(client)));
     }
     let Some((_, client)) = &state.client else {
-        return Err((Reason::Pending, "no Argo CD client".into()));
+        return Err(Failure::new(Reason::Pending, "no Argo CD client"));
     };
     match client.snapshot(ctx.metrics.as_ref()).await {
         Ok(snapshot) => Ok(Observed::from_snapshot(snapshot)),
-        Err(e) => Err((evaluate::reason_of(&e), e.to_string())),
+        Err(e) => Err(failure(&e)),
     }
+}
+
+fn failure(e: &argocd::ArgoCdError) -> Failure {
+    Failure { reason: evaluate::reason_of(e), message: e.to_string(), login_refused: e.is_login_refused() }
 }

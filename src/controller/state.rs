@@ -30,6 +30,27 @@ pub struct InstanceState {
     pub next_check: Option<Instant>,
     pub checked_generation: Option<i64>,
     pub handled_refresh: Option<String>,
+    /// The last check's login was refused: no login is tried again before `next_check`
+    /// unless the credentials change (a spec change or a refresh does not hasten it).
+    pub login_refused: bool,
+}
+
+/// After a refused login, the next attempt waits for a change of the Secret or this long:
+/// Argo CD locks an account out for 300 s after 5 failed logins, for everyone using it.
+pub const LOGIN_RETRY: Duration = Duration::from_secs(300);
+
+/// A failed check: its reason and message, and whether Argo CD refused a login.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+    pub login_refused: bool,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure { reason, message: message.into(), login_refused: false }
+    }
 }
 
 /// What a reconcile knows of the instance when it decides.
@@ -66,7 +87,11 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
         _ => false,
     };
     let connect = t.fingerprint.is_some() && !client_matches;
-    let due = state.next_check.is_none_or(|at| at <= now)
+    let timer_due = state.next_check.is_none_or(|at| at <= now);
+    if state.login_refused && !connect && !timer_due {
+        return Plan::Recompute;
+    }
+    let due = timer_due
         || state.checked_generation != t.generation
         || (t.refresh.is_some() && t.refresh != state.handled_refresh)
         || connect;
@@ -81,7 +106,7 @@ impl InstanceState {
     /// Records a check's result and schedules the next one; returns the outcome to evaluate.
     pub fn record(
         &mut self,
-        result: Result<Observed, (Reason, String)>,
+        result: Result<Observed, Failure>,
         t: &Trigger,
         interval: Duration,
         now: Instant,
@@ -94,13 +119,23 @@ impl InstanceState {
                 self.observed = Some(observed.clone());
                 self.last_failure = None;
                 self.failures = 0;
+                self.login_refused = false;
                 self.next_check = Some(now + jittered(interval));
                 Outcome::Observed { observed, fresh: true }
             }
-            Err((reason, message)) => {
-                self.last_failure = Some((reason, message.clone()));
+            Err(Failure { reason, mut message, login_refused }) => {
                 self.failures += 1;
-                self.next_check = Some(now + backoff(self.failures, interval));
+                self.login_refused = login_refused;
+                let wait = if login_refused {
+                    message.push_str(
+                        "; argomap logs in again when the credentials Secret changes, or in 5 minutes",
+                    );
+                    backoff(self.failures, interval).max(LOGIN_RETRY)
+                } else {
+                    backoff(self.failures, interval)
+                };
+                self.next_check = Some(now + wait);
+                self.last_failure = Some((reason, message.clone()));
                 Outcome::Failed { reason, message, fresh: true }
             }
         }
@@ -194,7 +229,7 @@ mod tests {
     fn checked(now: Instant) -> InstanceState {
         let mut s = InstanceState::default();
         let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
-        s.record(Err((Reason::Timeout, "slow".into())), &t, Duration::from_secs(60), now);
+        s.record(Err(Failure::new(Reason::Timeout, "slow")), &t, Duration::from_secs(60), now);
         s
     }
 
@@ -220,6 +255,44 @@ mod tests {
         assert_eq!(decide(&s, &first, now), Plan::Poll { connect: true, credentials_changed: false });
         let suspended = Trigger { suspended: true, ..first };
         assert_eq!(decide(&s, &suspended, now), Plan::Suspend);
+    }
+
+    #[test]
+    fn a_refused_login_waits_for_new_credentials_or_five_minutes() {
+        let now = Instant::now();
+        let mut s = InstanceState::default();
+        let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        let refused =
+            Failure { login_refused: true, ..Failure::new(Reason::AuthenticationFailed, "refused") };
+        s.client = None;
+        let outcome = s.record(Err(refused), &t, Duration::from_secs(60), now);
+        assert_eq!(s.next_check, Some(now + LOGIN_RETRY));
+        match outcome {
+            Outcome::Failed { message, .. } => assert!(message.contains("in 5 minutes"), "{message}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Pretend the client for fingerprint 7 is kept, as the controller does.
+        s.client = Some((7, std::sync::Arc::new(test_client())));
+        let later = now + Duration::from_secs(60);
+        assert_eq!(decide(&s, &t, later), Plan::Recompute, "the timer is not due");
+        let spec = Trigger { generation: Some(2), ..t.clone() };
+        assert_eq!(decide(&s, &spec, later), Plan::Recompute, "a spec change does not hasten a login");
+        let refresh = Trigger { refresh: Some("now".into()), ..t.clone() };
+        assert_eq!(decide(&s, &refresh, later), Plan::Recompute, "nor does a refresh");
+        let rotated = Trigger { fingerprint: Some(8), ..t.clone() };
+        assert_eq!(decide(&s, &rotated, later), Plan::Poll { connect: true, credentials_changed: true });
+        assert!(matches!(decide(&s, &t, now + LOGIN_RETRY), Plan::Poll { .. }), "after 5 minutes");
+    }
+
+    fn test_client() -> argocd::Client {
+        argocd::Client::new(argocd::ClientConfig {
+            url: "https://argocd.example.com".into(),
+            credentials: argocd::Credentials::Token(secrecy::SecretString::from("a.b.c")),
+            timeout: Duration::from_secs(1),
+            tls: argocd::TlsSettings::default(),
+            max_response_bytes: 1024,
+        })
+        .expect("client")
     }
 
     #[test]

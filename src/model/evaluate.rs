@@ -35,6 +35,7 @@ pub struct Observed {
     pub version: Option<String>,
     pub credentials_expire_at: Option<Timestamp>,
     pub can_get_clusters: Option<bool>,
+    pub can_get_applications: Option<bool>,
 }
 
 impl Observed {
@@ -44,6 +45,7 @@ impl Observed {
             version: s.version,
             credentials_expire_at: s.credentials_expire_at,
             can_get_clusters: s.can_get_clusters,
+            can_get_applications: s.can_get_applications,
         }
     }
 }
@@ -159,6 +161,7 @@ pub fn evaluate(
                 destinations: &obs.destinations,
                 linkage: &linkage,
                 can_get_clusters: obs.can_get_clusters,
+                can_get_applications: obs.can_get_applications,
             };
             let s = status::instance_status(
                 prev,
@@ -266,6 +269,7 @@ mod tests {
             version: Some("v3.5.1".into()),
             credentials_expire_at: None,
             can_get_clusters: None,
+            can_get_applications: None,
         })
     }
 

@@ -20,6 +20,7 @@ pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
 pub const READY: &str = "Ready";
 pub const CONNECTED: &str = "Connected";
 pub const CLUSTERS_VISIBLE: &str = "ClustersVisible";
+pub const APPLICATIONS_VISIBLE: &str = "ApplicationsVisible";
 pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiringSoon";
 pub const INSECURE_TLS: &str = "InsecureTLS";
 
@@ -34,7 +35,11 @@ pub struct Observation<'a> {
     pub destinations: &'a Destinations,
     pub linkage: &'a Linkage,
     pub can_get_clusters: Option<bool>,
+    pub can_get_applications: Option<bool>,
 }
+
+/// Destinations named in one condition message, at most.
+const NAMED_DESTINATIONS: usize = 5;
 
 /// The connection part after a successful check.
 pub fn connected(now: Timestamp, version: Option<String>, expires: Option<Timestamp>) -> ConnectionStatus {
@@ -121,7 +126,10 @@ pub fn instance_status(
                 applications: obs.destinations.applications,
                 unresolved_applications: obs.destinations.unresolved,
             });
-            Some(clusters_visible(prev_conditions, generation, now, obs))
+            Some((
+                clusters_visible(prev_conditions, generation, now, obs),
+                Some(applications_visible(prev_conditions, generation, now, obs)),
+            ))
         }
         None => {
             if let Some(p) = prev {
@@ -131,10 +139,13 @@ pub fn instance_status(
                 out.truncated = p.truncated;
                 out.summary = p.summary.clone();
             }
-            prev_conditions.iter().find(|c| c.type_ == CLUSTERS_VISIBLE).cloned().map(|mut c| {
-                c.observed_generation = generation;
-                c
-            })
+            let kept = |type_: &str| {
+                prev_conditions.iter().find(|c| c.type_ == type_).cloned().map(|mut c| {
+                    c.observed_generation = generation;
+                    c
+                })
+            };
+            kept(CLUSTERS_VISIBLE).map(|c| (c, kept(APPLICATIONS_VISIBLE)))
         }
     };
 
@@ -158,8 +169,9 @@ pub fn instance_status(
         connection.reason.as_str(),
         connection.message.clone(),
     ));
-    if let Some(c) = clusters_visible {
-        out.conditions.push(c);
+    if let Some((clusters, applications)) = clusters_visible {
+        out.conditions.push(clusters);
+        out.conditions.extend(applications);
     }
     if let Some(exp) = connection.credentials_expire_at.as_ref().map(|t| t.0) {
         let soon = exp.duration_since(now) < EXPIRY_WARNING;
@@ -183,6 +195,9 @@ pub fn instance_status(
     out
 }
 
+/// Whether the cluster list shows every destination. Argo CD drops the clusters a token may
+/// not get and still answers 200, so an empty list, or applications aimed at clusters the list
+/// lacks, are read with `can-i clusters get *`: a "no" means the list is partial or hidden.
 fn clusters_visible(
     prev: &[Condition],
     generation: Option<i64>,
@@ -190,28 +205,82 @@ fn clusters_visible(
     obs: &Observation<'_>,
 ) -> Condition {
     let d = obs.destinations;
-    let (status, reason, message) = if d.cluster_list_empty && d.apps_name_destinations {
-        if obs.can_get_clusters == Some(true) {
-            (
-                "True",
-                "NoClustersRegistered",
-                "Argo CD lists no clusters although applications name destinations".to_string(),
-            )
-        } else {
-            let confirmed =
-                if obs.can_get_clusters == Some(false) { "confirmed by can-i" } else { "unconfirmed" };
+    let unlisted: Vec<&str> = d.by_url.values().filter(|x| !x.listed).map(|x| x.url.as_str()).collect();
+    let named = |urls: &[&str]| {
+        let shown: Vec<&str> = urls.iter().take(NAMED_DESTINATIONS).copied().collect();
+        let more = urls.len().saturating_sub(NAMED_DESTINATIONS);
+        if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+    };
+    let gap = !unlisted.is_empty() || d.unresolved > 0;
+    let (status, reason, message) = match obs.can_get_clusters {
+        Some(false) if d.cluster_list_empty => (
+            "False",
+            "MissingClustersGetPermission",
+            if d.apps_name_destinations {
+                "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only".to_string()
+            } else {
+                "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i)".to_string()
+            },
+        ),
+        Some(false) if gap => {
+            let mut parts = Vec::new();
+            if !unlisted.is_empty() {
+                parts.push(format!(
+                    "{} destination(s) of applications are missing from it: {}",
+                    unlisted.len(),
+                    named(&unlisted)
+                ));
+            }
+            if d.unresolved > 0 {
+                parts.push(format!(
+                    "{} application(s) could not be attributed (unresolvedApplications)",
+                    d.unresolved
+                ));
+            }
             (
                 "False",
                 "MissingClustersGetPermission",
                 format!(
-                    "Argo CD lists no clusters although applications name destinations: the token probably lacks `clusters, get` ({confirmed}); destinations come from applications only"
+                    "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: {}",
+                    parts.join("; ")
                 ),
             )
         }
-    } else {
-        ("True", "ClustersListed", String::new())
+        Some(true) if d.cluster_list_empty && d.apps_name_destinations => (
+            "True",
+            "NoClustersRegistered",
+            "Argo CD lists no clusters although applications name destinations".to_string(),
+        ),
+        None if d.cluster_list_empty && d.apps_name_destinations => (
+            "False",
+            "MissingClustersGetPermission",
+            "Argo CD lists no clusters although applications name destinations: the token probably lacks `clusters, get` (unconfirmed: can-i could not be asked); destinations come from applications only".to_string(),
+        ),
+        _ => ("True", "ClustersListed", String::new()),
     };
     condition(prev, generation, now, CLUSTERS_VISIBLE, status, reason, message)
+}
+
+/// Whether the application list can be trusted: an empty list is read with
+/// `can-i applications get *`, and a "no" means the counts are not Argo CD's.
+fn applications_visible(
+    prev: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+    obs: &Observation<'_>,
+) -> Condition {
+    let (status, reason, message) = if obs.can_get_applications == Some(false)
+        && obs.destinations.applications == 0
+    {
+        (
+            "False",
+            "MissingApplicationsGetPermission",
+            "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown".to_string(),
+        )
+    } else {
+        ("True", "ApplicationsListed", String::new())
+    };
+    condition(prev, generation, now, APPLICATIONS_VISIBLE, status, reason, message)
 }
 
 /// A condition whose `lastTransitionTime` moves only when its status changes.
@@ -366,7 +435,12 @@ mod tests {
             InstanceUpdate {
                 generation: Some(3),
                 connection: connected(now, Some("v3.5.1".into()), None),
-                observation: Some(Observation { destinations: d, linkage: l, can_get_clusters: None }),
+                observation: Some(Observation {
+                    destinations: d,
+                    linkage: l,
+                    can_get_clusters: None,
+                    can_get_applications: None,
+                }),
                 refresh_handled: None,
                 insecure_tls: false,
                 now,
@@ -384,7 +458,15 @@ mod tests {
             (1, 1, 1)
         );
         let types: Vec<_> = s.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
-        assert_eq!(types, vec![("Ready", "True"), ("Connected", "True"), ("ClustersVisible", "True")]);
+        assert_eq!(
+            types,
+            vec![
+                ("Ready", "True"),
+                ("Connected", "True"),
+                ("ClustersVisible", "True"),
+                ("ApplicationsVisible", "True")
+            ]
+        );
         assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
         assert_eq!(s.observed_generation, Some(3));
     }
@@ -463,7 +545,12 @@ mod tests {
                 InstanceUpdate {
                     generation: Some(1),
                     connection: connected(now, None, None),
-                    observation: Some(Observation { destinations: &d, linkage: &l, can_get_clusters: can }),
+                    observation: Some(Observation {
+                        destinations: &d,
+                        linkage: &l,
+                        can_get_clusters: can,
+                        can_get_applications: None,
+                    }),
                     refresh_handled: None,
                     insecure_tls: false,
                     now,
@@ -473,6 +560,77 @@ mod tests {
             assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason));
             assert_eq!(s.unlinked_clusters.len(), 1, "destinations still come from the apps");
         }
+    }
+
+    fn visibility(
+        clusters: &[Cluster],
+        apps_json: &str,
+        can_clusters: Option<bool>,
+        can_apps: Option<bool>,
+    ) -> (Condition, Condition) {
+        let apps: Vec<Application> = serde_json::from_str(apps_json).expect("apps");
+        let d = destinations(clusters, &apps);
+        let l = link(&d, &[], &known());
+        let now = t("2026-11-22T10:00:00Z");
+        let s = instance_status(
+            None,
+            InstanceUpdate {
+                generation: Some(2),
+                connection: connected(now, None, None),
+                observation: Some(Observation {
+                    destinations: &d,
+                    linkage: &l,
+                    can_get_clusters: can_clusters,
+                    can_get_applications: can_apps,
+                }),
+                refresh_handled: None,
+                insecure_tls: false,
+                now,
+            },
+        );
+        let find = |ty: &str| s.conditions.iter().find(|c| c.type_ == ty).cloned().expect("condition");
+        (find(CLUSTERS_VISIBLE), find(APPLICATIONS_VISIBLE))
+    }
+
+    #[test]
+    fn a_token_with_no_role_sees_nothing_and_is_told_so() {
+        let (c, a) = visibility(&[], "[]", Some(false), Some(false));
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "MissingClustersGetPermission"));
+        assert_eq!((a.status.as_str(), a.reason.as_str()), ("False", "MissingApplicationsGetPermission"));
+        assert_eq!(a.observed_generation, Some(2));
+        // An Argo CD that really is empty.
+        let (c, a) = visibility(&[], "[]", Some(true), Some(true));
+        assert_eq!((c.status.as_str(), a.status.as_str()), ("True", "True"));
+    }
+
+    #[test]
+    fn a_partial_cluster_policy_names_what_is_missing() {
+        let apps = r#"[{"spec":{"destination":{"server":"https://b.example.com"}}},
+                       {"spec":{"destination":{"name":"hidden"}}},
+                       {"spec":{"destination":{"server":"https://a.example.com"}}}]"#;
+        let (c, a) = visibility(&[cluster("https://a.example.com")], apps, Some(false), None);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "MissingClustersGetPermission"));
+        assert!(
+            c.message.contains("1 destination(s) of applications are missing from it: https://b.example.com"),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("1 application(s) could not be attributed"), "{}", c.message);
+        assert_eq!(a.status, "True");
+        // can-i yes: the apps aim at clusters Argo CD does not have; the list is complete.
+        let (c, _) = visibility(&[cluster("https://a.example.com")], apps, Some(true), None);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "ClustersListed"));
+        // Many: five named, the rest counted.
+        let many: Vec<String> = (0..7)
+            .map(|i| format!(r#"{{"spec":{{"destination":{{"server":"https://x{i}.example.com"}}}}}}"#))
+            .collect();
+        let (c, _) = visibility(
+            &[cluster("https://a.example.com")],
+            &format!("[{}]", many.join(",")),
+            Some(false),
+            None,
+        );
+        assert!(c.message.contains("and 2 more"), "{}", c.message);
     }
 
     #[test]
@@ -485,7 +643,12 @@ mod tests {
                 InstanceUpdate {
                     generation: Some(1),
                     connection: connected(now, None, Some(t(exp))),
-                    observation: Some(Observation { destinations: &d, linkage: &l, can_get_clusters: None }),
+                    observation: Some(Observation {
+                        destinations: &d,
+                        linkage: &l,
+                        can_get_clusters: None,
+                        can_get_applications: None,
+                    }),
                     refresh_handled: Some("r1".into()),
                     insecure_tls: true,
                     now,

@@ -8,6 +8,14 @@ exec </dev/null
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
+# Without ARGOMAP_ARGOCD_DIR, also the servers the real-Argo-CD suite started per test (under
+# <control plane dir>/argocd-per-test/), should a killed test run have left any.
+if [ -z "${ARGOMAP_ARGOCD_DIR:-}" ] && [ -d "$cp_state/argocd-per-test" ]; then
+  for d in "$cp_state"/argocd-per-test/*/; do
+    [ -d "$d" ] && ARGOMAP_ARGOCD_DIR="${d%/}" bash "${BASH_SOURCE[0]}" >/dev/null 2>&1 || true
+  done
+fi
+
 # lib.sh's helpers work on $cp_state: point them at argocd-up.sh's state dir.
 cp_state="${ARGOMAP_ARGOCD_DIR:-$cp_state/argocd}"
 

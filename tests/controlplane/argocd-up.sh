@@ -11,6 +11,16 @@
 # In namespace argocd it applies the Application, AppProject and ApplicationSet CRDs
 # (server-side) and creates argocd-cm, argocd-secret and argocd-rbac-cm.
 # Idempotent: if it is already up (same control plane) and healthy, it does nothing.
+#
+# Optional settings (the real-Argo-CD suite starts one server per test with them):
+#   ARGOMAP_ARGOCD_NAMESPACE        its namespace (default argocd): settings, clusters, apps
+#   ARGOMAP_ARGOCD_TLS=1            serve HTTPS (no --insecure): plain HTTP then gets 307
+#   ARGOMAP_ARGOCD_TLS_CERT/_KEY    PEM files put into Secret argocd-server-tls before start
+#   ARGOMAP_ARGOCD_ROOTPATH         --rootpath (the URL in env carries it)
+#   ARGOMAP_ARGOCD_APP_NAMESPACES   --application-namespaces
+#   ARGOMAP_ARGOCD_POLICY_CSV       argocd-rbac-cm policy.csv (default: g, argomap, role:readonly)
+#   ARGOMAP_ARGOCD_PORT             a fixed server port (a restart keeps its URL)
+#   ARGOMAP_ARGOCD_SECRET_KEY       server.secretkey to keep (a restart keeps its tokens valid)
 # argocd-down.sh stops exactly the recorded PIDs. Run it before down.sh: up.sh wipes this dir
 # when it restarts the control plane.
 set -euo pipefail
@@ -28,8 +38,13 @@ cp_dir="$cp_state"
 # taken for ours if its command line names this dir.
 cp_state="${ARGOMAP_ARGOCD_DIR:-$cp_dir/argocd}"
 state="$cp_state"
-ns=argocd
+ns="${ARGOMAP_ARGOCD_NAMESPACE:-argocd}"
 account=argomap
+tls="${ARGOMAP_ARGOCD_TLS:-0}"
+rootpath="${ARGOMAP_ARGOCD_ROOTPATH:-}"
+rootpath="${rootpath%/}"
+[ -z "$rootpath" ] || [ "${rootpath#/}" != "$rootpath" ] || rootpath="/$rootpath"
+policy_csv="${ARGOMAP_ARGOCD_POLICY_CSV-"g, $account, role:readonly"}"
 
 # 0. The control plane must be up.
 if [ ! -s "$cp_dir/env" ]; then
@@ -50,12 +65,13 @@ k get --raw /readyz >/dev/null 2>&1 || {
   exit 1
 }
 
-healthz() { [ "$(curl -fsS --max-time 3 "$1/healthz" 2>/dev/null)" = ok ]; }
+# /healthz is served at the root even with --rootpath; -k: our own loopback server's cert.
+healthz() { [ "$(curl -kfsS --max-time 3 "$1/healthz" 2>/dev/null)" = ok ]; }
 
 # Already up against this control plane and healthy? Then do nothing.
 if cp_pid redis >/dev/null && cp_pid argocd-server >/dev/null && [ -s "$state/env" ] &&
   [ "$(cat "$state/apiserver-url" 2>/dev/null)" = "$ARGOMAP_TEST_APISERVER_URL" ] &&
-  healthz "$(cat "$state/url" 2>/dev/null)"; then
+  healthz "$(cat "$state/origin" 2>/dev/null)"; then
   log "already up at $(cat "$state/url") (set -a; . $state/env; set +a)"
   exit 0
 fi
@@ -155,15 +171,22 @@ fail() { # fail NAME MESSAGE: report, with the tail of NAME's log, and exit.
 #    repo-server and dex clients are lazy and only used by calls argomap never makes).
 used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed -E 's/.*:([0-9]+)$/\1/' | sort -u || true)"
 ports=()
+[ -z "${ARGOMAP_ARGOCD_PORT:-}" ] || ports+=("$ARGOMAP_ARGOCD_PORT")
 while [ "${#ports[@]}" -lt 5 ]; do
   p=$((20000 + RANDOM % 12000))
   if ! grep -qx "$p" <<<"$used" && ! printf '%s\n' "${ports[@]}" | grep -qx "$p"; then
     ports+=("$p")
   fi
 done
-redis_port="${ports[0]}" server_port="${ports[1]}" metrics_port="${ports[2]}"
-repo_port="${ports[3]}" dex_port="${ports[4]}"
-url="http://127.0.0.1:$server_port"
+if [ -n "${ARGOMAP_ARGOCD_PORT:-}" ]; then
+  server_port="${ports[0]}" redis_port="${ports[1]}"
+else
+  redis_port="${ports[0]}" server_port="${ports[1]}"
+fi
+metrics_port="${ports[2]}" repo_port="${ports[3]}" dex_port="${ports[4]}"
+if [ "$tls" = 1 ]; then scheme=https; else scheme=http; fi
+origin="$scheme://127.0.0.1:$server_port"
+url="$origin$rootpath"
 
 # start NAME ARGS...: run ARGS in a new session (outlives this script, no SIGHUP), logging to
 # NAME.log; the process writes its own PID (exec keeps it) to NAME.pid.
@@ -225,7 +248,7 @@ established() {
 }
 wait_for redis 60 established # (redis: the process that is up at this point)
 
-secret_key="$(openssl rand -base64 32)"
+secret_key="${ARGOMAP_ARGOCD_SECRET_KEY:-$(openssl rand -base64 32)}"
 b64() { printf '%s' "$1" | base64 -w0; }
 # argocd-cm must carry the part-of label (the server's informer filters on it).
 k apply --server-side --force-conflicts --field-manager argomap-test -f - >/dev/null <<YAML
@@ -251,7 +274,7 @@ metadata:
 data:
   policy.default: ""
   policy.csv: |
-    g, $account, role:readonly
+$(printf '%s\n' "$policy_csv" | sed 's/^/    /')
 ---
 apiVersion: v1
 kind: Secret
@@ -266,6 +289,13 @@ data:
   server.secretkey: $(b64 "$secret_key")
 YAML
 
+# The serving certificate, when the caller brings one (read by the server at start).
+if [ -n "${ARGOMAP_ARGOCD_TLS_CERT:-}" ]; then
+  k -n "$ns" create secret tls argocd-server-tls --cert "$ARGOMAP_ARGOCD_TLS_CERT" \
+    --key "$ARGOMAP_ARGOCD_TLS_KEY" --dry-run=client -o yaml |
+    k apply --server-side --force-conflicts --field-manager argomap-test -f - >/dev/null
+fi
+
 # 5. argocd-server: the multi-call binary run as argocd-server (symlink), plain HTTP on
 #    127.0.0.1. ARGOCD_* variables from the caller's environment are dropped (they change
 #    defaults, and ARGOCD_SERVER_METRICS_LISTEN_ADDRESS even renames the --metrics-address flag).
@@ -273,8 +303,12 @@ echo '<!doctype html><html><head><title>Argo CD</title></head><body>argomap test
   >"$state/static/index.html"
 unset_argocd=()
 while IFS= read -r v; do unset_argocd+=(-u "$v"); done < <(compgen -e | grep '^ARGOCD_' || true)
+server_flags=()
+[ "$tls" = 1 ] || server_flags+=(--insecure)
+[ -z "$rootpath" ] || server_flags+=(--rootpath "$rootpath")
+[ -z "${ARGOMAP_ARGOCD_APP_NAMESPACES:-}" ] || server_flags+=(--application-namespaces "$ARGOMAP_ARGOCD_APP_NAMESPACES")
 start argocd-server env ${unset_argocd[@]+"${unset_argocd[@]}"} "$argocd_bin/argocd-server" \
-  --insecure \
+  ${server_flags[@]+"${server_flags[@]}"} \
   --address 127.0.0.1 --port "$server_port" \
   --metrics-address 127.0.0.1 --metrics-port "$metrics_port" \
   --redis "127.0.0.1:$redis_port" \
@@ -284,7 +318,7 @@ start argocd-server env ${unset_argocd[@]+"${unset_argocd[@]}"} "$argocd_bin/arg
   --namespace "$ns" \
   --kubeconfig "$KUBECONFIG" \
   --logformat text
-wait_for argocd-server 120 healthz "$url"
+wait_for argocd-server 120 healthz "$origin"
 log "argocd-server ready at $url ($((SECONDS - t0))s)"
 
 # 6. Admin password (the server generates it on first start) and an API token for $account.
@@ -297,7 +331,7 @@ json_str() { # json_str KEY: the string value of KEY in the JSON object on stdin
   sed -nE "s/.*\"$1\":\"([^\"]*)\".*/\\1/p"
 }
 post() { # post PATH BODY [BEARER]: the response body; fails (with the body) unless 2xx
-  curl -sS --fail-with-body --max-time 10 -X POST -H 'Content-Type: application/json' \
+  curl -ksS --fail-with-body --max-time 10 -X POST -H 'Content-Type: application/json' \
     ${3:+-H "Authorization: Bearer $3"} --data-binary "$2" "$url$1"
 }
 resp="$(post /api/v1/session "{\"username\":\"admin\",\"password\":\"$password\"}")" ||
@@ -313,9 +347,11 @@ token="$(json_str token <<<"$resp")"
 (umask 077 && printf '%s\n' "$token" >"$state/token")
 
 echo "$url" >"$state/url"
+echo "$origin" >"$state/origin"
 echo "$ARGOMAP_TEST_APISERVER_URL" >"$state/apiserver-url"
 {
   printf 'ARGOMAP_TEST_ARGOCD_URL=%q\n' "$url"
+  printf 'ARGOMAP_TEST_ARGOCD_ORIGIN=%q\n' "$origin"
   printf 'ARGOMAP_TEST_ARGOCD_PORT=%q\n' "$server_port"
   printf 'ARGOMAP_TEST_ARGOCD_METRICS_URL=%q\n' "http://127.0.0.1:$metrics_port/metrics"
   printf 'ARGOMAP_TEST_ARGOCD_REDIS=%q\n' "127.0.0.1:$redis_port"
