@@ -50,7 +50,7 @@ async fn a_check_reads_clusters_and_projected_applications() {
     let (argocd, token) = fake_with_data(Options::default()).await;
     let client = Client::new(token_config(&argocd.url(), &token)).expect("client");
     let s = client.snapshot(&()).await.expect("snapshot");
-    assert_eq!(s.version.as_deref(), Some("v3.5.1+109ca7c"));
+    assert_eq!(s.version.as_deref(), Some("v3.6.1"));
     let servers: Vec<_> = s.clusters.iter().filter_map(|c| c.server.clone()).collect();
     assert_eq!(
         servers,
@@ -360,4 +360,47 @@ async fn can_i_is_asked_only_for_an_empty_list_or_a_destination_the_list_lacks()
     let s = snapshot(token_config(&argocd.url(), &token)).await.expect("snapshot");
     assert_eq!((s.can_get_clusters, s.can_get_applications), (None, Some(false)));
     assert_eq!(argocd.requests(Endpoint::CanI), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// The same assertions as the real-Argo-CD suite (tests/argocd_real), on the fake.
+
+#[path = "support/argocd_answers.rs"]
+mod answers;
+
+/// The `jti` claim of a JWT the test minted.
+fn jti(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["jti"].as_str().expect("jti").to_string()
+}
+
+#[tokio::test]
+async fn the_fake_answers_what_the_real_server_answers() {
+    let (argocd, token) = fake_with_data(Options::default()).await;
+    let url = argocd.url();
+    answers::assert_version(&url, "v3.6.1").await;
+    answers::assert_wrong_base_url_is_plain_404(&url, &token).await;
+    answers::assert_list_order(&url, &token).await;
+
+    let err = snapshot(token_config(&format!("{url}/wrong"), &token)).await.expect_err("wrong base URL");
+    assert_eq!(err.to_string(), answers::WRONG_BASE_URL);
+    let err = snapshot(token_config(&url, "not-a-jwt")).await.expect_err("garbage");
+    assert_eq!(err.to_string(), answers::NO_SESSION);
+    let expired = jwt("argomap:apiKey", Some(1));
+    argocd.add_token(&expired);
+    let err = snapshot(token_config(&url, &expired)).await.expect_err("expired");
+    assert_eq!(err.to_string(), answers::EXPIRED);
+    argocd.revoke_tokens();
+    let err = snapshot(token_config(&url, &token)).await.expect_err("revoked");
+    assert_eq!(err.to_string(), answers::revoked("argomap", &jti(&token)));
+
+    // Nothing visible: `items` is null, as Argo CD's RBAC-filtered lists are.
+    let empty = FakeArgoCd::start(Options::default()).await;
+    let t = jwt("argomap:apiKey", None);
+    empty.add_token(&t);
+    empty.set_in_cluster_enabled(false);
+    answers::assert_filtered_list_is_null(&format!("{}/api/v1/clusters", empty.url()), &t).await;
 }

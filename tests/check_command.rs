@@ -93,7 +93,7 @@ async fn table_lists_destinations() {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("connected"), "{text}");
-    assert!(text.lines().next().unwrap_or("").contains("v3.5.1"), "{text}");
+    assert!(text.lines().next().unwrap_or("").contains("v3.6.1"), "{text}");
     let row = text.lines().find(|l| l.starts_with("https://old.example.com")).expect("row");
     assert!(row.contains("unlinked"), "{row}");
     let row = text.lines().find(|l| l.starts_with("https://kubernetes.default.svc")).expect("row");

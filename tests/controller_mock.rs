@@ -203,7 +203,7 @@ async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothi
     assert_eq!(status["observedGeneration"], 1);
     assert_eq!(status["connection"]["status"], "connected");
     assert_eq!(status["connection"]["reason"], "Connected");
-    assert_eq!(status["connection"]["argocdVersion"], "v3.5.1+109ca7c");
+    assert_eq!(status["connection"]["argocdVersion"], "v3.6.1");
     assert_eq!(
         status["summary"],
         json!({"linkedClusters": 2, "unlinkedClusters": 1, "orphanedMappings": 1, "applications": 3, "unresolvedApplications": 0})

@@ -7,6 +7,8 @@
 //! Every test has its own namespace for argomap's objects, its own `argomap run` process,
 //! and polls with deadlines.
 
+#[path = "../support/argocd_answers.rs"]
+mod answers;
 #[allow(dead_code)]
 #[path = "../cluster/common.rs"]
 mod common;
@@ -212,6 +214,9 @@ async fn read_only_token_exact_status_from_check_and_run() {
     assert_eq!(names, ["api", "ghost", "team-app", "web", "zz-local"]);
     let version = server.curl("GET", "/api/version", None, None).json();
     assert_eq!(version, json!({"Version": VERSION}));
+    // The assertions the fake passes too (tests/argocd_client.rs).
+    answers::assert_version(&server.url, VERSION).await;
+    answers::assert_list_order(&server.url, &server.token).await;
 
     // argomap check: no mappings, so a.example.com is unlinked and in-cluster links to the
     // placeholder agent cluster.
@@ -345,14 +350,12 @@ async fn wrong_base_url_is_an_invalid_response_naming_the_url() {
     let html = server::curl("GET", &format!("{wrong}/api/v1/clusters"), None, None, &["Accept: text/html"]);
     assert_eq!(html.status, 500, "the UI (not built into this binary): {}", html.body);
 
+    answers::assert_wrong_base_url_is_plain_404(&server.url, &server.token).await;
     let (code, report) = check_token(&wrong, &server.token, &[]);
     assert_eq!(code, 1);
     let s = &report["status"];
     assert_eq!(reason_of(s), "InvalidResponse");
-    assert_eq!(
-        message(s),
-        "version answered HTTP 404: Not Found: is spec.url the base URL of the Argo CD server (including its --rootpath)?"
-    );
+    assert_eq!(message(s), answers::WRONG_BASE_URL);
     let client = client().await;
     let ns = argomap_setup(&client, "real-wrong-url", &wrong, &server.token, &[], |_| {}).await;
     let _op = Operator::start(&ns);
@@ -368,10 +371,7 @@ async fn expired_and_revoked_tokens_fail_authentication_with_argocd_words() {
     let (code, report) = check_token(&server.url, &expired, &[]);
     assert_eq!(code, 1);
     assert_eq!(reason_of(&report["status"]), "AuthenticationFailed");
-    assert_eq!(
-        message(&report["status"]),
-        "Argo CD rejected the credentials on clusters (HTTP 401): invalid session: token has invalid claims: token is expired"
-    );
+    assert_eq!(message(&report["status"]), answers::EXPIRED);
 
     let id = format!("argomap-revoked-{}", rand::random::<u32>());
     let token = server.mint_token(ACCOUNT, &id, 0);
@@ -382,9 +382,7 @@ async fn expired_and_revoked_tokens_fail_authentication_with_argocd_words() {
     let _op = Operator::start(&ns);
     until_reason(&client, &ns, "Connected").await;
     server.revoke_token(ACCOUNT, &id);
-    let want = format!(
-        "Argo CD rejected the credentials on clusters (HTTP 401): invalid session: account {ACCOUNT} does not have token with id {id}"
-    );
+    let want = answers::revoked(ACCOUNT, &id);
     let (code, report) = check_token(&server.url, &token, &[]);
     assert_eq!((code, message(&report["status"])), (1, want.clone()));
     let i = instance_where(&client, &ns, "prod", CHECK, "revoked", |i| {
@@ -397,10 +395,7 @@ async fn expired_and_revoked_tokens_fail_authentication_with_argocd_words() {
 
     // A garbage token.
     let (_, report) = check_token(&server.url, "not-a-jwt", &[]);
-    assert_eq!(
-        message(&report["status"]),
-        "Argo CD rejected the credentials on clusters (HTTP 401): no session information"
-    );
+    assert_eq!(message(&report["status"]), answers::NO_SESSION);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -616,6 +611,7 @@ async fn blind_profile_clusters_hidden_apps_visible() {
     let (server, check, run) =
         fleet_with_policy("blind", &format!("p, {ACCOUNT}, applications, get, */*, allow")).await;
     assert_eq!(server.clusters(&server.token), json!({"metadata": {}, "items": null}), "RBAC-filtered: null");
+    answers::assert_filtered_list_is_null(&format!("{}/api/v1/clusters", server.url), &server.token).await;
     for s in [&check, &run] {
         let c = condition(s, "ClustersVisible");
         assert_eq!(

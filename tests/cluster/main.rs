@@ -134,10 +134,7 @@ async fn operator_reports_links_orphans_and_conflicts() {
     assert_eq!(conditions["Ready"], ("True", Some(1)));
     assert_eq!(conditions["Connected"], ("True", Some(1)));
     assert_eq!(conditions["ClustersVisible"], ("True", Some(1)));
-    assert_eq!(
-        s.connection.as_ref().and_then(|c| c.argocd_version.clone()).as_deref(),
-        Some("v3.5.1+109ca7c")
-    );
+    assert_eq!(s.connection.as_ref().and_then(|c| c.argocd_version.clone()).as_deref(), Some("v3.6.1"));
 
     mapping_where(&client, &ns, "prod-eks", "Linked", FAST).await;
     mapping_where(&client, &ns, "prod-eks-copy", "Conflict", FAST).await;
@@ -332,7 +329,7 @@ async fn kubectl_prints_the_design_columns() {
         header(&out),
         ["NAME", "URL", "STATUS", "LINKED", "UNLINKED", "APPS", "LAST-CHECKED", "AGE", "VERSION", "REASON"]
     );
-    assert!(out.contains("v3.5.1+109ca7c") && out.contains("Connected"), "{out}");
+    assert!(out.contains("v3.6.1") && out.contains("Connected"), "{out}");
     let out = kubectl(&["get", "clm"]);
     assert_eq!(header(&out), ["NAME", "INSTANCE", "ARGOCD-URL", "CLUSTER", "STATE", "APPS", "AGE"]);
     assert!(

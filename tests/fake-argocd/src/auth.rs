@@ -31,6 +31,8 @@ pub(crate) struct Claims {
     pub iss: String,
     #[serde(default)]
     pub exp: Option<i64>,
+    #[serde(default)]
+    pub jti: String,
 }
 
 pub(crate) fn now_unix() -> i64 {

@@ -58,7 +58,7 @@ use server::Shared;
 pub struct Options {
     /// HTTPS with a fresh self-signed certificate for `127.0.0.1` and `localhost`.
     pub tls: bool,
-    /// Reported by `/api/version`, e.g. `v3.5.1+109ca7c`. Its major.minor also picks the
+    /// Reported by `/api/version` (default `v3.6.1`, as a clean tagged build), e.g. `v3.5.1+109ca7c`. Its major.minor also picks the
     /// `fields=` semantics and the list framing of the matching Argo CD release.
     pub version: String,
     /// `""` or a prefix such as `/argocd` that every route is mounted under (`--rootpath`).
@@ -75,7 +75,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tls: false,
-            version: "v3.5.1+109ca7c".to_owned(),
+            // What a clean tagged build reports: no `+commit` suffix.
+            version: "v3.6.1".to_owned(),
             root_path: String::new(),
             users: Vec::new(),
             session_ttl: Duration::from_secs(24 * 60 * 60),
@@ -196,9 +197,12 @@ impl FakeArgoCd {
         self.shared.lock().tokens.insert(token.to_owned());
     }
 
-    /// Forget every accepted token, including session tokens issued by login.
+    /// Revoke every accepted token, including session tokens issued by login: they are then
+    /// refused as Argo CD refuses a deleted token (`account <name> does not have token with id <jti>`).
     pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
+        let mut state = self.shared.lock();
+        let tokens: Vec<String> = state.tokens.drain().collect();
+        state.revoked.extend(tokens);
     }
 
     /// Replace the cluster secrets. Order is kept; the synthesised in-cluster entry goes last.

@@ -48,6 +48,8 @@ pub(crate) struct Data {
     pub clusters: Vec<Cluster>,
     pub apps: Vec<App>,
     pub tokens: HashSet<String>,
+    /// Tokens once accepted and then revoked.
+    pub revoked: HashSet<String>,
     pub fault: Option<Fault>,
     pub can_i: bool,
     pub in_cluster_enabled: bool,
@@ -72,6 +74,7 @@ impl Shared {
                 clusters: Vec::new(),
                 apps: Vec::new(),
                 tokens: HashSet::new(),
+                revoked: HashSet::new(),
                 fault: None,
                 can_i: true,
                 in_cluster_enabled: true,
@@ -344,7 +347,20 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Auth {
     let Some(token) = presented_token(headers) else {
         return Auth::Anonymous;
     };
-    if !shared.lock().tokens.contains(&token) {
+    let (known, revoked) = {
+        let state = shared.lock();
+        (state.tokens.contains(&token), state.revoked.contains(&token))
+    };
+    if revoked {
+        // Argo CD checks a token's id against the account's list in argocd-secret.
+        let claims = claims_of(&token).unwrap_or_default();
+        return Auth::Invalid(format!(
+            "account {} does not have token with id {}",
+            username_of(&claims.sub),
+            claims.jti
+        ));
+    }
+    if !known {
         // golang-jwt checks the signature before the claims, so unknown tokens fail here.
         return Auth::Invalid("token signature is invalid: signature is invalid".to_owned());
     }
