@@ -299,6 +299,8 @@ fn instance_of(m: &ClusterMapping) -> ObjectRef<ArgoCdInstance> {
 
 /// Which instance each ClusterMapping named when last seen, so that a changed `instanceRef`
 /// re-evaluates both the old instance (which must drop the mapping) and the new one at once.
+/// A deleted mapping (without finalizers it carries no deletionTimestamp) keeps its entry: one
+/// small pair per mapping name ever seen, and at worst one spare reconcile if the name returns.
 #[derive(Default)]
 struct MappingOwners(Mutex<HashMap<ObjectRef<ClusterMapping>, ObjectRef<ArgoCdInstance>>>);
 

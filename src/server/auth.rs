@@ -180,9 +180,9 @@ pub(super) struct Access {
 impl Access {
     pub(super) fn new(reviewer: Arc<dyn Reviewer>, config: &HttpConfig) -> Self {
         let (capacity, ttl) = (config.review_cache_capacity, config.review_ttl);
-        let rate = NonZeroU32::new(config.reviews_per_client.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = governor::Quota::per_second(rate)
-            .allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)));
+        let rate = NonZeroU32::new(config.reviews_per_client).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
+        let quota = governor::Quota::per_second(rate).allow_burst(burst);
         Access {
             reviewer,
             users: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),

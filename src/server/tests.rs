@@ -474,6 +474,7 @@ async fn new_tokens_are_rate_limited_per_client_address() {
     let config = HttpConfig { reviews_per_client: 2, ..Default::default() };
     let h = harness(config, reviewer());
     let attacker: SocketAddr = ([198, 51, 100, 7], 5000).into();
+    let started = std::time::Instant::now();
     let mut statuses = Vec::new();
     for n in 0..30 {
         let auth = format!("Bearer random-{n}");
@@ -484,9 +485,12 @@ async fn new_tokens_are_rate_limited_per_client_address() {
         }
         statuses.push(r.status.as_u16());
     }
+    // A burst of twice the rate, then the rate (5 when the loop is quick): bounded by the time
+    // the loop took, however slow the machine; every other request was answered 429.
     let reviewed = h.reviewer.authentications.load(Ordering::SeqCst);
-    assert!(reviewed <= 5, "a burst of twice the rate, about: {reviewed} reviews, {statuses:?}");
-    assert!(statuses.iter().filter(|s| **s == 429).count() >= 25, "{statuses:?}");
+    let budget = 4 + (2.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(reviewed <= budget, "{reviewed} reviews > {budget}: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 30 - reviewed, "{statuses:?}");
     // Another client is not affected, and a token reviewed recently costs nothing.
     let other: SocketAddr = ([203, 0, 113, 9], 5000).into();
     let r = send_from(&h.router, "GET", &path(ORG), Some("Bearer token-a"), other).await;
@@ -496,6 +500,7 @@ async fn new_tokens_are_rate_limited_per_client_address() {
         assert_eq!(r.status, StatusCode::OK);
     }
     // An IPv6 client is one client for its whole /64.
+    let started = std::time::Instant::now();
     let mut throttled = 0;
     for n in 0..10u16 {
         let from: SocketAddr = (std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, n), 5000).into();
@@ -506,7 +511,8 @@ async fn new_tokens_are_rate_limited_per_client_address() {
             throttled += 1;
         }
     }
-    assert!(throttled >= 5, "{throttled}");
+    let budget = 4 + (2.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(10 - throttled <= budget, "{throttled} of 10 throttled, budget {budget}");
 }
 
 #[tokio::test]

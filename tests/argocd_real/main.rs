@@ -606,6 +606,17 @@ async fn fleet_with_policy(test: &str, policy: &str) -> (Server, Value, Value) {
     (server, timeless(report["status"].clone()), run)
 }
 
+/// The condition `type_` of a status has this status, reason and message.
+#[track_caller]
+fn assert_condition(s: &Value, type_: &str, status: &str, reason: &str, message: &str) {
+    let c = condition(s, type_);
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str(), c["message"].as_str()),
+        (Some(status), Some(reason), Some(message)),
+        "{type_}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn blind_profile_clusters_hidden_apps_visible() {
     let (server, check, run) =
@@ -613,14 +624,12 @@ async fn blind_profile_clusters_hidden_apps_visible() {
     assert_eq!(server.clusters(&server.token), json!({"metadata": {}, "items": null}), "RBAC-filtered: null");
     answers::assert_filtered_list_is_null(&format!("{}/api/v1/clusters", server.url), &server.token).await;
     for s in [&check, &run] {
-        let c = condition(s, "ClustersVisible");
-        assert_eq!(
-            (c["status"].as_str(), c["reason"].as_str()),
-            (Some("False"), Some("MissingClustersGetPermission"))
-        );
-        assert_eq!(
-            c["message"],
-            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only"
+        assert_condition(
+            s,
+            "ClustersVisible",
+            "False",
+            "MissingClustersGetPermission",
+            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only",
         );
         assert_eq!(condition(s, "ApplicationsVisible")["status"], "True");
         // Destinations from the apps alone: a.example.com (2), in-cluster (1); the two apps
@@ -645,14 +654,12 @@ async fn partial_cluster_policy_names_the_missing_destinations() {
     let can_i = server.curl("GET", "/api/v1/account/can-i/clusters/get/*", Some(&server.token), None);
     assert_eq!(can_i.json(), json!({"value": "no"}));
     for s in [&check, &run] {
-        let c = condition(s, "ClustersVisible");
-        assert_eq!(
-            (c["status"].as_str(), c["reason"].as_str()),
-            (Some("False"), Some("MissingClustersGetPermission"))
-        );
-        assert_eq!(
-            c["message"],
-            "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: 1 destination(s) of applications are missing from it: https://kubernetes.default.svc; 2 application(s) could not be attributed (unresolvedApplications)"
+        assert_condition(
+            s,
+            "ClustersVisible",
+            "False",
+            "MissingClustersGetPermission",
+            "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: 1 destination(s) of applications are missing from it: https://kubernetes.default.svc; 2 application(s) could not be attributed (unresolvedApplications)",
         );
         assert_eq!(s["summary"]["unresolvedApplications"], json!(2));
     }
@@ -663,25 +670,19 @@ async fn account_with_no_role_is_not_a_healthy_empty_argocd() {
     let (server, check, run) = fleet_with_policy("norole", "").await;
     assert_eq!(server.applications(&server.token)["items"], Value::Null);
     for s in [&check, &run] {
-        let c = condition(s, "ClustersVisible");
-        assert_eq!(
-            (c["status"].as_str(), c["reason"].as_str()),
-            (Some("False"), Some("MissingClustersGetPermission"))
+        assert_condition(
+            s,
+            "ClustersVisible",
+            "False",
+            "MissingClustersGetPermission",
+            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i)",
         );
-        assert_eq!(
-            c["message"],
-            "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i)"
-        );
-        let a = condition(s, "ApplicationsVisible");
-        assert_eq!(
-            (a["status"].as_str(), a["reason"].as_str(), a["message"].as_str()),
-            (
-                Some("False"),
-                Some("MissingApplicationsGetPermission"),
-                Some(
-                    "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown"
-                )
-            )
+        assert_condition(
+            s,
+            "ApplicationsVisible",
+            "False",
+            "MissingApplicationsGetPermission",
+            "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown",
         );
         assert_eq!(s["summary"]["applications"], json!(0));
     }

@@ -1054,10 +1054,13 @@ async fn tokens_never_reviewed_are_throttled_per_client_with_429() {
     }
     // Every 401 cost one TokenReview: a burst of 4, then 2 per second.
     let reviewed = seen.get(&401).copied().unwrap_or(0);
-    let budget = 4 + 2 * started.elapsed().as_secs_f64().ceil() as usize;
+    // Bounded by the time the loop took, however slow the machine; every other request was
+    // answered 429 (so some were, unless the loop took half a minute).
+    let budget = 4 + (2.0 * started.elapsed().as_secs_f64()).ceil() as usize;
     assert!(reviewed <= budget, "{reviewed} reviews > {budget}: {seen:?}");
-    assert!(seen.get(&429).copied().unwrap_or(0) > 0, "{seen:?}");
-    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![401, 429], "{seen:?}");
+    let throttled = seen.get(&429).copied().unwrap_or(0);
+    assert_eq!(reviewed + throttled, 60, "only 401 and 429: {seen:?}");
+    assert!(budget >= 60 || throttled > 0, "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -157,27 +157,9 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-fail() { # fail NAME MESSAGE: report, with the tail of NAME's log, and exit.
-  log "$1 failed: $2"
-  if [ -f "$state/$1.log" ]; then
-    echo "----- last 40 lines of $state/$1.log -----" >&2
-    tail -n 40 "$state/$1.log" >&2
-    echo "-----" >&2
-  fi
-  exit 1
-}
-
 # 2. Five free loopback ports (redis, server, metrics, and two nobody listens on: the
 #    repo-server and dex clients are lazy and only used by calls argomap never makes).
-used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed -E 's/.*:([0-9]+)$/\1/' | sort -u || true)"
-ports=()
-[ -z "${ARGOMAP_ARGOCD_PORT:-}" ] || ports+=("$ARGOMAP_ARGOCD_PORT")
-while [ "${#ports[@]}" -lt 5 ]; do
-  p=$((20000 + RANDOM % 12000))
-  if ! grep -qx "$p" <<<"$used" && ! printf '%s\n' "${ports[@]}" | grep -qx "$p"; then
-    ports+=("$p")
-  fi
-done
+cp_free_ports 5 ${ARGOMAP_ARGOCD_PORT:+"$ARGOMAP_ARGOCD_PORT"}
 if [ -n "${ARGOMAP_ARGOCD_PORT:-}" ]; then
   server_port="${ports[0]}" redis_port="${ports[1]}"
 else

@@ -1,4 +1,4 @@
-# Shared by up.sh and down.sh (sourced, not run).
+# Shared by up.sh, down.sh, argocd-up.sh and argocd-down.sh (sourced, not run).
 # shellcheck shell=bash
 
 cp_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,4 +47,31 @@ cp_stop() {
 cp_stop_all() {
   cp_stop kube-apiserver
   cp_stop etcd
+}
+
+# fail NAME MESSAGE: report that process NAME failed, with the tail of its log in $cp_state
+# (the caller's `log` prints the report), and exit.
+fail() {
+  log "$1 failed: $2"
+  if [ -f "$cp_state/$1.log" ]; then
+    echo "----- last 40 lines of $cp_state/$1.log -----" >&2
+    tail -n 40 "$cp_state/$1.log" >&2
+    echo "-----" >&2
+  fi
+  exit 1
+}
+
+# cp_free_ports N [PORT...]: sets the array `ports` to the given PORTs, then free loopback ports
+# (none listening, below the ephemeral range so outgoing connections don't take them) up to N.
+cp_free_ports() {
+  local n="$1" p used
+  shift
+  used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed -E 's/.*:([0-9]+)$/\1/' | sort -u || true)"
+  ports=("$@")
+  while [ "${#ports[@]}" -lt "$n" ]; do
+    p=$((20000 + RANDOM % 12000))
+    if ! grep -qx "$p" <<<"$used" && ! printf '%s\n' "${ports[@]}" | grep -qx "$p"; then
+      ports+=("$p")
+    fi
+  done
 }

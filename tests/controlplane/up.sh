@@ -58,26 +58,8 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-# fail NAME MESSAGE: report that process NAME failed, with the tail of its log, and exit.
-fail() {
-  log "$1 failed: $2"
-  if [ -f "$cp_state/$1.log" ]; then
-    echo "----- last 40 lines of $cp_state/$1.log -----" >&2
-    tail -n 40 "$cp_state/$1.log" >&2
-    echo "-----" >&2
-  fi
-  exit 1
-}
-
 # 1. Three free loopback ports, below the ephemeral range so outgoing connections don't take them.
-used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed -E 's/.*:([0-9]+)$/\1/' | sort -u || true)"
-ports=()
-while [ "${#ports[@]}" -lt 3 ]; do
-  p=$((20000 + RANDOM % 12000))
-  if ! grep -qx "$p" <<<"$used" && ! printf '%s\n' "${ports[@]}" | grep -qx "$p"; then
-    ports+=("$p")
-  fi
-done
+cp_free_ports 3
 etcd_port="${ports[0]}" peer_port="${ports[1]}" api_port="${ports[2]}"
 etcd_url="http://127.0.0.1:$etcd_port"
 peer_url="http://127.0.0.1:$peer_port"
