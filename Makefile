@@ -51,7 +51,7 @@ tools:
 ## The cluster suite against the real apiserver (starts the control plane if needed).
 cluster-test: tools controlplane-up
 	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
-	$(CARGO) test --locked --features cluster-tests --test cluster
+	$(CARGO) test --locked --all-features --test cluster
 
 ## The first thing to run: a control plane, two fake Argo CDs, sample manifests and argomap.
 demo:
@@ -96,5 +96,5 @@ argocd-down:
 argocd-test: controlplane-up argocd-build
 	bash tests/controlplane/argocd-up.sh
 	set -a; . "$(CONTROLPLANE_DIR)/env"; . "$(CONTROLPLANE_DIR)/argocd/env"; set +a; \
-	rc=0; $(CARGO) test --locked --features argocd-tests --test argocd_real || rc=$$?; \
+	rc=0; $(CARGO) test --locked --all-features --test argocd_real || rc=$$?; \
 	bash tests/controlplane/argocd-down.sh; exit $$rc
