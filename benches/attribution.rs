@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
                 clusters.items.as_deref().unwrap_or_default(),
                 apps.items.as_deref().unwrap_or_default(),
             );
-            black_box(linkage::link(&d, &mappings, &cluster))
+            black_box(linkage::link(&d, &mappings, &cluster, false))
         })
     });
     group.finish();

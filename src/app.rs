@@ -25,13 +25,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let client = match kube::Client::try_default().await {
+    let (client, watch_client) = match kube_clients().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes configuration (kubeconfig or in-cluster)");
             return ExitCode::FAILURE;
         }
     };
+    // Read once, off the runtime's threads, before any client is built.
+    let _ = tokio::task::spawn_blocking(crate::argocd::tls::load_system_roots).await;
     let metrics = match metrics::Metrics::with_destination_limit(args.destination_metrics_limit) {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -42,8 +44,10 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let settings = controller::Settings {
         namespace: args.namespace,
         max_concurrent_checks: args.max_concurrent_checks,
+        max_check_duration: args.max_check_duration,
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
+        stale_after_intervals: args.stale_after_intervals,
     };
     tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 
@@ -55,6 +59,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let config = server::HttpConfig {
         auth: !args.read_api_insecure_no_auth,
         review_ttl: args.read_api_review_ttl,
+        stale_after_intervals: args.stale_after_intervals,
         reviews_per_client: args.read_api_reviews_per_client,
         max_connections: usize::try_from(args.read_api_max_connections).unwrap_or(usize::MAX),
         ..Default::default()
@@ -85,12 +90,16 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let (leadership, lease_task) = if args.leader_election {
         let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
             Some(ns) => {
+                // A standby exports no per-instance series: only the leader's are true.
+                let metrics = metrics.clone();
+                let on_standby = move || metrics.forget_instances_except(|_, _| false);
                 leader::elect(
                     client.clone(),
                     ns,
                     &args.lease_name,
                     &leader::identity(),
                     lease_shutdown.wait(),
+                    on_standby,
                 )
                 .await
             }
@@ -113,8 +122,16 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let synced = Arc::new(Synced::new(readiness));
     // A signal that comes before the controllers' first list completes can leave kube-runtime
     // waiting for a store that never fills: they get a bounded time, then the process exits.
-    let controllers =
-        controller::run(client, settings, metrics, writers, leadership, synced, shutdown.clone());
+    let controllers = controller::run(
+        client,
+        watch_client,
+        settings,
+        metrics,
+        writers,
+        leadership,
+        synced,
+        shutdown.clone(),
+    );
     tokio::select! {
         _ = controllers => {},
         _ = async {
@@ -129,6 +146,23 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let _ = tokio::join!(admin, read_api);
     tracing::info!("argomap stopped");
     ExitCode::SUCCESS
+}
+
+/// The longest any single request to the Kubernetes API may take (status writes, Secret reads,
+/// events, reviews, the Lease), so that a hanging API server holds no reconcile. Watches use a
+/// client of their own without it: their requests stay open by design.
+pub const KUBE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client for requests (under [`KUBE_CALL_TIMEOUT`]) and the client for watches.
+async fn kube_clients() -> Result<(kube::Client, kube::Client), String> {
+    let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    let watch = kube::Client::try_from(config.clone()).map_err(|e| e.to_string())?;
+    let mut calls = config;
+    calls.connect_timeout = Some(KUBE_CALL_TIMEOUT);
+    calls.read_timeout = Some(KUBE_CALL_TIMEOUT);
+    calls.write_timeout = Some(KUBE_CALL_TIMEOUT);
+    let client = kube::Client::try_from(calls).map_err(|e| e.to_string())?;
+    Ok((client, watch))
 }
 
 /// How long the controllers get to finish their reconciles after SIGTERM or SIGINT.

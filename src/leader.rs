@@ -1,11 +1,21 @@
 //! Leader election with a `coordination.k8s.io` Lease (kube-lease-manager): only the leader
 //! checks Argo CD and writes; a standby keeps its watches (and so its caches, health and read
-//! API) warm and takes over when the Lease expires. SIGTERM releases the Lease at once.
+//! API) warm and takes over when the Lease expires. The Lease is released on shutdown, after
+//! the controllers stopped.
+//!
+//! Leading is not enough to write: the manager's flag stays true while renewals fail (the API
+//! unreachable, the process frozen). Every write first asks [`Leadership::may_write`], which
+//! holds only while the Lease, as last read back from the API, names this process and has not
+//! expired by this process's clock.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use tokio::task::JoinHandle;
 
@@ -14,19 +24,55 @@ pub const LEASE_DURATION: u64 = 15;
 /// The holder renews this many seconds before the Lease would expire.
 pub const LEASE_GRACE: u64 = 5;
 
+/// How often a leader reads its Lease back to confirm it still holds it.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+/// Writes stop this long before the confirmed Lease would expire (time for the write itself).
+const EXPIRY_MARGIN_MS: i64 = 2_000;
+
 /// Whether this process leads, as the reconcilers see it.
 #[derive(Clone, Debug)]
-pub struct Leadership(Arc<AtomicBool>);
+pub struct Leadership {
+    leading: Arc<AtomicBool>,
+    /// Unix milliseconds until which the Lease is confirmed ours.
+    confirmed_until: Arc<AtomicI64>,
+}
 
 impl Leadership {
     /// Without election the only process always leads.
     pub fn always() -> Self {
-        Leadership(Arc::new(AtomicBool::new(true)))
+        Leadership {
+            leading: Arc::new(AtomicBool::new(true)),
+            confirmed_until: Arc::new(AtomicI64::new(i64::MAX)),
+        }
+    }
+
+    fn standby() -> Self {
+        Leadership { leading: Arc::new(AtomicBool::new(false)), confirmed_until: Arc::new(AtomicI64::new(0)) }
     }
 
     pub fn is_leader(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.leading.load(Ordering::SeqCst)
     }
+
+    /// Whether a write may go out now: leading, with a Lease confirmed and not expired.
+    pub fn may_write(&self) -> bool {
+        self.is_leader() && Timestamp::now().as_millisecond() < self.confirmed_until.load(Ordering::SeqCst)
+    }
+
+    fn confirm(&self, until_ms: i64) {
+        self.confirmed_until.store(until_ms, Ordering::SeqCst);
+    }
+}
+
+/// Until when (unix ms, less the margin) `lease` confirms `identity` as its holder; 0 when it
+/// names another holder or lacks a renew time.
+pub fn confirmed_until(lease: &Lease, identity: &str) -> i64 {
+    let Some(spec) = &lease.spec else { return 0 };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return 0;
+    }
+    let (Some(renewed), Some(duration)) = (&spec.renew_time, spec.lease_duration_seconds) else { return 0 };
+    renewed.0.as_millisecond() + i64::from(duration) * 1000 - EXPIRY_MARGIN_MS
 }
 
 #[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
@@ -48,13 +94,16 @@ impl LeaderError {
 
 /// Joins the election. Returns the leadership flag and the task that follows the Lease; the
 /// task ends (releasing the Lease) when `shutdown` resolves.
+/// `on_standby` runs whenever this process stops leading (to drop what only a leader exports).
 pub async fn elect(
     client: kube::Client,
     namespace: &str,
     lease: &str,
     identity: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    on_standby: impl Fn() + Send + 'static,
 ) -> Result<(Leadership, JoinHandle<()>), LeaderError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let manager = LeaseManagerBuilder::new(client, lease)
         .with_namespace(namespace)
         .with_identity(identity)
@@ -64,11 +113,14 @@ pub async fn elect(
         .build()
         .await?;
     let (mut changes, manager_task) = manager.watch().await;
-    let leadership = Leadership(Arc::new(AtomicBool::new(false)));
-    let flag = leadership.0.clone();
+    let leadership = Leadership::standby();
+    let flag = leadership.clone();
     let identity = identity.to_string();
+    let lease_name = lease.to_string();
     let task = tokio::spawn(async move {
         tokio::pin!(shutdown);
+        let mut confirm = tokio::time::interval(CONFIRM_EVERY);
+        confirm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 changed = changes.changed() => {
@@ -76,17 +128,28 @@ pub async fn elect(
                         break;
                     }
                     let leading = *changes.borrow_and_update();
-                    flag.store(leading, Ordering::SeqCst);
+                    flag.leading.store(leading, Ordering::SeqCst);
                     if leading {
                         tracing::info!(%identity, "leading: checking Argo CD and writing statuses");
                     } else {
+                        flag.confirm(0);
+                        on_standby();
                         tracing::info!(%identity, "standing by: another replica leads");
+                    }
+                }
+                _ = confirm.tick(), if flag.is_leader() => {
+                    // A failed read confirms nothing: the last confirmation runs out on its own.
+                    match tokio::time::timeout(CONFIRM_EVERY * 2, leases.get(&lease_name)).await {
+                        Ok(Ok(l)) => flag.confirm(confirmed_until(&l, &identity)),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "cannot read the Lease back"),
+                        Err(_) => tracing::debug!("reading the Lease back timed out"),
                     }
                 }
                 _ = &mut shutdown => break,
             }
         }
-        flag.store(false, Ordering::SeqCst);
+        flag.leading.store(false, Ordering::SeqCst);
+        flag.confirm(0);
         // Closing the channel makes the manager release the Lease.
         drop(changes);
         match manager_task.await {
@@ -104,4 +167,45 @@ pub fn identity() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "argomap".into());
         format!("{host}-{}", std::process::id())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn lease(holder: &str, renewed: Timestamp) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                renew_time: Some(MicroTime(renewed)),
+                lease_duration_seconds: Some(15),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_confirms_only_its_holder_until_it_expires() {
+        let renewed: Timestamp = "2026-12-02T10:00:00Z".parse().expect("time");
+        let until = confirmed_until(&lease("a", renewed), "a");
+        assert_eq!(until, renewed.as_millisecond() + 13_000, "15 s less the margin");
+        assert_eq!(confirmed_until(&lease("b", renewed), "a"), 0);
+        assert_eq!(confirmed_until(&Lease::default(), "a"), 0);
+    }
+
+    #[test]
+    fn a_leader_whose_lease_ran_out_may_not_write() {
+        let l = Leadership::standby();
+        assert!(!l.may_write());
+        l.leading.store(true, Ordering::SeqCst);
+        assert!(!l.may_write(), "leading without a confirmed Lease");
+        l.confirm(Timestamp::now().as_millisecond() + 10_000);
+        assert!(l.may_write());
+        l.confirm(Timestamp::now().as_millisecond() - 1);
+        assert!(!l.may_write(), "expired (renewals failed, or the process was frozen)");
+        assert!(Leadership::always().may_write());
+    }
 }

@@ -24,6 +24,10 @@ pub struct Metrics {
     instance_up: IntGaugeVec,
     last_check: GaugeVec,
     last_success: GaugeVec,
+    data_age: GaugeVec,
+    /// (namespace, instance) → Unix seconds of its last successful check, for `data_age`,
+    /// which is computed at each scrape.
+    successes: Mutex<HashMap<(String, String), f64>>,
     destinations: IntGaugeVec,
     orphaned: IntGaugeVec,
     destination_apps: IntGaugeVec,
@@ -76,6 +80,14 @@ impl Metrics {
                 ),
                 inst,
             )?,
+            data_age: GaugeVec::new(
+                opts(
+                    "argomap_instance_data_age_seconds",
+                    "Seconds since the last successful check, at scrape time: how old the data shown is",
+                ),
+                inst,
+            )?,
+            successes: Mutex::new(HashMap::new()),
             destinations: IntGaugeVec::new(
                 opts(
                     "argomap_destinations",
@@ -137,6 +149,7 @@ impl Metrics {
         m.registry.register(Box::new(m.instance_up.clone()))?;
         m.registry.register(Box::new(m.last_check.clone()))?;
         m.registry.register(Box::new(m.last_success.clone()))?;
+        m.registry.register(Box::new(m.data_age.clone()))?;
         m.registry.register(Box::new(m.destinations.clone()))?;
         m.registry.register(Box::new(m.orphaned.clone()))?;
         m.registry.register(Box::new(m.destination_apps.clone()))?;
@@ -150,6 +163,10 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        for ((ns, name), at) in self.successes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.data_age.with_label_values(&[ns.as_str(), name.as_str()]).set((now - at).max(0.0));
+        }
         TextEncoder::new().encode_to_string(&self.registry.gather())
     }
 
@@ -187,6 +204,10 @@ impl Metrics {
         self.instance_up.with_label_values(&[namespace, instance]).set(1);
         self.last_check.with_label_values(&[namespace, instance]).set(secs);
         self.last_success.with_label_values(&[namespace, instance]).set(secs);
+        self.successes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_string(), instance.to_string()), secs);
         match observed.credentials_expire_at {
             Some(exp) => {
                 self.credentials_expiry.with_label_values(&[namespace, instance]).set(exp.as_second() as f64)
@@ -254,6 +275,11 @@ impl Metrics {
         let _ = self.instance_up.remove_label_values(&labels);
         let _ = self.last_check.remove_label_values(&labels);
         let _ = self.last_success.remove_label_values(&labels);
+        self.successes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_string(), instance.to_string()));
+        let _ = self.data_age.remove_label_values(&labels);
         let _ = self.orphaned.remove_label_values(&labels);
         let _ = self.credentials_expiry.remove_label_values(&labels);
         for state in ["linked", "unlinked"] {

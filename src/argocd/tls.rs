@@ -1,7 +1,7 @@
 //! The rustls configuration for talking to Argo CD: system roots plus an optional CA from a
 //! Secret, an optional name to verify the certificate against, or no verification at all.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -47,11 +47,23 @@ pub fn client_config(settings: &TlsSettings) -> Result<rustls::ClientConfig, Str
     Ok(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
 }
 
-fn roots(ca_pem: Option<&[u8]>) -> Result<RootCertStore, String> {
+/// The system's CA roots, read from disk once per process (blocking file I/O): every client
+/// starts from a copy. Missing or partly unreadable roots are not fatal: a private CA may be
+/// all an instance needs.
+static SYSTEM_ROOTS: LazyLock<RootCertStore> = LazyLock::new(|| {
     let mut store = RootCertStore::empty();
-    // Missing or partly unreadable system roots are not fatal: a private CA may be all we need.
-    let native = rustls_native_certs::load_native_certs();
-    store.add_parsable_certificates(native.certs);
+    store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    store
+});
+
+/// Reads the system roots now; `argomap run` calls it on a blocking thread at start, so no
+/// client build does file I/O on the async runtime.
+pub fn load_system_roots() -> usize {
+    SYSTEM_ROOTS.len()
+}
+
+fn roots(ca_pem: Option<&[u8]>) -> Result<RootCertStore, String> {
+    let mut store = SYSTEM_ROOTS.clone();
     if let Some(pem) = ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {

@@ -60,12 +60,20 @@ pub struct RunArgs {
     /// Checks running at once, over all instances.
     #[arg(long, env = "ARGOMAP_MAX_CONCURRENT_CHECKS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_checks: u16,
+    /// The longest one check of an instance may take, all its requests together; it also caps
+    /// spec.timeout. A check past it fails with reason Timeout and frees its slot.
+    #[arg(long, env = "ARGOMAP_MAX_CHECK_DURATION", default_value = "60s", value_parser = crd::parse_duration)]
+    pub max_check_duration: Duration,
     /// Minimum period between status writes that only refresh lastCheckedAt (0s: every check).
     #[arg(long, env = "ARGOMAP_STATUS_HEARTBEAT", default_value = "0s", value_parser = crd::parse_duration)]
     pub status_heartbeat: Duration,
     /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
     #[arg(long, env = "ARGOMAP_MAX_RESPONSE_BYTES", default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// A `connected` status whose last successful check is older than this many check intervals
+    /// is stale: Ready turns Unknown (reason Stale) and the read API reports `error`.
+    #[arg(long, env = "ARGOMAP_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stale_after_intervals: u32,
     /// Address of the read API.
     #[arg(long, env = "ARGOMAP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,

@@ -71,7 +71,20 @@ async fn write(
     let ns = instance.namespace().unwrap_or_default();
     if status::instance_needs_write(instance.status.as_ref(), &eval.instance, ctx.settings.status_heartbeat) {
         let api: Api<ArgoCdInstance> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, &instance.name_any(), &eval.instance).await?;
+        let name = instance.name_any();
+        match apply_status(ctx, &api, &name, &eval.instance).await {
+            Err(Error::Kube(kube::Error::Api(e))) if too_large(&e) => {
+                // Retrying the same status would fail forever: write one that says why.
+                tracing::warn!(namespace = %ns, instance = %name, error = %e.message, "status refused as too large; writing a minimal one");
+                let minimal = status::minimal(
+                    &eval.instance,
+                    &text::cap(&e.message),
+                    status::to_second(jiff::Timestamp::now()),
+                );
+                apply_status(ctx, &api, &name, &minimal).await?;
+            }
+            other => other?,
+        }
     }
     for (name, desired) in &eval.mappings {
         let current = mappings.iter().find(|m| &m.name_any() == name).and_then(|m| m.status.as_ref());
@@ -82,6 +95,24 @@ async fn write(
     Ok(())
 }
 
+/// Writes `status` over `instance`'s only if the object is still at the resourceVersion it
+/// was read at (the API answers 409 otherwise).
+pub async fn write_if_unchanged(
+    ctx: &Context,
+    instance: &ArgoCdInstance,
+    status: &crate::crd::ArgoCdInstanceStatus,
+) -> Result<(), Error> {
+    let api: Api<ArgoCdInstance> =
+        Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
+    patch_status(ctx, &api, &instance.name_any(), instance.resource_version().as_deref(), status).await
+}
+
+/// Whether the API refused a write for its size: the apiserver's own body limit (413) or
+/// etcd's request limit (passed on as a 500 "request is too large").
+fn too_large(e: &kube::core::Status) -> bool {
+    e.code == 413 || e.message.to_ascii_lowercase().contains("too large")
+}
+
 /// Writes one ClusterMapping status.
 pub async fn write_mapping_status(
     ctx: &Context,
@@ -90,20 +121,46 @@ pub async fn write_mapping_status(
     status: &ClusterMappingStatus,
 ) -> Result<(), Error> {
     let api: Api<ClusterMapping> = Api::namespaced(ctx.client.clone(), namespace);
-    apply_status(&api, name, status).await
+    apply_status(ctx, &api, name, status).await
 }
 
 /// Server-side apply of a status, as field manager `argomap`.
-async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<(), Error>
+async fn apply_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({
+    patch_status(ctx, api, name, None, status).await
+}
+
+/// The apply itself; with `resource_version`, only over that version of the object.
+async fn patch_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    // Checked before every write, not once per reconcile: a check can outlast the Lease.
+    if !ctx.leadership.may_write() {
+        return Err(Error::NotLeader);
+    }
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "metadata": {"name": name},
         "status": status,
     });
+    if let Some(rv) = resource_version {
+        patch["metadata"]["resourceVersion"] = rv.into();
+    }
     api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
@@ -112,6 +169,9 @@ where
 async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, transitions: Vec<Transition>) {
     let reference = obj.object_ref(&());
     for t in transitions {
+        if !ctx.leadership.may_write() {
+            return;
+        }
         let event = KubeEvent {
             type_: match t.type_ {
                 events::EventType::Normal => EventType::Normal,

@@ -2,7 +2,7 @@
 //! Every other mapping state is written by its instance's reconcile, from the same check.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -20,7 +20,14 @@ pub async fn reconcile(mapping: Arc<ClusterMapping>, ctx: Arc<Context>) -> Resul
     let started = Instant::now();
     let result = reconcile_mapping(&mapping, &ctx).await;
     ctx.metrics.reconciled("clustermapping", started.elapsed());
+    if result.is_ok() {
+        ctx.retries.succeeded(&retry_key(&mapping));
+    }
     result
+}
+
+fn retry_key(m: &ClusterMapping) -> String {
+    format!("clustermapping/{}/{}", m.namespace().unwrap_or_default(), m.name_any())
 }
 
 /// Marks a mapping whose instance does not exist. The instance is read from the API, not a
@@ -38,7 +45,11 @@ pub async fn reconcile_mapping(mapping: &ClusterMapping, ctx: &Context) -> Resul
 }
 
 pub fn error_policy(mapping: Arc<ClusterMapping>, err: &Error, ctx: Arc<Context>) -> Action {
+    if matches!(err, Error::NotLeader) {
+        return Action::requeue(STANDBY_RECHECK);
+    }
     ctx.metrics.reconcile_failed("clustermapping", err.category());
-    tracing::warn!(namespace = mapping.namespace().unwrap_or_default(), mapping = %mapping.name_any(), error = %err, "mapping reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let wait = ctx.retries.failed(retry_key(&mapping));
+    tracing::warn!(namespace = mapping.namespace().unwrap_or_default(), mapping = %mapping.name_any(), error = %err, category = err.category(), retry_in = ?wait, "mapping reconcile failed");
+    Action::requeue(wait)
 }

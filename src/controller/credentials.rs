@@ -46,6 +46,7 @@ impl CredentialsError {
     pub fn reason(&self) -> Reason {
         match self {
             CredentialsError::NotOptedIn { .. } => Reason::CredentialsNotOptedIn,
+            CredentialsError::Kube { .. } => Reason::KubernetesApiError,
             _ => Reason::CredentialsNotFound,
         }
     }

@@ -23,7 +23,7 @@ use super::{Context, Error, STANDBY_RECHECK, apply};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
-use crate::model::status::to_second;
+use crate::model::status::{self, to_second};
 
 /// The controller's entry: only the leader works, and only once every watch has synced.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -36,13 +36,25 @@ pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Resu
     let started = Instant::now();
     let result = reconcile_instance(&instance, &ctx).await;
     ctx.metrics.reconciled("argocdinstance", started.elapsed());
+    if result.is_ok() {
+        ctx.retries.succeeded(&retry_key(&instance));
+    }
     result
 }
 
 pub fn error_policy(instance: Arc<ArgoCdInstance>, err: &Error, ctx: Arc<Context>) -> Action {
+    if matches!(err, Error::NotLeader) {
+        tracing::debug!(instance = %instance.name_any(), "not written: the Lease is not confirmed");
+        return Action::requeue(STANDBY_RECHECK);
+    }
     ctx.metrics.reconcile_failed("argocdinstance", err.category());
-    tracing::warn!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let wait = ctx.retries.failed(retry_key(&instance));
+    tracing::warn!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), error = %err, category = err.category(), retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+fn retry_key(i: &ArgoCdInstance) -> String {
+    format!("argocdinstance/{}/{}", i.namespace().unwrap_or_default(), i.name_any())
 }
 
 /// One reconcile: decide → fetch → evaluate → apply.
@@ -51,7 +63,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     let all_mappings = ctx.mappings.state();
     let mappings = evaluate::mappings_of(instance, all_mappings.iter().map(|m| m.as_ref()));
     let interval = instance.spec.interval_duration();
-    let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await?) };
+    let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await) };
     let trigger = Trigger {
         generation: instance.metadata.generation,
         refresh: instance.annotations().get(REFRESH_ANNOTATION).cloned(),
@@ -69,8 +81,38 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         Plan::Recompute => state.last_outcome(),
         Plan::Poll { connect, .. } => {
             let result = match resolved {
-                Some(Ok(resolved)) => fetch(instance, ctx, &mut state, &resolved, connect).await,
-                Some(Err(e)) => Err(Failure::new(e.reason(), e.to_string())),
+                Some(Ok(resolved)) => {
+                    // Servers that hung last time wait in the slow lane.
+                    let timed_out = state.last_failure.as_ref().is_some_and(|(r, _)| *r == Reason::Timeout);
+                    let Some(slot) = ctx.slots.acquire(instance, timed_out).await else {
+                        return Ok(Action::await_change()); // shutting down
+                    };
+                    let deadline = ctx.settings.max_check_duration;
+                    let fetched = tokio::select! {
+                        r = tokio::time::timeout(deadline, fetch(instance, ctx, &mut state, &resolved, connect)) => {
+                            Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
+                                "the check did not finish within {} (--max-check-duration)",
+                                humantime::format_duration(deadline)
+                            )))))
+                        }
+                        _ = slot.cancel.cancelled() => None,
+                    };
+                    ctx.slots.release(instance, slot);
+                    match fetched {
+                        Some(r) => r,
+                        // Deleted, changed, or shutting down: nothing is recorded; a change
+                        // brings its own reconcile.
+                        None => {
+                            tracing::debug!(namespace = %key.namespace.as_deref().unwrap_or_default(), instance = %key.name, "check cancelled");
+                            return Ok(Action::requeue(Duration::from_millis(100)));
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    // Built again once the Secret is back, even with the same content.
+                    state.client = None;
+                    Err(Failure::new(e.reason(), e.to_string()))
+                }
                 None => Err(Failure::new(Reason::Suspended, String::new())),
             };
             if let Err(Failure { reason, message, .. }) = &result {
@@ -84,7 +126,10 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
 
     // 3. evaluate
     let refresh_handled = matches!(plan, Plan::Poll { .. }).then(|| trigger.refresh.clone()).flatten();
-    let eval = evaluate(instance, &mappings, &outcome, refresh_handled, to_second(Timestamp::now()));
+    let now = to_second(Timestamp::now());
+    let mut eval = evaluate(instance, &mappings, &outcome, refresh_handled, now);
+    // Recomputed from an old check (a mapping changed while checks fail to finish).
+    status::mark_stale(&mut eval.instance, ctx.settings.stale_after(instance), now);
 
     // 4. apply
     let credentials_changed = matches!(plan, Plan::Poll { credentials_changed: true, .. });
@@ -97,18 +142,12 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
 }
 
-/// The credentials Secret (and CA): a Kubernetes API failure fails the reconcile (retried),
-/// a missing Secret or key is the check's result.
-async fn read_credentials(
-    instance: &ArgoCdInstance,
-    ctx: &Context,
-) -> Result<Result<Resolved, CredentialsError>, Error> {
+/// The credentials Secret (and CA). Every failure, a Kubernetes API error included (403 on
+/// the Secret, 5xx, a timeout), is the check's result: it shows in status and backs off.
+async fn read_credentials(instance: &ArgoCdInstance, ctx: &Context) -> Result<Resolved, CredentialsError> {
     let ns = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    match credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await {
-        Err(e @ CredentialsError::Kube { .. }) => Err(Error::Credentials(e)),
-        other => Ok(other),
-    }
+    credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await
 }
 
 /// Polls Argo CD, first building a client when `connect` says the settings changed. No lock
@@ -125,7 +164,7 @@ async fn fetch(
         let config = ClientConfig {
             url: instance.spec.url.clone(),
             credentials: resolved.credentials.clone(),
-            timeout: instance.spec.timeout_duration(),
+            timeout: instance.spec.timeout_duration().min(ctx.settings.max_check_duration),
             tls: resolved.tls.clone(),
             max_response_bytes: ctx.settings.max_response_bytes,
         };

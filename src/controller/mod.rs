@@ -13,6 +13,8 @@ mod cluster_mapping;
 pub mod credentials;
 mod error;
 mod instance;
+mod slots;
+mod stale;
 pub mod state;
 
 use std::collections::{HashMap, HashSet};
@@ -47,9 +49,21 @@ pub struct Settings {
     /// Only this namespace; `None` watches all.
     pub namespace: Option<String>,
     pub max_concurrent_checks: u16,
+    /// The longest one check may take, all its requests together; it also caps the
+    /// per-request `spec.timeout`, so no check holds a slot longer.
+    pub max_check_duration: Duration,
     /// Minimum period between writes that only refresh `lastCheckedAt` (zero: every check).
     pub status_heartbeat: Duration,
     pub max_response_bytes: usize,
+    /// Intervals after the last successful check at which a connected status is stale.
+    pub stale_after_intervals: u32,
+}
+
+impl Settings {
+    /// When `instance`'s data counts as stale.
+    pub fn stale_after(&self, instance: &ArgoCdInstance) -> jiff::SignedDuration {
+        crate::model::status::stale_limit(instance, self.stale_after_intervals)
+    }
 }
 
 impl Default for Settings {
@@ -57,8 +71,10 @@ impl Default for Settings {
         Settings {
             namespace: None,
             max_concurrent_checks: 8,
+            max_check_duration: Duration::from_secs(60),
             status_heartbeat: Duration::ZERO,
             max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
+            stale_after_intervals: 3,
         }
     }
 }
@@ -80,6 +96,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     states: States,
+    retries: error::Retries,
+    slots: Arc<slots::Slots>,
 }
 
 impl Context {
@@ -95,13 +113,15 @@ impl Context {
         Context {
             recorder: recorder(&client),
             client,
-            settings,
             leadership: Leadership::always(),
             synced: Arc::new(Synced::done()),
             mappings,
             secrets,
             metrics,
             states: States::default(),
+            retries: Default::default(),
+            slots: Arc::new(slots::Slots::new(settings.max_concurrent_checks)),
+            settings,
         }
     }
 }
@@ -143,9 +163,13 @@ pub struct Writers {
     pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
 }
 
-/// Runs both controllers until `shutdown`, then lets reconciles in flight finish.
+/// Runs both controllers until `shutdown`, then lets reconciles in flight finish. `client`
+/// makes the requests (each under a timeout, see [`crate::app`]); `watch_client` only
+/// watches, whose requests stay open for minutes by design.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: kube::Client,
+    watch_client: kube::Client,
     settings: Settings,
     metrics: Arc<Metrics>,
     writers: Writers,
@@ -154,12 +178,13 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let wc = watcher::Config::default();
-    let instances: Api<ArgoCdInstance> = api(&client, &settings.namespace);
-    let mappings: Api<ClusterMapping> = api(&client, &settings.namespace);
+    let instances: Api<ArgoCdInstance> = api(&watch_client, &settings.namespace);
+    let mappings: Api<ClusterMapping> = api(&watch_client, &settings.namespace);
     // Secrets as metadata only, and only those opted in by label: argomap reads a Secret's
     // data only when it checks, and holds nothing of any other Secret.
-    let secrets: Api<PartialObjectMeta<Secret>> = api(&client, &settings.namespace);
+    let secrets: Api<PartialObjectMeta<Secret>> = api(&watch_client, &settings.namespace);
     let states = States::default();
+    let slots = Arc::new(slots::Slots::new(settings.max_concurrent_checks));
 
     let instance_reader = writers.instances.as_reader();
     let mapping_reader = writers.mappings.as_reader();
@@ -167,10 +192,13 @@ pub async fn run(
     let (orphans_tx, orphans) = futures::channel::mpsc::unbounded::<ObjectRef<ClusterMapping>>();
     let forget = {
         let states = states.clone();
+        let slots = slots.clone();
         let metrics = metrics.clone();
         let (live, mappings) = (instance_reader.clone(), mapping_reader.clone());
         move |event: &Event<ArgoCdInstance>| match event {
+            Event::Apply(i) | Event::InitApply(i) => slots.changed(i),
             Event::Delete(i) => {
+                slots.deleted(&ObjectRef::from_obj(i));
                 states.put(&ObjectRef::from_obj(i), None);
                 metrics.forget_instance(&i.namespace().unwrap_or_default(), &i.name_any());
             }
@@ -223,11 +251,16 @@ pub async fn run(
         leadership,
         synced,
         states,
+        retries: Default::default(),
+        slots: slots.clone(),
     });
 
     let by_secret = instance_reader.clone();
+    let (stale_ctx, stale_instances) = (ctx.clone(), instance_reader.clone());
     let instance_controller = Controller::for_stream(instance_stream, instance_reader)
-        .with_config(ControllerConfig::default().concurrency(settings.max_concurrent_checks))
+        // Unbounded reconciles: what is bounded is the checks (`slots`), so a reconcile that only
+        // recomputes never waits behind a slow Argo CD.
+        .with_config(ControllerConfig::default())
         .watches_stream(mapping_stream, {
             let owners = MappingOwners::default();
             move |m: ClusterMapping| owners.touched(&m)
@@ -273,7 +306,7 @@ pub async fn run(
                 .map(|m| ObjectRef::from_obj(m.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(shutdown.wait())
+        .graceful_shutdown_on(shutdown.clone().wait())
         .run(cluster_mapping::reconcile, cluster_mapping::error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
@@ -281,7 +314,20 @@ pub async fn run(
             }
         });
 
-    tokio::join!(instance_controller, mapping_controller);
+    // Checks in flight are cancelled at once: shutdown never waits on a hanging Argo CD.
+    let cancel_checks = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.wait().await;
+            slots.cancel_all();
+        }
+    };
+    tokio::join!(
+        instance_controller,
+        mapping_controller,
+        stale::sweep(stale_ctx, stale_instances, shutdown),
+        cancel_checks
+    );
 }
 
 /// Drops what argomap never needs of a Secret before it is stored: annotations (`kubectl apply`

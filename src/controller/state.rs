@@ -87,14 +87,17 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
         _ => false,
     };
     let connect = t.fingerprint.is_some() && !client_matches;
+    // The Secret was deleted, emptied or unlabelled since the last check: say so at once.
+    let credentials_lost = t.fingerprint.is_none() && state.client.is_some();
     let timer_due = state.next_check.is_none_or(|at| at <= now);
-    if state.login_refused && !connect && !timer_due {
+    if state.login_refused && !connect && !credentials_lost && !timer_due {
         return Plan::Recompute;
     }
     let due = timer_due
         || state.checked_generation != t.generation
         || (t.refresh.is_some() && t.refresh != state.handled_refresh)
-        || connect;
+        || connect
+        || credentials_lost;
     if due {
         Plan::Poll { connect, credentials_changed: connect && state.client.is_some() }
     } else {
@@ -282,6 +285,40 @@ mod tests {
         let rotated = Trigger { fingerprint: Some(8), ..t.clone() };
         assert_eq!(decide(&s, &rotated, later), Plan::Poll { connect: true, credentials_changed: true });
         assert!(matches!(decide(&s, &t, now + LOGIN_RETRY), Plan::Poll { .. }), "after 5 minutes");
+    }
+
+    #[test]
+    fn a_secret_that_goes_and_comes_back_is_checked_at_once_both_times() {
+        let now = Instant::now();
+        let mut s = InstanceState::default();
+        let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        s.record(Ok(observed()), &t, Duration::from_secs(300), now);
+        s.client = Some((7, std::sync::Arc::new(test_client())));
+        let soon = now + Duration::from_secs(1);
+        assert_eq!(decide(&s, &t, soon), Plan::Recompute, "nothing due");
+        let deleted = Trigger { fingerprint: None, ..t.clone() };
+        assert_eq!(decide(&s, &deleted, soon), Plan::Poll { connect: false, credentials_changed: false });
+        // The reconcile drops the client when the credentials cannot be read.
+        s.client = None;
+        s.record(
+            Err(Failure::new(Reason::CredentialsNotFound, "gone")),
+            &deleted,
+            Duration::from_secs(300),
+            soon,
+        );
+        assert_eq!(decide(&s, &deleted, soon), Plan::Recompute, "still gone: backing off");
+        // Re-created with the very same token: connect and check at once.
+        assert_eq!(decide(&s, &t, soon), Plan::Poll { connect: true, credentials_changed: false });
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            destinations: Default::default(),
+            version: None,
+            credentials_expire_at: None,
+            can_get_clusters: None,
+            can_get_applications: None,
+        }
     }
 
     fn test_client() -> argocd::Client {

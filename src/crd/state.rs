@@ -53,6 +53,13 @@ pub enum Reason {
     CredentialsNotFound,
     /// The Secret exists but is not labelled `argomap.io/credentials: "true"`; it was not read.
     CredentialsNotOptedIn,
+    /// The Kubernetes API failed a request argomap needed for the check (reading the Secret).
+    #[serde(rename = "KubernetesAPIError")]
+    #[strum(serialize = "KubernetesAPIError")]
+    KubernetesApiError,
+    /// The last successful check is older than the staleness limit: what the status shows may
+    /// no longer be true.
+    Stale,
     Suspended,
     /// Before the first check finished.
     Pending,
@@ -85,6 +92,7 @@ pub enum MappingState {
     Conflict,
     InstanceNotFound,
     Pending,
+    Unverified,
 }
 
 impl MappingState {

@@ -149,7 +149,8 @@ pub fn evaluate(
 
     let (instance_status, mapping_statuses, linkage) = match observed {
         Some(obs) => {
-            let linkage = linkage::link(&obs.destinations, &inputs, &instance.spec.agent_cluster);
+            let hidden = status::clusters_hidden(&obs.destinations, obs.can_get_clusters);
+            let linkage = linkage::link(&obs.destinations, &inputs, &instance.spec.agent_cluster, hidden);
             let statuses = mappings
                 .iter()
                 .filter_map(|m| {
@@ -275,6 +276,40 @@ mod tests {
 
     fn now() -> Timestamp {
         "2026-11-22T10:00:00Z".parse().expect("ts")
+    }
+
+    #[test]
+    fn no_mapping_is_called_orphaned_while_the_cluster_list_is_hidden() {
+        let i = instance();
+        let ms = [
+            mapping("prod-eks", "https://10.0.0.1:6443", "2026-01-01T00:00:00Z"),
+            mapping("idle", "https://idle.example.com", "2026-01-01T00:00:00Z"),
+        ];
+        let mine: Vec<&ClusterMapping> = ms.iter().collect();
+        // The token may not get clusters: Argo CD lists none, applications still name one.
+        let apps: Vec<Application> =
+            serde_json::from_str(r#"[{"spec":{"destination":{"server":"https://10.0.0.1:6443"}}}]"#)
+                .expect("apps");
+        let hidden = Arc::new(Observed {
+            destinations: destinations(&[], &apps),
+            version: None,
+            credentials_expire_at: None,
+            can_get_clusters: Some(false),
+            can_get_applications: None,
+        });
+        let e = evaluate(&i, &mine, &Outcome::Observed { observed: hidden, fresh: true }, None, now());
+        let state = |name: &str| e.mappings.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.state);
+        assert_eq!(state("prod-eks"), Some(MappingState::Linked));
+        assert_eq!(state("idle"), Some(MappingState::Unverified), "a registered idle cluster may hide here");
+        assert!(e.instance.orphaned_mappings.is_empty());
+        assert_eq!(e.instance.summary.as_ref().map(|s| s.orphaned_mappings), Some(0));
+        let cv = e.instance.conditions.iter().find(|c| c.type_ == status::CLUSTERS_VISIBLE).expect("cv");
+        assert_eq!(cv.status, "False");
+        // Once the list is visible, the same mapping is orphaned.
+        let visible = Arc::new(Observed { can_get_clusters: Some(true), ..(*observed()).clone() });
+        let e = evaluate(&i, &mine, &Outcome::Observed { observed: visible, fresh: true }, None, now());
+        let state = |name: &str| e.mappings.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.state);
+        assert_eq!(state("idle"), Some(MappingState::Orphaned));
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn mapping(prev: Option<&ClusterMappingStatus>, next: &ClusterMappingStatus)
         MappingState::Linked => Some(normal("MappingLinked", note)),
         MappingState::Orphaned => Some(warning("MappingOrphaned", note)),
         MappingState::Conflict => Some(warning("MappingConflict", note)),
-        MappingState::InstanceNotFound | MappingState::Pending => None,
+        MappingState::InstanceNotFound | MappingState::Pending | MappingState::Unverified => None,
     }
 }
 

@@ -39,8 +39,15 @@ pub struct Linkage {
 /// Links every destination to the ClusterMapping with an equal normalised URL. Several
 /// mappings for one URL: the oldest (creation time, then name) holds it and the others are
 /// `Conflict`. No mapping: unlinked, except Argo CD's in-cluster destination, which links
-/// implicitly to the agent cluster. A mapping whose URL is no destination is `Orphaned`.
-pub fn link(dest: &Destinations, mappings: &[MappingInput<'_>], agent: &KnownCluster) -> Linkage {
+/// implicitly to the agent cluster. A mapping whose URL is no destination is `Orphaned`, or
+/// `Unverified` when `clusters_hidden` (Argo CD keeps part of its cluster list from the token,
+/// so a registered cluster without applications would look orphaned).
+pub fn link(
+    dest: &Destinations,
+    mappings: &[MappingInput<'_>],
+    agent: &KnownCluster,
+    clusters_hidden: bool,
+) -> Linkage {
     let mut claims: BTreeMap<String, Vec<&MappingInput<'_>>> = BTreeMap::new();
     for m in mappings {
         claims.entry(normalize_url(m.url)).or_default().push(m);
@@ -75,6 +82,17 @@ pub fn link(dest: &Destinations, mappings: &[MappingInput<'_>], agent: &KnownClu
                         state: MappingState::Linked,
                         argocd_cluster_name: d.name.clone(),
                         applications_count: Some(d.applications),
+                        conflicts_with: None,
+                    },
+                );
+            }
+            None if clusters_hidden => {
+                out.mappings.insert(
+                    holder.name.to_string(),
+                    MappingOutcome {
+                        state: MappingState::Unverified,
+                        argocd_cluster_name: None,
+                        applications_count: None,
                         conflicts_with: None,
                     },
                 );
@@ -154,7 +172,7 @@ mod tests {
                 cluster: &gke,
             },
         ];
-        let l = link(&d, &mappings, &known("Agent"));
+        let l = link(&d, &mappings, &known("Agent"), false);
         assert_eq!(l.linked.len(), 1);
         assert_eq!(l.linked[0].mapping.as_deref(), Some("prod-eks"));
         assert_eq!(l.linked[0].applications_count, 1);
@@ -191,7 +209,7 @@ mod tests {
                 cluster: &c,
             },
         ];
-        let l = link(&d, &mappings, &known("Agent"));
+        let l = link(&d, &mappings, &known("Agent"), false);
         assert_eq!(l.mappings["old-a"].state, MappingState::Linked);
         assert_eq!(l.mappings["old-b"].state, MappingState::Conflict);
         assert_eq!(l.mappings["old-b"].conflicts_with.as_deref(), Some("old-a"));
@@ -208,7 +226,7 @@ mod tests {
             MappingInput { name: "a", url: "https://x", created: ts("2026-01-01T00:00:00Z"), cluster: &c },
             MappingInput { name: "b", url: "https://x", created: ts("2026-01-02T00:00:00Z"), cluster: &c },
         ];
-        let l = link(&d, &mappings, &known("Agent"));
+        let l = link(&d, &mappings, &known("Agent"), false);
         assert_eq!(l.mappings["a"].state, MappingState::Orphaned);
         assert_eq!(l.mappings["b"].state, MappingState::Conflict);
         assert_eq!(l.orphaned, vec!["a".to_string()]);
@@ -220,7 +238,7 @@ mod tests {
         let apps = vec![app("argocd", "g", Some("https://kubernetes.default.svc/"), None)];
         let d = destinations(&clusters, &apps);
         let agent = known("Agent");
-        let l = link(&d, &[], &agent);
+        let l = link(&d, &[], &agent, false);
         assert_eq!(l.linked.len(), 1);
         assert_eq!(l.linked[0].mapping, None);
         assert_eq!(l.linked[0].cluster, agent);
@@ -228,7 +246,7 @@ mod tests {
 
         let other = known("Explicit");
         let m = [MappingInput { name: "explicit", url: IN_CLUSTER_URL, created: None, cluster: &other }];
-        let l = link(&d, &m, &agent);
+        let l = link(&d, &m, &agent, false);
         assert_eq!(l.linked[0].mapping.as_deref(), Some("explicit"));
         assert_eq!(l.linked[0].cluster, other);
     }
@@ -247,7 +265,7 @@ mod tests {
             created: None,
             cluster: &c,
         }];
-        let l = link(&d, &m, &known("Agent"));
+        let l = link(&d, &m, &known("Agent"), false);
         assert_eq!(l.linked.len(), 1);
         assert_eq!(l.unlinked.len(), 1);
         assert_eq!(l.unlinked[0].argocd_cluster_url, "https://proxy:9090?agentName=staging");

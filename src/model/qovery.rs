@@ -140,13 +140,28 @@ pub fn for_organization<'a>(
 
 /// The response from instances the caller has already filtered (by organization and access).
 pub fn build<'a>(instances: impl IntoIterator<Item = &'a ArgoCdInstance>, secret_uids: &SecretUids) -> Built {
+    build_with(instances, secret_uids, &|_| false)
+}
+
+/// [`build`], with the instances `stale` says yes to reported as `error`: their status says
+/// connected, but the last successful check is too old for that to be true.
+pub fn build_with<'a>(
+    instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
+    secret_uids: &SecretUids,
+    stale: &dyn Fn(&ArgoCdInstance) -> bool,
+) -> Built {
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
     for instance in instances {
         let namespace = instance.namespace().unwrap_or_default();
         let name = instance.name_any();
         match entry(instance, &namespace, secret_uids) {
-            Ok(e) => entries.push((namespace, name, e)),
+            Ok(mut e) => {
+                if stale(instance) {
+                    e.status = ConnectionState::Error;
+                }
+                entries.push((namespace, name, e))
+            }
             Err(reason) => skipped.push(Skipped { namespace, name, reason }),
         }
     }

@@ -14,6 +14,10 @@ use crate::text::cap;
 
 /// Entries kept per status list; the summary counts stay exact.
 pub const LIST_CAP: usize = 500;
+/// Bytes (as JSON) kept per status list. etcd refuses objects over 1.5 MiB by default, and
+/// destination URLs come from Argo CD with no length limit: three lists at this budget, with
+/// capped messages, keep a status well under it whatever Argo CD holds.
+pub const LIST_BYTES: usize = 128 * 1024;
 /// `CredentialsExpiringSoon` turns true this long before the token expires.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
 
@@ -195,6 +199,17 @@ pub fn instance_status(
     out
 }
 
+/// Whether Argo CD keeps (part of) its cluster list from the token: exactly when
+/// ClustersVisible is False. A mapping is then never called orphaned on the list's word.
+pub fn clusters_hidden(d: &Destinations, can_get_clusters: Option<bool>) -> bool {
+    let gap = d.by_url.values().any(|x| !x.listed) || d.unresolved > 0;
+    match can_get_clusters {
+        Some(false) => d.cluster_list_empty || gap,
+        None => d.cluster_list_empty && d.apps_name_destinations,
+        Some(true) => false,
+    }
+}
+
 /// Whether the cluster list shows every destination. Argo CD drops the clusters a token may
 /// not get and still answers 200, so an empty list, or applications aimed at clusters the list
 /// lacks, are read with `can-i clusters get *`: a "no" means the list is partial or hidden.
@@ -283,6 +298,81 @@ fn applications_visible(
     condition(prev, generation, now, APPLICATIONS_VISIBLE, status, reason, message)
 }
 
+/// What is written when the Kubernetes API refused `desired` as too large (`why` is its
+/// answer): the lists are left out, the counts stay, and Ready says why.
+pub fn minimal(desired: &ArgoCdInstanceStatus, why: &str, now: Timestamp) -> ArgoCdInstanceStatus {
+    let mut s = desired.clone();
+    s.linked_clusters.clear();
+    s.unlinked_clusters.clear();
+    s.orphaned_mappings.clear();
+    s.truncated = true;
+    let message = format!(
+        "the Kubernetes API refused the status as too large ({why}); the lists are left out, the counts in summary are exact"
+    );
+    let ready = condition(
+        &desired.conditions,
+        desired.observed_generation,
+        now,
+        READY,
+        "False",
+        STATUS_TOO_LARGE,
+        message,
+    );
+    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
+        Some(c) => *c = ready,
+        None => s.conditions.insert(0, ready),
+    }
+    s
+}
+
+/// `intervals` check intervals of `instance`: how old its data may get before it is stale.
+pub fn stale_limit(instance: &crate::crd::ArgoCdInstance, intervals: u32) -> SignedDuration {
+    let limit = instance.spec.interval_duration().saturating_mul(intervals);
+    SignedDuration::try_from(limit).unwrap_or(SignedDuration::MAX)
+}
+
+/// Whether a status that says `connected` rests on a check older than `limit`: what it shows
+/// may no longer be true (argomap could not check for that long).
+pub fn is_stale(s: &ArgoCdInstanceStatus, limit: SignedDuration, now: Timestamp) -> bool {
+    let Some(c) = &s.connection else { return false };
+    let last = c.last_successful_check_at.as_ref().map(|t| t.0);
+    c.status == ConnectionState::Connected && last.is_some_and(|t| now.duration_since(t) > limit)
+}
+
+/// Marks a stale status (see [`is_stale`]): Ready becomes Unknown with reason `Stale`.
+/// Returns whether anything changed.
+pub fn mark_stale(s: &mut ArgoCdInstanceStatus, limit: SignedDuration, now: Timestamp) -> bool {
+    if !is_stale(s, limit, now) {
+        return false;
+    }
+    let last = s.connection.as_ref().and_then(|c| c.last_successful_check_at.as_ref()).map(|t| t.0);
+    let message = match last {
+        Some(t) => format!(
+            "the last successful check was at {t}, more than {} ago: what this status shows may no longer be true",
+            jiff::SignedDuration::from_secs(limit.as_secs())
+        ),
+        None => String::new(),
+    };
+    let ready = condition(
+        &s.conditions,
+        s.observed_generation,
+        now,
+        READY,
+        "Unknown",
+        Reason::Stale.as_str(),
+        message,
+    );
+    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
+        Some(c) if *c == ready => return false,
+        Some(c) => *c = ready,
+        None => s.conditions.insert(0, ready),
+    }
+    true
+}
+
+/// Ready's reason when the full status could not be written.
+pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
+
 /// A condition whose `lastTransitionTime` moves only when its status changes.
 fn condition(
     prev: &[Condition],
@@ -308,8 +398,40 @@ fn condition(
     }
 }
 
-fn capped<T: Clone>(items: &[T]) -> (Vec<T>, bool) {
-    (items.iter().take(LIST_CAP).cloned().collect(), items.len() > LIST_CAP)
+/// The first entries of `items` that fit both [`LIST_CAP`] and [`LIST_BYTES`], and whether
+/// any was left out. An entry too large on its own is left out too.
+fn capped<T: Clone + serde::Serialize>(items: &[T]) -> (Vec<T>, bool) {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let size = json_size(item);
+        if kept.len() == LIST_CAP || bytes + size > LIST_BYTES {
+            return (kept, true);
+        }
+        bytes += size;
+        kept.push(item.clone());
+    }
+    (kept, false)
+}
+
+/// The length of `value` as JSON, without building the string.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter fails only if `Serialize` does, which these types never do.
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0 + 1,
+        Err(_) => usize::MAX / 4,
+    }
 }
 
 /// Whether `desired` must be written over `current`: any change besides the check
@@ -369,6 +491,9 @@ pub fn mapping_status(
         MappingState::Pending => {
             format!("waiting for the first successful check of ArgoCdInstance {instance}")
         }
+        MappingState::Unverified => format!(
+            "no application of ArgoCdInstance {instance} deploys to {url}, and Argo CD hides (part of) its cluster list from the token (ClustersVisible=False), so whether {url} is registered cannot be told; grant the token `clusters, get` to know"
+        ),
     };
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let linked = outcome.state == MappingState::Linked;
@@ -416,7 +541,7 @@ mod tests {
         let d = destinations(clusters, apps);
         let k = known();
         let m = [MappingInput { name: "gone", url: "https://gone", created: None, cluster: &k }];
-        let l = link(&d, &m, &k);
+        let l = link(&d, &m, &k, false);
         (d, l)
     }
 
@@ -533,7 +658,7 @@ mod tests {
         )
         .expect("apps");
         let d = destinations(&[], &apps);
-        let l = link(&d, &[], &known());
+        let l = link(&d, &[], &known(), false);
         let now = t("2026-11-22T10:00:00Z");
         for (can, status, reason) in [
             (None, "False", "MissingClustersGetPermission"),
@@ -570,7 +695,7 @@ mod tests {
     ) -> (Condition, Condition) {
         let apps: Vec<Application> = serde_json::from_str(apps_json).expect("apps");
         let d = destinations(clusters, &apps);
-        let l = link(&d, &[], &known());
+        let l = link(&d, &[], &known(), false);
         let now = t("2026-11-22T10:00:00Z");
         let s = instance_status(
             None,
@@ -674,6 +799,57 @@ mod tests {
         assert_eq!(s.unlinked_clusters.len(), LIST_CAP);
         assert!(s.truncated);
         assert_eq!(s.summary.expect("summary").unlinked_clusters, 1200);
+    }
+
+    #[test]
+    fn lists_are_capped_by_bytes_so_etcd_takes_the_status() {
+        // 600 destinations with 4 KB URLs: 2.4 MB by count, which etcd refuses.
+        let long = "x".repeat(4000);
+        let clusters: Vec<Cluster> =
+            (0..600).map(|i| cluster(&format!("https://c{i:04}.{long}.example.com"))).collect();
+        let (d, l) = observed(&clusters, &[]);
+        let s = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        assert!(s.truncated);
+        assert!(!s.unlinked_clusters.is_empty() && s.unlinked_clusters.len() < 600);
+        assert_eq!(s.summary.as_ref().expect("summary").unlinked_clusters, 600, "counts stay exact");
+        let bytes = serde_json::to_vec(&s).expect("json").len();
+        assert!(bytes < 512 * 1024, "status is {bytes} bytes");
+        // One URL larger than the whole budget is left out, not written.
+        let huge = vec![cluster(&format!("https://{}.example.com", "y".repeat(LIST_BYTES)))];
+        let (d, l) = observed(&huge, &[]);
+        let s = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        assert!(s.truncated && s.unlinked_clusters.is_empty());
+    }
+
+    #[test]
+    fn a_refused_status_becomes_a_minimal_one_that_says_why() {
+        let clusters: Vec<Cluster> = (0..3).map(|i| cluster(&format!("https://c{i}.example.com"))).collect();
+        let (d, l) = observed(&clusters, &[]);
+        let full = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        let m = minimal(&full, "etcdserver: request is too large", t("2026-11-22T10:00:05Z"));
+        assert!(m.unlinked_clusters.is_empty() && m.orphaned_mappings.is_empty() && m.truncated);
+        assert_eq!(m.summary, full.summary, "counts stay");
+        let ready = m.conditions.iter().find(|c| c.type_ == READY).expect("ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", STATUS_TOO_LARGE));
+        assert!(ready.message.contains("request is too large"), "{}", ready.message);
+        assert_eq!(m.conditions.len(), full.conditions.len());
+    }
+
+    #[test]
+    fn a_connected_status_older_than_the_limit_is_stale() {
+        let (d, l) = observed(&[cluster("https://a.example.com")], &[]);
+        let mut s = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        let limit = SignedDuration::from_mins(15);
+        assert!(!mark_stale(&mut s, limit, t("2026-11-22T10:15:00Z")), "exactly at the limit is fresh");
+        assert!(mark_stale(&mut s, limit, t("2026-11-22T10:15:01Z")));
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).expect("ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("Unknown", "Stale"));
+        assert!(ready.message.contains("2026-11-22T10:00:00Z"), "{}", ready.message);
+        assert!(!mark_stale(&mut s, limit, t("2026-11-22T10:20:00Z")), "marked once");
+        // A failed instance is not `connected`: it says so already.
+        let mut failed = s.clone();
+        failed.connection.as_mut().expect("conn").status = ConnectionState::Error;
+        assert!(!is_stale(&failed, limit, t("2026-11-23T00:00:00Z")));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct HttpConfig {
     pub header_read_timeout: Duration,
     /// How long a TokenReview or SubjectAccessReview answer is reused.
     pub review_ttl: Duration,
+    /// A connected instance is reported as `error` when its last successful check is older
+    /// than this many of its intervals (`--stale-after-intervals`).
+    pub stale_after_intervals: u32,
     /// Entries of each review cache (tokens; token × namespace answers).
     pub review_cache_capacity: u64,
     /// Read-API requests worked on at once; more wait (within their deadline).
@@ -74,6 +77,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             review_ttl: Duration::from_secs(30),
+            stale_after_intervals: 3,
             review_cache_capacity: 10_000,
             max_concurrent_requests: 64,
             reviews_per_client: 5,

@@ -28,6 +28,7 @@ use super::error::ApiError;
 use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
 use crate::model::qovery::{self, ArgoCdInstanceMappingResponseList, SecretUids};
+use crate::model::status;
 
 /// Route of the read API (axum path syntax).
 pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
@@ -128,7 +129,12 @@ async fn organization_mappings(
         .filter(|i| allowed.contains(&i.namespace().unwrap_or_default()))
         .collect();
     let uids = secret_uids(app.secrets.as_ref(), &visible).await?;
-    let built = qovery::build(visible, &uids);
+    let now = jiff::Timestamp::now();
+    let intervals = app.config.stale_after_intervals;
+    let stale = |i: &ArgoCdInstance| {
+        i.status.as_ref().is_some_and(|s| status::is_stale(s, status::stale_limit(i, intervals), now))
+    };
+    let built = qovery::build_with(visible, &uids, &stale);
     for s in &built.skipped {
         tracing::debug!(namespace = %s.namespace, instance = %s.name, reason = s.reason.as_str(), "instance left out of the read API response");
     }
