@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench
+.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench
 
 # Where tests/controlplane/up.sh keeps its state (and the kubeconfig the cluster suite uses).
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
@@ -10,7 +10,7 @@ export ARGOMAP_CONTROLPLANE_DIR := $(CONTROLPLANE_DIR)
 
 ## Everything CI checks: lints, unit tests, the suites on a real kube-apiserver and a real
 ## Argo CD, the chart, the demo.
-test: lint unit cluster-test argocd-test chart-test demo-test
+test: lint unit cluster-test fault-test argocd-test chart-test demo-test
 
 lint: fmt-check clippy hadolint helm-lint
 
@@ -52,6 +52,12 @@ tools:
 cluster-test: tools controlplane-up
 	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
 	$(CARGO) test --locked --all-features --test cluster
+
+## The fault matrix (tests/faults/): Argo CD, Secret, load, staleness and leader faults
+## against the real apiserver. Its tests mostly wait on timers, so more run at once.
+fault-test: tools controlplane-up
+	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
+	$(CARGO) test --locked --all-features --test faults -- --test-threads 6
 
 ## The first thing to run: a control plane, two fake Argo CDs, sample manifests and argomap.
 demo:

@@ -435,3 +435,58 @@ async fn an_unlabelled_secret_is_never_read_and_says_how_to_opt_in() {
     assert_eq!(patch["status"]["conditions"][0]["reason"], "CredentialsNotOptedIn");
     assert_eq!(argocd.requests(Endpoint::Clusters), 0, "nothing sent to Argo CD");
 }
+
+#[tokio::test]
+async fn a_status_refused_as_too_large_is_replaced_by_a_minimal_one() {
+    let (argocd, token) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness();
+    let inst = instance(&argocd.url());
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        // What kube-apiserver answers when etcd refuses the object.
+        let refused = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+            "reason": "InternalError", "message": "etcdserver: request is too large"});
+        let full =
+            answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::INTERNAL_SERVER_ERROR, refused).await;
+        let minimal = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let _ = events(&mut handle, 2).await;
+        (full, minimal)
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("reconcile");
+    let (full, minimal) = verifier.await.expect("verifier");
+    assert!(!full["status"]["unlinkedClusters"].as_array().expect("lists").is_empty());
+    let s = &minimal["status"];
+    assert_eq!(s["unlinkedClusters"], json!([]));
+    assert_eq!(s["truncated"], true);
+    assert_eq!(s["summary"], full["status"]["summary"], "counts stay exact");
+    assert_eq!(s["conditions"][0]["type"], "Ready");
+    assert_eq!(s["conditions"][0]["status"], "False");
+    assert_eq!(s["conditions"][0]["reason"], "StatusTooLarge");
+    let message = s["conditions"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("request is too large"), "{message}");
+}
+
+#[tokio::test]
+async fn a_forbidden_secret_is_a_reason_in_status_not_a_silent_retry() {
+    let (argocd, _) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness();
+    let inst = instance(&argocd.url());
+    let verifier = tokio::spawn(async move {
+        let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+            "reason": "Forbidden", "message": "secrets \"argocd-readonly\" is forbidden: User \"system:serviceaccount:argomap:argomap\" cannot get resource \"secrets\""});
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::FORBIDDEN, forbidden).await;
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let _ = events(&mut handle, 1).await;
+        patch
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("the reconcile itself succeeds");
+    let patch = verifier.await.expect("verifier");
+    let conn = &patch["status"]["connection"];
+    assert_eq!(conn["reason"], "KubernetesAPIError");
+    let message = conn["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot read Secret argocd-readonly") && message.contains("forbidden"),
+        "{message}"
+    );
+    assert_eq!(argocd.requests(Endpoint::Clusters), 0);
+}

@@ -15,13 +15,36 @@ use tokio::sync::Mutex;
 use super::error::{chain, error_code, redirect_error, status_error, tls_cause};
 use super::projection::applications_fields;
 use super::session::{Session, session_needs_renewal};
-use super::types::{
-    Application, ApplicationList, CanIResponse, Cluster, ClusterList, SessionResponse, VersionMessage,
-};
+use super::tally::{AppTally, BoundedClusters, TalliedApplications};
+use super::types::{CanIResponse, Cluster, SessionResponse, VersionMessage};
 use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls};
 
 /// Cap on the body of an error answer: only its message is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Chunks of a body in flight between the reader and the decoder.
+const DECODE_QUEUE: usize = 4;
+
+/// The body's chunks as a blocking `Read`, for the decoder's thread; the end of the channel is
+/// the end of the body.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
 
 pub struct Client {
     http: reqwest::Client,
@@ -78,10 +101,10 @@ impl Client {
 
     async fn snapshot_inner(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {
         let version = self.version(observer).await?;
-        let clusters: ClusterList = self.get_authed("clusters", "/api/v1/clusters", observer).await?;
+        let clusters: BoundedClusters = self.get_authed("clusters", "/api/v1/clusters", observer).await?;
         let fields = applications_fields(version.as_deref());
         let path = format!("/api/v1/applications?fields={fields}");
-        let apps: ApplicationList = self.get_authed("applications", &path, observer).await?;
+        let apps: TalliedApplications = self.get_authed("applications", &path, observer).await?;
         let clusters = clusters.items.unwrap_or_default();
         let applications = apps.items.unwrap_or_default();
 
@@ -92,7 +115,7 @@ impl Client {
         let ask_clusters = clusters.is_empty() || !destinations_listed(&clusters, &applications);
         let can_get_clusters = if ask_clusters { self.can_i("clusters", observer).await } else { None };
         let can_get_applications =
-            if applications.is_empty() { self.can_i("applications", observer).await } else { None };
+            if applications.total == 0 { self.can_i("applications", observer).await } else { None };
         let credentials_expire_at = match &self.credentials {
             Credentials::Token(t) => jwt::expiry(t.expose_secret()),
             Credentials::Login { .. } => None,
@@ -134,7 +157,7 @@ impl Client {
     }
 
     /// GET with the bearer token; with username/password, one fresh login and retry on 401.
-    async fn get_authed<T: DeserializeOwned>(
+    async fn get_authed<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
         path: &str,
@@ -189,7 +212,7 @@ impl Client {
         }
     }
 
-    async fn request<T: DeserializeOwned>(
+    async fn request<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -219,7 +242,7 @@ impl Client {
         out
     }
 
-    async fn request_inner<T: DeserializeOwned>(
+    async fn request_inner<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -261,8 +284,59 @@ impl Client {
         if !content_type.starts_with("application/json") {
             return Err(ArgoCdError::NotJson { endpoint, status: status.as_u16(), content_type });
         }
-        let bytes = self.read_capped(endpoint, resp, self.max_response_bytes, true).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ArgoCdError::Decode { endpoint, detail: e.to_string() })
+        self.decode_streamed(endpoint, resp).await
+    }
+
+    /// Decodes the body while it arrives, on a blocking thread, holding at most a few chunks
+    /// of it: memory follows what the types keep (the application list is folded as it is
+    /// read), not the size of the body, and a large body never stalls the async threads. Past
+    /// `max_response_bytes` (counted after gzip decoding) the check fails. If this future is
+    /// dropped (a cancelled check), the decoder sees the stream end and stops.
+    async fn decode_streamed<T: DeserializeOwned + Send + 'static>(
+        &self,
+        endpoint: &'static str,
+        mut resp: reqwest::Response,
+    ) -> Result<T, ArgoCdError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(DECODE_QUEUE);
+        let decoder = tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::with_capacity(
+                64 * 1024,
+                ChunkReader { rx, current: bytes::Bytes::new() },
+            );
+            serde_json::from_reader::<_, T>(reader)
+        });
+        let mut read = 0usize;
+        let mut failure = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    if read > self.max_response_bytes {
+                        failure = Some(ArgoCdError::TooLarge { endpoint, limit: self.max_response_bytes });
+                        break;
+                    }
+                    // The decoder stopped (malformed JSON): its error is the answer.
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(self.transport_error(endpoint, &e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let decoded = decoder.await;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        match decoded {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(ArgoCdError::Decode { endpoint, detail: e.to_string() }),
+            Err(e) => Err(ArgoCdError::Decode { endpoint, detail: format!("the decoder failed: {e}") }),
+        }
     }
 
     /// Reads the body chunk by chunk and stops at `limit`: a hostile or misconfigured server
@@ -337,21 +411,14 @@ fn reset_or_eof(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Whether every application's destination is in the cluster list, compared as Argo CD
 /// resolves destinations: the server URL without a trailing `/`, or the cluster name.
-fn destinations_listed(clusters: &[Cluster], apps: &[Application]) -> bool {
+fn destinations_listed(clusters: &[Cluster], apps: &AppTally) -> bool {
     let trim = |s: &str| s.trim().trim_end_matches('/').to_string();
     let servers: std::collections::HashSet<String> =
         clusters.iter().filter_map(|c| c.server.as_deref()).map(trim).collect();
-    let names: std::collections::HashSet<&str> = clusters.iter().filter_map(|c| c.name.as_deref()).collect();
-    apps.iter().filter_map(|a| a.destination()).all(|d| {
-        match (
-            d.server.as_deref().filter(|s| !s.trim().is_empty()),
-            d.name.as_deref().filter(|n| !n.is_empty()),
-        ) {
-            (Some(server), _) => servers.contains(&trim(server)),
-            (None, Some(name)) => names.contains(name),
-            (None, None) => true,
-        }
-    })
+    let names: std::collections::HashSet<&str> =
+        clusters.iter().filter_map(|c| c.name.as_deref()).map(str::trim).collect();
+    apps.by_server.keys().all(|s| servers.contains(&trim(s)))
+        && apps.by_name.keys().all(|n| names.contains(n.as_str()))
 }
 
 #[cfg(test)]
@@ -363,14 +430,17 @@ mod tests {
     fn destinations_missing_from_the_cluster_list_are_noticed() {
         let clusters: Vec<Cluster> =
             serde_json::from_str(r#"[{"server":"https://a.example.com","name":"a"}]"#).expect("clusters");
-        let apps = |json: &str| -> Vec<Application> { serde_json::from_str(json).expect("apps") };
+        let apps = |json: &str| -> AppTally {
+            let apps: Vec<crate::argocd::types::Application> = serde_json::from_str(json).expect("apps");
+            AppTally::from_apps(&apps)
+        };
         assert!(destinations_listed(
             &clusters,
             &apps(
                 r#"[{"spec":{"destination":{"server":"https://a.example.com/"}}},{"spec":{"destination":{"name":"a"}}}]"#
             )
         ));
-        assert!(destinations_listed(&clusters, &[]));
+        assert!(destinations_listed(&clusters, &AppTally::default()));
         assert!(!destinations_listed(
             &clusters,
             &apps(r#"[{"spec":{"destination":{"server":"https://b.example.com"}}}]"#)

@@ -15,6 +15,7 @@ pub mod error;
 pub mod jwt;
 pub mod projection;
 pub mod session;
+pub mod tally;
 pub mod tls;
 pub mod types;
 
@@ -25,8 +26,9 @@ use secrecy::SecretString;
 
 pub use client::Client;
 pub use error::{ArgoCdError, ErrorKind};
+use tally::AppTally;
 pub use tls::TlsSettings;
-use types::{Application, Cluster};
+use types::Cluster;
 
 /// Default cap on one response body (decompressed).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
@@ -62,7 +64,8 @@ pub struct ClientConfig {
 pub struct Snapshot {
     pub version: Option<String>,
     pub clusters: Vec<Cluster>,
-    pub applications: Vec<Application>,
+    /// The application list, folded per destination while it was read.
+    pub applications: AppTally,
     /// Answer of `can-i clusters get *`, asked only when the cluster list is empty or lacks
     /// a destination some application names.
     pub can_get_clusters: Option<bool>,

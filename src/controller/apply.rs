@@ -162,6 +162,7 @@ where
         patch["metadata"]["resourceVersion"] = rv.into();
     }
     api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    tracing::debug!(kind = K::kind(&()).as_ref(), name, "status written");
     Ok(())
 }
 

@@ -97,6 +97,35 @@ pub async fn load(
     Ok(Resolved { credentials, tls, secret_uid: secret.metadata.uid, fingerprint })
 }
 
+/// The versions of the Secrets `spec` references, as the opted-in Secrets' watch has them:
+/// it changes with every create, update, deletion or (un)labelling of any of them, which is
+/// what makes a change of the Secret check at once.
+pub fn version(
+    opted_in: &Store<PartialObjectMeta<Secret>>,
+    namespace: &str,
+    spec: &ArgoCdInstanceSpec,
+) -> String {
+    let of = |name: &str| {
+        opted_in.get(&ObjectRef::new(name).within(namespace)).map_or_else(
+            || format!("{name}:-"),
+            |s| {
+                let m = &s.metadata;
+                format!(
+                    "{name}:{}/{}",
+                    m.uid.as_deref().unwrap_or(""),
+                    m.resource_version.as_deref().unwrap_or("")
+                )
+            },
+        )
+    };
+    let mut v = of(&spec.credentials.secret_ref.name);
+    if let Some(ca) = spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+        v.push(';');
+        v.push_str(&of(&ca.name));
+    }
+    v
+}
+
 /// Reads a Secret, but only one labelled [`CREDENTIALS_LABEL`]. The label is checked on its
 /// metadata first (the opted-in Secrets are in `opted_in`, the metadata watch's store; one just
 /// labelled may not be there yet), so an unlabelled Secret's data is never fetched.

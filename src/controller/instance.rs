@@ -69,6 +69,11 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         refresh: instance.annotations().get(REFRESH_ANNOTATION).cloned(),
         suspended: instance.spec.suspend,
         fingerprint: resolved.as_ref().and_then(|r| r.as_ref().ok()).map(|r| r.fingerprint),
+        secrets: credentials::version(
+            &ctx.secrets,
+            key.namespace.as_deref().unwrap_or_default(),
+            &instance.spec,
+        ),
     };
 
     // 1. decide

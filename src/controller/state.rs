@@ -30,6 +30,8 @@ pub struct InstanceState {
     pub next_check: Option<Instant>,
     pub checked_generation: Option<i64>,
     pub handled_refresh: Option<String>,
+    /// The Secrets' versions at the last check: any change of them checks at once.
+    pub checked_secrets: Option<String>,
     /// The last check's login was refused: no login is tried again before `next_check`
     /// unless the credentials change (a spec change or a refresh does not hasten it).
     pub login_refused: bool,
@@ -62,6 +64,8 @@ pub struct Trigger {
     pub suspended: bool,
     /// Fingerprint of the credentials, URL and TLS settings; `None` when they could not be read.
     pub fingerprint: Option<u64>,
+    /// Versions of the referenced Secrets (see [`super::credentials::version`]).
+    pub secrets: String,
 }
 
 /// What this reconcile does.
@@ -87,7 +91,9 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
         _ => false,
     };
     let connect = t.fingerprint.is_some() && !client_matches;
-    // The Secret was deleted, emptied or unlabelled since the last check: say so at once.
+    // A referenced Secret was created, changed, deleted or (un)labelled since the last check.
+    let secrets_changed = state.checked_secrets.as_ref().is_some_and(|v| *v != t.secrets);
+    // The Secret became unreadable: say so at once, even to a refused login's wait.
     let credentials_lost = t.fingerprint.is_none() && state.client.is_some();
     let timer_due = state.next_check.is_none_or(|at| at <= now);
     if state.login_refused && !connect && !credentials_lost && !timer_due {
@@ -97,7 +103,8 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
         || state.checked_generation != t.generation
         || (t.refresh.is_some() && t.refresh != state.handled_refresh)
         || connect
-        || credentials_lost;
+        || credentials_lost
+        || secrets_changed;
     if due {
         Plan::Poll { connect, credentials_changed: connect && state.client.is_some() }
     } else {
@@ -116,6 +123,7 @@ impl InstanceState {
     ) -> Outcome {
         self.checked_generation = t.generation;
         self.handled_refresh = t.refresh.clone();
+        self.checked_secrets = Some(t.secrets.clone());
         match result {
             Ok(observed) => {
                 let observed = Arc::new(observed);
@@ -309,6 +317,9 @@ mod tests {
         assert_eq!(decide(&s, &deleted, soon), Plan::Recompute, "still gone: backing off");
         // Re-created with the very same token: connect and check at once.
         assert_eq!(decide(&s, &t, soon), Plan::Poll { connect: true, credentials_changed: false });
+        // Changed but still unusable (a wrong key): its new version checks at once too.
+        let wrong_key = Trigger { secrets: "argocd-readonly:u2/2".into(), ..deleted.clone() };
+        assert_eq!(decide(&s, &wrong_key, soon), Plan::Poll { connect: false, credentials_changed: false });
     }
 
     fn observed() -> Observed {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::url::normalize_url;
+use crate::argocd::tally::AppTally;
 use crate::argocd::types::{Application, Cluster};
 
 /// One destination cluster of an Argo CD.
@@ -48,6 +49,11 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 /// matching zero or several clusters, or a destination with both or neither of server and
 /// name, counts as unresolved.
 pub fn destinations(clusters: &[Cluster], apps: &[Application]) -> Destinations {
+    destinations_from(clusters, &AppTally::from_apps(apps))
+}
+
+/// [`destinations`] from the application list as the client folds it while decoding.
+pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations {
     let mut out = Destinations { cluster_list_empty: clusters.is_empty(), ..Default::default() };
     let mut by_name: HashMap<&str, Vec<String>> = HashMap::new();
     for c in clusters {
@@ -68,37 +74,33 @@ pub fn destinations(clusters: &[Cluster], apps: &[Application]) -> Destinations 
         entry.connection_state = entry.connection_state.take().or(c.connection_status().map(String::from));
     }
 
-    for app in apps {
-        out.applications += 1;
-        let dest = app.destination();
-        let server = dest.and_then(|d| non_empty(&d.server));
-        let name = dest.and_then(|d| non_empty(&d.name));
-        if server.is_some() || name.is_some() {
-            out.apps_name_destinations = true;
-        }
-        let url = match (server, name) {
-            (Some(server), None) => Some(normalize_url(server)),
-            (None, Some(name)) => match by_name.get(name).map(Vec::as_slice) {
-                Some([only]) => Some(only.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        match url {
-            Some(url) => {
-                let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
-                    url,
-                    name: None,
-                    connection_state: None,
-                    applications: 0,
-                    listed: false,
-                });
-                entry.applications += 1;
-            }
-            None => {
-                out.unresolved += 1;
+    out.applications = apps.total;
+    out.apps_name_destinations = apps.any_destination;
+    out.unresolved = apps.unaddressed;
+    out.unresolved_examples = apps.unaddressed_examples.clone();
+    let count = |out: &mut Destinations, url: String, n: u64| {
+        let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
+            url,
+            name: None,
+            connection_state: None,
+            applications: 0,
+            listed: false,
+        });
+        entry.applications += n;
+    };
+    for (server, n) in &apps.by_server {
+        count(&mut out, normalize_url(server), *n);
+    }
+    // Sorted, so the examples of unresolved names do not depend on hashing.
+    let mut names: Vec<(&String, &(u64, String))> = apps.by_name.iter().collect();
+    names.sort();
+    for (name, (n, first)) in names {
+        match by_name.get(name.as_str()).map(Vec::as_slice) {
+            Some([only]) => count(&mut out, only.clone(), *n),
+            _ => {
+                out.unresolved += n;
                 if out.unresolved_examples.len() < UNRESOLVED_EXAMPLES {
-                    out.unresolved_examples.push(app.key());
+                    out.unresolved_examples.push(first.clone());
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::destinations::{Destinations, destinations};
+use super::destinations::{Destinations, destinations_from};
 use super::linkage::{self, Linkage, MappingInput, MappingOutcome};
 use super::status::{self, InstanceUpdate, Observation};
 use super::url::normalize_url;
@@ -41,7 +41,7 @@ pub struct Observed {
 impl Observed {
     pub fn from_snapshot(s: Snapshot) -> Self {
         Observed {
-            destinations: destinations(&s.clusters, &s.applications),
+            destinations: destinations_from(&s.clusters, &s.applications),
             version: s.version,
             credentials_expire_at: s.credentials_expire_at,
             can_get_clusters: s.can_get_clusters,
@@ -240,6 +240,7 @@ mod tests {
     use crate::argocd::types::{Application, Cluster};
     use crate::crd::ConnectionState;
     use crate::fixtures;
+    use crate::model::destinations::destinations;
 
     /// Instance `platform/prod` at generation 2 (so observedGeneration is visibly copied).
     fn instance() -> ArgoCdInstance {

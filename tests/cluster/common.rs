@@ -156,6 +156,26 @@ impl Operator {
         panic!("argomap did not exit within 30 s of SIGTERM (log: {})", self.log.display());
     }
 
+    /// Whether the process is still running (it did not crash).
+    #[allow(dead_code, reason = "used by the fault matrix, which shares this file")]
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    #[allow(dead_code, reason = "used by the fault matrix, which shares this file")]
+    pub fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+
+    /// The log so far (to look only at what follows a point in the test).
+    #[allow(dead_code, reason = "used by the fault matrix, which shares this file")]
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// SIGKILL: the process dies without releasing anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

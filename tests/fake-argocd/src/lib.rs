@@ -151,6 +151,15 @@ pub enum Fault {
     /// 401 whose message repeats the request's `Authorization` header and body: a careless or
     /// hostile server reflecting the credentials it was sent.
     Echo,
+    /// 404 `text/plain` `404 page not found`: Go's default handler, what a base URL pointing
+    /// at another Go service (or a wrong path prefix behind a proxy) answers.
+    PlainNotFound,
+    /// 200 `application/json` whose complete body is not JSON of the expected shape.
+    InvalidJson,
+    /// 200 with a `Content-Length`, then the connection closes halfway through the body.
+    CutOff,
+    /// 200 `Content-Encoding: gzip`: a small body that inflates to at least this many bytes.
+    GzipBomb(usize),
 }
 
 /// A running fake Argo CD. Dropping it stops the server and closes its connections.

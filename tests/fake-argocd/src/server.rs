@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -231,6 +232,8 @@ async fn api(shared: &Shared, req: Request, rest: &str, ep: Endpoint) -> Respons
             resp
         }
         Some(Fault::Echo) => echo(req).await,
+        Some(Fault::CutOff) => cut_off(gateway(shared, req, rest, ep).await).await,
+        Some(Fault::GzipBomb(bytes)) => gzip_bomb(bytes),
         Some(other) => fault_response(shared, other, ep),
     }
 }
@@ -734,10 +737,21 @@ fn fault_response(shared: &Shared, fault: Fault, ep: Endpoint) -> Response {
                 .to_owned(),
         ),
         Fault::Oversized(min_bytes) => oversized(ep, min_bytes),
-        // Handled before routing; listed for completeness.
-        Fault::Latency(_) | Fault::SlowDrip(_) | Fault::Redirect { .. } | Fault::Echo => {
-            status_only(StatusCode::OK)
+        Fault::PlainNotFound => {
+            let mut resp = Response::new(Body::from("404 page not found\n"));
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            insert(&mut resp, header::CONTENT_TYPE, "text/plain; charset=utf-8");
+            insert(&mut resp, HeaderName::from_static("x-content-type-options"), "nosniff");
+            resp
         }
+        Fault::InvalidJson => json(StatusCode::OK, r#"{"metadata":{},"items":{"not":"a list"}}"#.to_owned()),
+        // Handled before routing; listed for completeness.
+        Fault::Latency(_)
+        | Fault::SlowDrip(_)
+        | Fault::Redirect { .. }
+        | Fault::Echo
+        | Fault::CutOff
+        | Fault::GzipBomb(_) => status_only(StatusCode::OK),
     }
 }
 
@@ -824,6 +838,78 @@ async fn drip(resp: Response, every: Duration) -> Response {
         }
     });
     Response::from_parts(parts, Body::new(ChannelBody(rx)))
+}
+
+/// The `CutOff` fault: the normal answer's headers with its full `Content-Length`, then half
+/// the body, then the connection closes.
+async fn cut_off(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    parts.extensions.insert(NoCompress);
+    if let Ok(len) = HeaderValue::from_str(&bytes.len().to_string()) {
+        parts.headers.insert(header::CONTENT_LENGTH, len);
+    }
+    let half = bytes.slice(..bytes.len() / 2);
+    let wait = Box::pin(tokio::time::sleep(Duration::from_millis(200)));
+    Response::from_parts(parts, Body::new(CutBody { half: Some(half), wait }))
+}
+
+/// Half a body, a pause (so it is on the wire), then an error: hyper closes the connection
+/// short of its Content-Length.
+struct CutBody {
+    half: Option<Bytes>,
+    wait: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(half) = self.half.take() {
+            return Poll::Ready(Some(Ok(Frame::data(half))));
+        }
+        self.wait.as_mut().poll(cx).map(|()| Some(Err(std::io::Error::other("cut off"))))
+    }
+}
+
+/// The `GzipBomb` fault: gzip of a list that is `{"items":[` and then spaces, at least
+/// `bytes` long once inflated, compressed as it is sent (about 1 KB per MB).
+fn gzip_bomb(bytes: usize) -> Response {
+    use std::io::Write;
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        struct Sink(mpsc::Sender<Bytes>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.blocking_send(Bytes::copy_from_slice(buf)).map_err(std::io::Error::other)?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut gz = flate2::write::GzEncoder::new(Sink(tx), flate2::Compression::best());
+        let spaces = vec![b' '; 1 << 20];
+        let _ = gz.write_all(br#"{"items":["#);
+        let mut written = 0;
+        while written < bytes {
+            if gz.write_all(&spaces).is_err() {
+                return; // the client hung up
+            }
+            written += spaces.len();
+        }
+        let _ = gz.write_all(b"]}");
+        let _ = gz.finish();
+    });
+    let mut resp = Response::new(Body::new(ChannelBody(rx)));
+    insert(&mut resp, header::CONTENT_TYPE, "application/json");
+    insert(&mut resp, header::CONTENT_ENCODING, "gzip");
+    resp.extensions_mut().insert(NoCompress);
+    resp
 }
 
 /// A body fed chunk by chunk: chunked transfer, no Content-Length, like a Go handler that

@@ -1,0 +1,213 @@
+//! The application list, folded while it is decoded: per destination (server URL or cluster
+//! name, as Argo CD sent it) the number of applications aimed at it. One application at a
+//! time exists in memory, so what a check holds follows the number of distinct destinations,
+//! never the number of applications or the size of the body.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+
+use super::types::{Application, Cluster};
+
+/// Distinct destinations (servers plus names) kept per list. A real Argo CD has at most a few
+/// thousand clusters; past this, applications aimed at further destinations are counted as
+/// unresolved, so a hostile list cannot grow the tally without bound.
+pub const MAX_DESTINATIONS: usize = 20_000;
+/// Clusters accepted in one cluster list, for the same reason: more fails the check.
+pub const MAX_CLUSTERS: usize = 20_000;
+/// Examples of unresolved applications kept (for the log).
+const EXAMPLES: usize = 5;
+
+/// What attribution needs of the application list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppTally {
+    /// Every application in the list.
+    pub total: u64,
+    /// Applications per `spec.destination.server` (trimmed, as sent).
+    pub by_server: HashMap<String, u64>,
+    /// Applications per `spec.destination.name` (trimmed), with the first one's `namespace/name`.
+    pub by_name: HashMap<String, (u64, String)>,
+    /// Applications with both or neither of server and name, or past [`MAX_DESTINATIONS`].
+    pub unaddressed: u64,
+    /// A few `namespace/name` of those.
+    pub unaddressed_examples: Vec<String>,
+    /// Whether any application names a destination at all.
+    pub any_destination: bool,
+}
+
+impl AppTally {
+    /// Adds one application.
+    pub fn add(&mut self, app: &Application) {
+        self.total += 1;
+        let dest = app.destination();
+        let trimmed =
+            |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let server = dest.and_then(|d| trimmed(&d.server));
+        let name = dest.and_then(|d| trimmed(&d.name));
+        if server.is_some() || name.is_some() {
+            self.any_destination = true;
+        }
+        let room = self.by_server.len() + self.by_name.len() < MAX_DESTINATIONS;
+        match (server, name) {
+            (Some(server), None) if room || self.by_server.contains_key(&server) => {
+                *self.by_server.entry(server).or_default() += 1
+            }
+            (None, Some(name)) if room || self.by_name.contains_key(&name) => {
+                self.by_name.entry(name).or_insert_with(|| (0, app.key())).0 += 1
+            }
+            _ => self.unaddressed(app.key()),
+        }
+    }
+
+    /// Counts an application whose destination cannot be told.
+    pub fn unaddressed(&mut self, key: String) {
+        self.unaddressed += 1;
+        if self.unaddressed_examples.len() < EXAMPLES {
+            self.unaddressed_examples.push(key);
+        }
+    }
+
+    pub fn from_apps<'a>(apps: impl IntoIterator<Item = &'a Application>) -> Self {
+        let mut t = AppTally::default();
+        for a in apps {
+            t.add(a);
+        }
+        t
+    }
+}
+
+/// `GET /api/v1/applications` (swagger `v1alpha1ApplicationList`), folded as it is read.
+/// `items` is `null` for an empty projected list on older servers.
+#[derive(Deserialize, Debug, Default)]
+pub struct TalliedApplications {
+    #[serde(default, deserialize_with = "tally_items")]
+    pub items: Option<AppTally>,
+}
+
+fn tally_items<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AppTally>, D::Error> {
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Option<AppTally>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of applications or null")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut tally = AppTally::default();
+            while let Some(app) = seq.next_element::<Application>()? {
+                tally.add(&app);
+            }
+            Ok(Some(tally))
+        }
+    }
+    d.deserialize_option(Items)
+}
+
+/// `GET /api/v1/clusters` (swagger `v1alpha1ClusterList`), at most [`MAX_CLUSTERS`] entries.
+#[derive(Deserialize, Debug, Default)]
+pub struct BoundedClusters {
+    #[serde(default, deserialize_with = "bounded_clusters")]
+    pub items: Option<Vec<Cluster>>,
+}
+
+fn bounded_clusters<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cluster>>, D::Error> {
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Option<Vec<Cluster>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of clusters or null")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(c) = seq.next_element::<Cluster>()? {
+                if out.len() == MAX_CLUSTERS {
+                    return Err(serde::de::Error::custom(format!(
+                        "the cluster list has more than {MAX_CLUSTERS} entries, more than argomap accepts"
+                    )));
+                }
+                out.push(c);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(Items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applications_fold_into_counts_per_destination() {
+        let l: TalliedApplications = serde_json::from_str(
+            r#"{"metadata":{},"items":[
+                {"metadata":{"name":"a","namespace":"argocd"},"spec":{"destination":{"server":" https://x "}}},
+                {"metadata":{"name":"b","namespace":"argocd"},"spec":{"destination":{"server":"https://x"}}},
+                {"metadata":{"name":"c","namespace":"argocd"},"spec":{"destination":{"name":"prod"}}},
+                {"metadata":{"name":"d","namespace":"argocd"},"spec":{"destination":{"server":"https://y","name":"y"}}},
+                {"metadata":{"name":"e","namespace":"argocd"},"spec":{}}
+            ]}"#,
+        )
+        .expect("decode");
+        let t = l.items.expect("items");
+        assert_eq!(t.total, 5);
+        assert_eq!(t.by_server.get("https://x"), Some(&2));
+        assert_eq!(t.by_name.get("prod"), Some(&(1, "argocd/c".to_string())));
+        assert_eq!(t.unaddressed, 2);
+        assert_eq!(t.unaddressed_examples, vec!["argocd/d", "argocd/e"]);
+        assert!(t.any_destination);
+        let empty: TalliedApplications = serde_json::from_str(r#"{"items":null}"#).expect("null");
+        assert!(empty.items.is_none());
+        let missing: TalliedApplications = serde_json::from_str(r#"{}"#).expect("missing");
+        assert!(missing.items.is_none());
+    }
+
+    #[test]
+    fn distinct_destinations_are_bounded() {
+        let mut t = AppTally::default();
+        let app = |server: String| Application {
+            spec: Some(crate::argocd::types::AppSpec {
+                destination: Some(crate::argocd::types::Destination { server: Some(server), name: None }),
+            }),
+            metadata: None,
+        };
+        for i in 0..MAX_DESTINATIONS + 10 {
+            t.add(&app(format!("https://c{i}")));
+        }
+        t.add(&app("https://c0".into()));
+        assert_eq!(t.by_server.len(), MAX_DESTINATIONS);
+        assert_eq!(t.unaddressed, 10, "past the bound, counted as unresolved");
+        assert_eq!(t.by_server["https://c0"], 2, "a known destination still counts");
+        assert_eq!(t.total, MAX_DESTINATIONS as u64 + 11);
+    }
+
+    #[test]
+    fn a_cluster_list_past_the_bound_is_refused() {
+        let items: Vec<String> =
+            (0..=MAX_CLUSTERS).map(|i| format!(r#"{{"server":"https://c{i}"}}"#)).collect();
+        let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
+        let err = serde_json::from_str::<BoundedClusters>(&body).expect_err("too many");
+        assert!(err.to_string().contains("more than 20000"), "{err}");
+        let ok: BoundedClusters = serde_json::from_str(r#"{"items":[{"server":"https://a"}]}"#).expect("one");
+        assert_eq!(ok.items.map(|v| v.len()), Some(1));
+    }
+}
