@@ -17,6 +17,11 @@ use super::types::{Application, Cluster};
 pub const MAX_DESTINATIONS: usize = 20_000;
 /// Clusters accepted in one cluster list, for the same reason: more fails the check.
 pub const MAX_CLUSTERS: usize = 20_000;
+/// Bytes of text (URLs, names, states) kept from one list. Counts alone do not bound memory:
+/// one entry's strings are as long as the body allows. With both lists at this budget, what
+/// one check holds stays in the tens of MiB whatever Argo CD sends, which is what the chart's
+/// memory limit is sized from (README, "Memory").
+pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
 /// Examples of unresolved applications kept (for the log).
 const EXAMPLES: usize = 5;
 
@@ -35,6 +40,8 @@ pub struct AppTally {
     pub unaddressed_examples: Vec<String>,
     /// Whether any application names a destination at all.
     pub any_destination: bool,
+    /// Bytes of the keys and examples kept (bounded by [`MAX_KEPT_BYTES`]).
+    pub kept_bytes: usize,
 }
 
 impl AppTally {
@@ -49,13 +56,32 @@ impl AppTally {
         if server.is_some() || name.is_some() {
             self.any_destination = true;
         }
-        let room = self.by_server.len() + self.by_name.len() < MAX_DESTINATIONS;
+        let room = |t: &Self, bytes: usize| {
+            t.by_server.len() + t.by_name.len() < MAX_DESTINATIONS && t.kept_bytes + bytes <= MAX_KEPT_BYTES
+        };
         match (server, name) {
-            (Some(server), None) if room || self.by_server.contains_key(&server) => {
-                *self.by_server.entry(server).or_default() += 1
+            (Some(server), None) => {
+                if let Some(n) = self.by_server.get_mut(&server) {
+                    *n += 1;
+                } else if room(self, server.len()) {
+                    self.kept_bytes += server.len();
+                    self.by_server.insert(server, 1);
+                } else {
+                    self.unaddressed(app.key());
+                }
             }
-            (None, Some(name)) if room || self.by_name.contains_key(&name) => {
-                self.by_name.entry(name).or_insert_with(|| (0, app.key())).0 += 1
+            (None, Some(name)) => {
+                if let Some((n, _)) = self.by_name.get_mut(&name) {
+                    *n += 1;
+                    return;
+                }
+                let first = app.key();
+                if room(self, name.len() + first.len()) {
+                    self.kept_bytes += name.len() + first.len();
+                    self.by_name.insert(name, (1, first));
+                } else {
+                    self.unaddressed(first);
+                }
             }
             _ => self.unaddressed(app.key()),
         }
@@ -65,7 +91,8 @@ impl AppTally {
     pub fn unaddressed(&mut self, key: String) {
         self.unaddressed += 1;
         if self.unaddressed_examples.len() < EXAMPLES {
-            self.unaddressed_examples.push(key);
+            // Examples are for a log line: a hostile name is cut short.
+            self.unaddressed_examples.push(crate::text::cap(&key));
         }
     }
 
@@ -138,10 +165,13 @@ fn bounded_clusters<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cluste
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
+            let mut kept = 0usize;
             while let Some(c) = seq.next_element::<Cluster>()? {
-                if out.len() == MAX_CLUSTERS {
+                kept += text_bytes(&c);
+                if out.len() == MAX_CLUSTERS || kept > MAX_KEPT_BYTES {
                     return Err(serde::de::Error::custom(format!(
-                        "the cluster list has more than {MAX_CLUSTERS} entries, more than argomap accepts"
+                        "the cluster list is larger than argomap accepts (at most {MAX_CLUSTERS} clusters and {} MiB of names and URLs)",
+                        MAX_KEPT_BYTES >> 20
                     )));
                 }
                 out.push(c);
@@ -150,6 +180,16 @@ fn bounded_clusters<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cluste
         }
     }
     d.deserialize_option(Items)
+}
+
+/// The bytes of text one cluster keeps.
+fn text_bytes(c: &Cluster) -> usize {
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let state = |s: &Option<super::types::ConnectionState>| s.as_ref().map_or(0, |s| len(&s.status));
+    len(&c.server)
+        + len(&c.name)
+        + state(&c.connection_state)
+        + c.info.as_ref().map_or(0, |i| state(&i.connection_state))
 }
 
 #[cfg(test)]
@@ -198,6 +238,16 @@ mod tests {
         assert_eq!(t.unaddressed, 10, "past the bound, counted as unresolved");
         assert_eq!(t.by_server["https://c0"], 2, "a known destination still counts");
         assert_eq!(t.total, MAX_DESTINATIONS as u64 + 11);
+        // Long keys: the byte budget runs out first.
+        let mut t = AppTally::default();
+        let long = "y".repeat(1 << 20);
+        for i in 0..10 {
+            t.add(&app(format!("https://{i}.{long}")));
+        }
+        assert_eq!(t.by_server.len(), 7, "seven keys of just over 1 MiB fit in 8 MiB");
+        assert_eq!(t.unaddressed, 3);
+        assert!(t.kept_bytes <= MAX_KEPT_BYTES);
+        assert!(t.unaddressed_examples.iter().all(|e| e.len() <= crate::text::MESSAGE_CAP));
     }
 
     #[test]
@@ -206,7 +256,12 @@ mod tests {
             (0..=MAX_CLUSTERS).map(|i| format!(r#"{{"server":"https://c{i}"}}"#)).collect();
         let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
         let err = serde_json::from_str::<BoundedClusters>(&body).expect_err("too many");
-        assert!(err.to_string().contains("more than 20000"), "{err}");
+        assert!(err.to_string().contains("at most 20000 clusters"), "{err}");
+        // Few clusters, but with URLs long enough to hold more than the budget.
+        let long = "x".repeat(1 << 20);
+        let items: Vec<String> = (0..9).map(|i| format!(r#"{{"server":"https://{i}.{long}"}}"#)).collect();
+        let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
+        assert!(serde_json::from_str::<BoundedClusters>(&body).is_err(), "9 MiB of URLs");
         let ok: BoundedClusters = serde_json::from_str(r#"{"items":[{"server":"https://a"}]}"#).expect("one");
         assert_eq!(ok.items.map(|v| v.len()), Some(1));
     }

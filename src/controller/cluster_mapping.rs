@@ -26,6 +26,9 @@ pub async fn reconcile(mapping: Arc<ClusterMapping>, ctx: Arc<Context>) -> Resul
     result
 }
 
+/// The longest wait between retries of a failing mapping reconcile.
+const MAPPING_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn retry_key(m: &ClusterMapping) -> String {
     format!("clustermapping/{}/{}", m.namespace().unwrap_or_default(), m.name_any())
 }
@@ -49,7 +52,7 @@ pub fn error_policy(mapping: Arc<ClusterMapping>, err: &Error, ctx: Arc<Context>
         return Action::requeue(STANDBY_RECHECK);
     }
     ctx.metrics.reconcile_failed("clustermapping", err.category());
-    let wait = ctx.retries.failed(retry_key(&mapping));
+    let wait = ctx.retries.failed(retry_key(&mapping), MAPPING_RETRY_CAP);
     tracing::warn!(namespace = mapping.namespace().unwrap_or_default(), mapping = %mapping.name_any(), error = %err, category = err.category(), retry_in = ?wait, "mapping reconcile failed");
     Action::requeue(wait)
 }

@@ -29,20 +29,18 @@ impl Error {
 }
 
 /// Failed reconciles in a row, per object, so that a failing Kubernetes API is asked less
-/// and less often (5 s doubling up to [`MAX_RETRY`]) instead of every 5 s forever.
+/// and less often (5 s doubling up to a cap) instead of every 5 s forever.
 #[derive(Default)]
 pub struct Retries(Mutex<HashMap<String, u32>>);
 
-/// The longest wait between retries of a failing reconcile.
-pub const MAX_RETRY: Duration = Duration::from_secs(300);
-
 impl Retries {
-    /// Counts one more failure of `key`; returns the wait before the next try.
-    pub fn failed(&self, key: String) -> Duration {
+    /// Counts one more failure of `key`; returns the wait before the next try, at most `cap`
+    /// (an instance's interval: once the API is back, its reconcile resumes within one).
+    pub fn failed(&self, key: String, cap: Duration) -> Duration {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(key).or_default();
         *n = n.saturating_add(1);
-        super::state::backoff(*n, MAX_RETRY)
+        super::state::backoff(*n, cap)
     }
 
     /// Forgets the failures of `key` (it succeeded, or is gone).
@@ -58,10 +56,12 @@ mod tests {
     #[test]
     fn retries_back_off_per_object_and_reset_on_success() {
         let r = Retries::default();
-        let waits: Vec<u64> = (0..8).map(|_| r.failed("a".into()).as_secs()).collect();
+        let cap = Duration::from_secs(300);
+        let waits: Vec<u64> = (0..8).map(|_| r.failed("a".into(), cap).as_secs()).collect();
         assert_eq!(waits, vec![5, 10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(r.failed("b".into()).as_secs(), 5, "another object has its own count");
+        assert_eq!(r.failed("b".into(), cap).as_secs(), 5, "another object has its own count");
+        assert_eq!(r.failed("b".into(), Duration::from_secs(10)).as_secs(), 10, "capped");
         r.succeeded("a");
-        assert_eq!(r.failed("a".into()).as_secs(), 5);
+        assert_eq!(r.failed("a".into(), cap).as_secs(), 5);
     }
 }

@@ -48,7 +48,7 @@ pub fn error_policy(instance: Arc<ArgoCdInstance>, err: &Error, ctx: Arc<Context
         return Action::requeue(STANDBY_RECHECK);
     }
     ctx.metrics.reconcile_failed("argocdinstance", err.category());
-    let wait = ctx.retries.failed(retry_key(&instance));
+    let wait = ctx.retries.failed(retry_key(&instance), instance.spec.interval_duration());
     tracing::warn!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), error = %err, category = err.category(), retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
 }

@@ -40,11 +40,12 @@ const APPS_ONLY: &str = "https://apps-only.example.com";
 const CONTRACT: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qovery-argocd-mapping-openapi.yaml"));
 
-/// Every metric family of DESIGN.md ("Metrics").
-const FAMILIES: [&str; 12] = [
+/// Every metric family of DESIGN.md ("Metrics"), and the data age the faults issue added.
+const FAMILIES: [&str; 13] = [
     "argomap_instance_up",
     "argomap_instance_last_check_timestamp_seconds",
     "argomap_instance_last_success_timestamp_seconds",
+    "argomap_instance_data_age_seconds",
     "argomap_destinations",
     "argomap_orphaned_mappings",
     "argomap_destination_applications",
@@ -432,6 +433,7 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         ("argomap_instance_up", inst.to_vec()),
         ("argomap_instance_last_check_timestamp_seconds", inst.to_vec()),
         ("argomap_instance_last_success_timestamp_seconds", inst.to_vec()),
+        ("argomap_instance_data_age_seconds", inst.to_vec()),
         ("argomap_destinations", vec!["namespace", "instance", "state"]),
         ("argomap_orphaned_mappings", inst.to_vec()),
         ("argomap_destination_applications", vec!["namespace", "instance", "destination", "linked"]),
@@ -529,6 +531,9 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     assert_eq!(last_check, last_success);
     assert!((last_success - now_secs() as f64).abs() < 120.0, "last success {last_success}");
     assert!(m.value("argomap_instance_last_success_timestamp_seconds", &down).is_none());
+    let age = v("argomap_instance_data_age_seconds", &[]);
+    assert!((0.0..120.0).contains(&age), "data age {age}");
+    assert!(m.value("argomap_instance_data_age_seconds", &down).is_none(), "no data, no age");
     assert!(m.value("argomap_instance_last_check_timestamp_seconds", &down).is_some());
     assert!(
         m.value("argomap_credentials_expiry_timestamp_seconds", &down).is_none(),

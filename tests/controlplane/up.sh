@@ -114,6 +114,8 @@ CSV
 start() {
   local name="$1" i
   shift
+  # The exact command line, so restart.sh can bring the process back as it was.
+  printf '%s\0' "$@" >"$cp_state/$name.cmd"
   # shellcheck disable=SC2016
   setsid bash -c 'trap "" HUP; echo $$ >"$0"; exec "$@"' "$cp_state/$name.pid" "$@" \
     >"$cp_state/$name.log" 2>&1 </dev/null &

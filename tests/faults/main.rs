@@ -29,6 +29,9 @@ const ONE_INTERVAL: Duration = Duration::from_secs(18);
 /// "At once": no timer involved, only watches and one check.
 const AT_ONCE: Duration = Duration::from_secs(6);
 const MAPPED: &str = "https://10.0.0.1:6443";
+/// The longest wait between two attempts of a failing watch (argomap's watch backoff, +20%
+/// jitter).
+const WATCH_BACKOFF: Duration = Duration::from_secs(12);
 
 fn instance(name: &str, url: &str, interval: &str, timeout: &str) -> serde_json::Value {
     let mut i = instance_json(name, url, interval);
@@ -411,4 +414,111 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_after_it_thaws() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(holder().await, "replica-b");
+}
+
+/// A control plane of this test's own (its processes are stopped and started here, which
+/// would break every other test on the shared one); stopped when dropped.
+struct OwnControlPlane {
+    dir: std::path::PathBuf,
+}
+
+impl OwnControlPlane {
+    fn start() -> OwnControlPlane {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/faults-controlplane");
+        let cp = OwnControlPlane { dir };
+        cp.script("up.sh", &[]);
+        cp
+    }
+
+    fn script(&self, name: &str, args: &[&str]) {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane").join(name);
+        let status = std::process::Command::new("bash")
+            .arg(&path)
+            .args(args)
+            .env("ARGOMAP_CONTROLPLANE_DIR", &self.dir)
+            .status()
+            .expect("run a control-plane script");
+        assert!(status.success(), "{name} {args:?} failed");
+    }
+
+    fn kubeconfig(&self) -> std::path::PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    async fn client(&self) -> Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+        Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane/down.sh"))
+            .env("ARGOMAP_CONTROLPLANE_DIR", &self.dir)
+            .status();
+    }
+}
+
+/// kube-apiserver stopped for 30 s and started again, then etcd restarted: argomap keeps
+/// running, its watches resume (a mapping created afterwards is linked), checks go on, and no
+/// event is repeated.
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_apiserver_down_30s_and_etcd_restarted() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cp = OwnControlPlane::start();
+    let client = cp.client().await;
+    let ns = namespace(&client, "f-kube").await;
+    let (argocd, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", MAPPED)).await;
+    create_instance(&client, &ns, instance("prod", &argocd.url(), INTERVAL, TIMEOUT)).await;
+    let kubeconfig = cp.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().expect("path");
+    let mut op = Operator::start_env(&ns, &[], &[("KUBECONFIG", kubeconfig)]);
+    instance_where(&client, &ns, "prod", Duration::from_secs(30), "connected", connected).await;
+    mapping_where(&client, &ns, "prod-eks", "Linked", AT_ONCE).await;
+    let events = || async {
+        let api = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns);
+        let list = api.list(&Default::default()).await.expect("events");
+        let mut reasons: Vec<String> = list.items.into_iter().filter_map(|e| e.reason).collect();
+        reasons.sort();
+        reasons
+    };
+    let before = events().await;
+
+    cp.script("restart.sh", &["stop", "kube-apiserver"]);
+    // The fault itself lasts 30 s; nothing is synchronised on this wait.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(op.is_running(), "argomap survived 30 s without an API server");
+    let checks = argocd.requests(Endpoint::Clusters);
+    cp.script("restart.sh", &["start", "kube-apiserver"]);
+    assert!(argocd.requests(Endpoint::Clusters) >= checks);
+    create_mapping(&client, &ns, mapping_json("old", "prod", "https://old.example.com")).await;
+    // A watch that lost its connection lists afresh at its next attempt (a restarted API
+    // server would answer a resumed one with 410 only once its watch cache is ready: a minute
+    // and more). Then the mapping is linked from the last check.
+    let back = std::time::Instant::now();
+    mapping_where(&client, &ns, "old", "Linked", WATCH_BACKOFF + ONE_INTERVAL).await;
+    eprintln!("a mapping created after the API server came back was linked in {:?}", back.elapsed());
+
+    cp.script("restart.sh", &["stop", "etcd"]);
+    cp.script("restart.sh", &["start", "etcd"]);
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    let checked = |i: &ArgoCdInstance| {
+        i.status.as_ref().and_then(|s| s.connection.as_ref()).and_then(|c| c.last_checked_at.clone())
+    };
+    let after_etcd = checked(&api.get("prod").await.expect("prod"));
+    instance_where(&client, &ns, "prod", ONE_INTERVAL * 2, "checked after the etcd restart", |i| {
+        connected(i) && checked(i) > after_etcd
+    })
+    .await;
+    assert!(op.is_running());
+    let after = events().await;
+    let new: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(before.iter().filter(|r| *r == "Connected").count(), 1);
+    assert_eq!(after.iter().filter(|r| *r == "Connected").count(), 1, "no duplicate events: {after:?}");
+    assert!(new.iter().all(|r| *r != "ConnectionFailed"), "no failure was reported: {new:?}");
 }
