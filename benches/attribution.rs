@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use argomap::argocd::types::{ApplicationList, ClusterList};
+use argomap::argocd::tally::{BoundedClusters, TalliedApplications};
 use argomap::crd::{CloudProvider, KnownCluster, KubernetesType};
 use argomap::model::destinations;
 use argomap::model::linkage::{self, MappingInput};
@@ -64,12 +64,15 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(APPS as u64));
     group.bench_function("decode_and_attribute_10k_apps_500_destinations", |b| {
         b.iter(|| {
-            let clusters: ClusterList =
+            // The client's types: the cluster list bounded, the application list folded per
+            // destination while it is decoded.
+            let clusters: BoundedClusters =
                 serde_json::from_slice(black_box(&clusters_body)).expect("decode clusters");
-            let apps: ApplicationList = serde_json::from_slice(black_box(&apps_body)).expect("decode apps");
-            let d = destinations::destinations(
+            let apps: TalliedApplications =
+                serde_json::from_slice(black_box(&apps_body)).expect("decode apps");
+            let d = destinations::destinations_from(
                 clusters.items.as_deref().unwrap_or_default(),
-                apps.items.as_deref().unwrap_or_default(),
+                &apps.items.unwrap_or_default(),
             );
             black_box(linkage::link(&d, &mappings, &cluster, false))
         })

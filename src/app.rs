@@ -156,7 +156,12 @@ pub const KUBE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The client for requests (under [`KUBE_CALL_TIMEOUT`]) and the client for watches.
 async fn kube_clients() -> Result<(kube::Client, kube::Client), String> {
     let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
-    let watch = kube::Client::try_from(config.clone()).map_err(|e| e.to_string())?;
+    let mut watches = config.clone();
+    // A request on a connection that died with its server can hang forever without a read
+    // timeout; watches are ended by the server after WATCH_SECONDS, so this never cuts one.
+    watches.connect_timeout = Some(KUBE_CALL_TIMEOUT);
+    watches.read_timeout = Some(Duration::from_secs(u64::from(controller::WATCH_SECONDS) + 15));
+    let watch = kube::Client::try_from(watches).map_err(|e| e.to_string())?;
     let mut calls = config;
     calls.connect_timeout = Some(KUBE_CALL_TIMEOUT);
     calls.read_timeout = Some(KUBE_CALL_TIMEOUT);

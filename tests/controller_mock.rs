@@ -490,3 +490,32 @@ async fn a_forbidden_secret_is_a_reason_in_status_not_a_silent_retry() {
     );
     assert_eq!(argocd.requests(Endpoint::Clusters), 0);
 }
+
+#[tokio::test]
+async fn a_409_on_the_status_write_is_retried_without_asking_argocd_again() {
+    let (argocd, token) = fake().await;
+    let Harness { ctx, mut handle, .. } = harness();
+    let inst = instance(&argocd.url());
+    let t = token.clone();
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
+        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+            "reason": "Conflict", "message": "Operation cannot be fulfilled on argocdinstances.argomap.io \"prod\": the object has been modified"});
+        answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::CONFLICT, conflict).await;
+        handle
+    });
+    let err = within(controller::reconcile_instance(&inst, &ctx)).await.expect_err("the write failed");
+    assert_eq!(err.category(), "KubeError");
+    let mut handle = verifier.await.expect("verifier");
+    // The retry writes what the check found; Argo CD is not asked again (nothing is due).
+    let verifier = tokio::spawn(async move {
+        answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+        let _ = events(&mut handle, 2).await;
+        patch
+    });
+    within(controller::reconcile_instance(&inst, &ctx)).await.expect("the retry");
+    let patch = verifier.await.expect("verifier");
+    assert_eq!(patch["status"]["connection"]["status"], "connected");
+    assert_eq!(argocd.requests(Endpoint::Clusters), 1, "one check for both writes");
+}

@@ -63,7 +63,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     let all_mappings = ctx.mappings.state();
     let mappings = evaluate::mappings_of(instance, all_mappings.iter().map(|m| m.as_ref()));
     let interval = instance.spec.interval_duration();
-    let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await) };
+    let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await?) };
     let trigger = Trigger {
         generation: instance.metadata.generation,
         refresh: instance.annotations().get(REFRESH_ANNOTATION).cloned(),
@@ -147,12 +147,25 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
 }
 
-/// The credentials Secret (and CA). Every failure, a Kubernetes API error included (403 on
-/// the Secret, 5xx, a timeout), is the check's result: it shows in status and backs off.
-async fn read_credentials(instance: &ArgoCdInstance, ctx: &Context) -> Result<Resolved, CredentialsError> {
+/// The credentials Secret (and CA). A missing Secret or key, and the API refusing argomap the
+/// Secret (401, 403: its RBAC), are the check's result, shown in status. An API that fails or
+/// does not answer fails the reconcile instead (retried with backoff): a status could not be
+/// written then anyway, and the last check's result is still the truth about Argo CD.
+async fn read_credentials(
+    instance: &ArgoCdInstance,
+    ctx: &Context,
+) -> Result<Result<Resolved, CredentialsError>, Error> {
     let ns = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await
+    match credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await {
+        Err(CredentialsError::Kube { source: kube::Error::Api(s), name })
+            if s.code == 401 || s.code == 403 =>
+        {
+            Ok(Err(CredentialsError::Kube { source: kube::Error::Api(s), name }))
+        }
+        Err(CredentialsError::Kube { source, .. }) => Err(Error::Kube(source)),
+        other => Ok(other),
+    }
 }
 
 /// Polls Argo CD, first building a client when `connect` says the settings changed. No lock

@@ -177,7 +177,9 @@ pub async fn run(
     synced: Arc<Synced>,
     shutdown: Shutdown,
 ) {
-    let wc = watcher::Config::default();
+    // The server ends every watch after WATCH_SECONDS, so the watch client's read timeout
+    // (crate::app) can never cut a healthy idle watch, and no request hangs forever.
+    let wc = watcher::Config::default().timeout(WATCH_SECONDS);
     let instances: Api<ArgoCdInstance> = api(&watch_client, &settings.namespace);
     let mappings: Api<ClusterMapping> = api(&watch_client, &settings.namespace);
     // Secrets as metadata only, and only those opted in by label: argomap reads a Secret's
@@ -228,10 +230,19 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(trigger_key, Default::default());
 
+    // A (re)list of mappings re-evaluates every instance once the store holds the new list: its
+    // InitApply events arrive before the store swaps to it, and a mapping deleted during a
+    // watch gap sends no event at all.
+    let (relisted_tx, relisted) = futures::channel::mpsc::unbounded::<()>();
     let mapping_stream = watch(mappings.clone(), wc.clone())
         .backoff(watch_backoff())
         .reflect(writers.mappings)
         .inspect_ok(on_init_done(&synced, Watch::Mappings))
+        .inspect_ok(move |event| {
+            if matches!(event, Event::InitDone) {
+                let _ = relisted_tx.unbounded_send(());
+            }
+        })
         .touched_objects();
     let secret_reader = writers.secrets.as_reader();
     let secret_stream = watch(secrets, wc.clone().labels(CREDENTIALS_SELECTOR))
@@ -275,6 +286,7 @@ pub async fn run(
                 .map(|i| ObjectRef::from_obj(i.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_all_on(relisted)
         .graceful_shutdown_on(shutdown.clone().wait())
         .run(instance::reconcile, instance::error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -351,6 +363,9 @@ where
         }
     })
 }
+
+/// How long the API server keeps one watch open before argomap watches again from where it was.
+pub const WATCH_SECONDS: u32 = 50;
 
 /// How a failed watch is retried: 0.8 s doubling up to 10 s, with jitter, back to 0.8 s after a
 /// minute without failure. kube-runtime's default (client-go's) goes up to 30 s and keeps that

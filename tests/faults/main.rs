@@ -501,7 +501,7 @@ async fn kube_apiserver_down_30s_and_etcd_restarted() {
     // server would answer a resumed one with 410 only once its watch cache is ready: a minute
     // and more). Then the mapping is linked from the last check.
     let back = std::time::Instant::now();
-    mapping_where(&client, &ns, "old", "Linked", WATCH_BACKOFF + ONE_INTERVAL).await;
+    mapping_where(&client, &ns, "old", "Linked", WATCH_BACKOFF * 2 + ONE_INTERVAL).await;
     eprintln!("a mapping created after the API server came back was linked in {:?}", back.elapsed());
 
     cp.script("restart.sh", &["stop", "etcd"]);
