@@ -57,7 +57,9 @@ cluster-test: tools controlplane-up
 ## against the real apiserver. Its tests mostly wait on timers, so more run at once.
 fault-test: tools controlplane-up
 	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
-	$(CARGO) test --locked --all-features --test faults -- --test-threads 6
+	rc=0; $(CARGO) test --locked --all-features --test faults -- --test-threads 6 || rc=$$?; \
+	ARGOMAP_CONTROLPLANE_DIR="$(CURDIR)/target/faults-controlplane" bash tests/controlplane/down.sh >/dev/null 2>&1; \
+	exit $$rc
 
 ## The first thing to run: a control plane, two fake Argo CDs, sample manifests and argomap.
 demo:

@@ -54,6 +54,11 @@ fn secret(token: &str) -> Value {
     })
 }
 
+/// A Kubernetes API error body.
+fn api_error(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
+}
+
 fn not_found(what: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
            "message": format!("{what} not found")})
@@ -444,8 +449,7 @@ async fn a_status_refused_as_too_large_is_replaced_by_a_minimal_one() {
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
         // What kube-apiserver answers when etcd refuses the object.
-        let refused = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
-            "reason": "InternalError", "message": "etcdserver: request is too large"});
+        let refused = api_error(500, "InternalError", "etcdserver: request is too large");
         let full =
             answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::INTERNAL_SERVER_ERROR, refused).await;
         let minimal = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
@@ -472,8 +476,11 @@ async fn a_forbidden_secret_is_a_reason_in_status_not_a_silent_retry() {
     let Harness { ctx, mut handle, .. } = harness();
     let inst = instance(&argocd.url());
     let verifier = tokio::spawn(async move {
-        let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
-            "reason": "Forbidden", "message": "secrets \"argocd-readonly\" is forbidden: User \"system:serviceaccount:argomap:argomap\" cannot get resource \"secrets\""});
+        let forbidden = api_error(
+            403,
+            "Forbidden",
+            "secrets \"argocd-readonly\" is forbidden: User \"system:serviceaccount:argomap:argomap\" cannot get resource \"secrets\"",
+        );
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::FORBIDDEN, forbidden).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let _ = events(&mut handle, 1).await;
@@ -499,8 +506,11 @@ async fn a_409_on_the_status_write_is_retried_without_asking_argocd_again() {
     let t = token.clone();
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
-        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
-            "reason": "Conflict", "message": "Operation cannot be fulfilled on argocdinstances.argomap.io \"prod\": the object has been modified"});
+        let conflict = api_error(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled on argocdinstances.argomap.io \"prod\": the object has been modified",
+        );
         answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::CONFLICT, conflict).await;
         handle
     });

@@ -115,11 +115,32 @@ pub struct TalliedApplications {
 }
 
 fn tally_items<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AppTally>, D::Error> {
-    struct Items;
-    impl<'de> Visitor<'de> for Items {
-        type Value = Option<AppTally>;
+    fold_list(d, "a list of applications or null", |tally: &mut AppTally, app: Application| {
+        tally.add(&app);
+        Ok(())
+    })
+}
+
+/// A list that may be `null`, folded into `Acc` one element at a time by `add`, which may
+/// refuse it; no element outlives its turn.
+fn fold_list<'de, D, T, Acc>(
+    d: D,
+    expecting: &'static str,
+    add: fn(&mut Acc, T) -> Result<(), String>,
+) -> Result<Option<Acc>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    Acc: Default,
+{
+    struct List<T, Acc> {
+        expecting: &'static str,
+        add: fn(&mut Acc, T) -> Result<(), String>,
+    }
+    impl<'de, T: Deserialize<'de>, Acc: Default> Visitor<'de> for List<T, Acc> {
+        type Value = Option<Acc>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of applications or null")
+            f.write_str(self.expecting)
         }
         fn visit_unit<E>(self) -> Result<Self::Value, E> {
             Ok(None)
@@ -131,14 +152,14 @@ fn tally_items<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AppTally>, D::E
             d.deserialize_any(self)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut tally = AppTally::default();
-            while let Some(app) = seq.next_element::<Application>()? {
-                tally.add(&app);
+            let mut acc = Acc::default();
+            while let Some(item) = seq.next_element::<T>()? {
+                (self.add)(&mut acc, item).map_err(serde::de::Error::custom)?;
             }
-            Ok(Some(tally))
+            Ok(Some(acc))
         }
     }
-    d.deserialize_option(Items)
+    d.deserialize_option(List { expecting, add })
 }
 
 /// `GET /api/v1/clusters` (swagger `v1alpha1ClusterList`), at most [`MAX_CLUSTERS`] entries.
@@ -149,38 +170,18 @@ pub struct BoundedClusters {
 }
 
 fn bounded_clusters<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cluster>>, D::Error> {
-    struct Items;
-    impl<'de> Visitor<'de> for Items {
-        type Value = Option<Vec<Cluster>>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of clusters or null")
+    let add = |(out, kept): &mut (Vec<Cluster>, usize), c: Cluster| {
+        *kept += text_bytes(&c);
+        if out.len() == MAX_CLUSTERS || *kept > MAX_KEPT_BYTES {
+            return Err(format!(
+                "the cluster list is larger than argomap accepts (at most {MAX_CLUSTERS} clusters and {} MiB of names and URLs)",
+                MAX_KEPT_BYTES >> 20
+            ));
         }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            let mut kept = 0usize;
-            while let Some(c) = seq.next_element::<Cluster>()? {
-                kept += text_bytes(&c);
-                if out.len() == MAX_CLUSTERS || kept > MAX_KEPT_BYTES {
-                    return Err(serde::de::Error::custom(format!(
-                        "the cluster list is larger than argomap accepts (at most {MAX_CLUSTERS} clusters and {} MiB of names and URLs)",
-                        MAX_KEPT_BYTES >> 20
-                    )));
-                }
-                out.push(c);
-            }
-            Ok(Some(out))
-        }
-    }
-    d.deserialize_option(Items)
+        out.push(c);
+        Ok(())
+    };
+    Ok(fold_list(d, "a list of clusters or null", add)?.map(|(out, _)| out))
 }
 
 /// The bytes of text one cluster keeps.
