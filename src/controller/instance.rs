@@ -23,7 +23,8 @@ use super::{Context, Error, STANDBY_RECHECK, apply};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
-use crate::model::status::{self, to_second};
+use crate::model::staleness;
+use crate::model::status::to_second;
 
 /// The controller's entry: only the leader works, and only once every watch has synced.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -134,7 +135,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     let now = to_second(Timestamp::now());
     let mut eval = evaluate(instance, &mappings, &outcome, refresh_handled, now);
     // Recomputed from an old check (a mapping changed while checks fail to finish).
-    status::mark_stale(&mut eval.instance, ctx.settings.stale_after(instance), now);
+    staleness::mark_stale(&mut eval.instance, ctx.settings.stale_after(instance), now);
 
     // 4. apply
     let credentials_changed = matches!(plan, Plan::Poll { credentials_changed: true, .. });

@@ -12,7 +12,8 @@ use kube::runtime::reflector::Store;
 
 use super::{Context, apply};
 use crate::crd::ArgoCdInstance;
-use crate::model::status::{self, to_second};
+use crate::model::staleness;
+use crate::model::status::to_second;
 use crate::shutdown::Shutdown;
 
 /// How often the statuses are looked at.
@@ -34,7 +35,7 @@ pub async fn sweep(ctx: Arc<Context>, instances: Store<ArgoCdInstance>, shutdown
         let now = to_second(Timestamp::now());
         for instance in instances.state() {
             let Some(mut s) = instance.status.clone() else { continue };
-            if !status::mark_stale(&mut s, ctx.settings.stale_after(&instance), now) {
+            if !staleness::mark_stale(&mut s, ctx.settings.stale_after(&instance), now) {
                 continue;
             }
             let (ns, name) = (instance.namespace().unwrap_or_default(), instance.name_any());

@@ -6,6 +6,7 @@
 //! - `destinations`: Argo CD's destinations and the applications aimed at each;
 //! - `linkage`: ClusterMappings against destinations (linked, unlinked, orphaned, conflict);
 //! - `status`: the statuses and conditions argomap writes, and whether a write is due;
+//! - `staleness`: when a connected status no longer tells the truth;
 //! - `evaluate`: one check's outcome turned into those statuses;
 //! - `events`: the transitions worth a Kubernetes Event;
 //! - `qovery`: the read API's view (Qovery's response shape).
@@ -15,5 +16,6 @@ pub mod evaluate;
 pub mod events;
 pub mod linkage;
 pub mod qovery;
+pub mod staleness;
 pub mod status;
 pub mod url;

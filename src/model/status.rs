@@ -325,56 +325,11 @@ pub fn minimal(desired: &ArgoCdInstanceStatus, why: &str, now: Timestamp) -> Arg
     s
 }
 
-/// `intervals` check intervals of `instance`: how old its data may get before it is stale.
-pub fn stale_limit(instance: &crate::crd::ArgoCdInstance, intervals: u32) -> SignedDuration {
-    let limit = instance.spec.interval_duration().saturating_mul(intervals);
-    SignedDuration::try_from(limit).unwrap_or(SignedDuration::MAX)
-}
-
-/// Whether a status that says `connected` rests on a check older than `limit`: what it shows
-/// may no longer be true (argomap could not check for that long).
-pub fn is_stale(s: &ArgoCdInstanceStatus, limit: SignedDuration, now: Timestamp) -> bool {
-    let Some(c) = &s.connection else { return false };
-    let last = c.last_successful_check_at.as_ref().map(|t| t.0);
-    c.status == ConnectionState::Connected && last.is_some_and(|t| now.duration_since(t) > limit)
-}
-
-/// Marks a stale status (see [`is_stale`]): Ready becomes Unknown with reason `Stale`.
-/// Returns whether anything changed.
-pub fn mark_stale(s: &mut ArgoCdInstanceStatus, limit: SignedDuration, now: Timestamp) -> bool {
-    if !is_stale(s, limit, now) {
-        return false;
-    }
-    let last = s.connection.as_ref().and_then(|c| c.last_successful_check_at.as_ref()).map(|t| t.0);
-    let message = match last {
-        Some(t) => format!(
-            "the last successful check was at {t}, more than {} ago: what this status shows may no longer be true",
-            jiff::SignedDuration::from_secs(limit.as_secs())
-        ),
-        None => String::new(),
-    };
-    let ready = condition(
-        &s.conditions,
-        s.observed_generation,
-        now,
-        READY,
-        "Unknown",
-        Reason::Stale.as_str(),
-        message,
-    );
-    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
-        Some(c) if *c == ready => return false,
-        Some(c) => *c = ready,
-        None => s.conditions.insert(0, ready),
-    }
-    true
-}
-
 /// Ready's reason when the full status could not be written.
 pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
 
 /// A condition whose `lastTransitionTime` moves only when its status changes.
-fn condition(
+pub(super) fn condition(
     prev: &[Condition],
     generation: Option<i64>,
     now: Timestamp,
@@ -840,6 +795,7 @@ mod tests {
         let (d, l) = observed(&[cluster("https://a.example.com")], &[]);
         let mut s = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
         let limit = SignedDuration::from_mins(15);
+        use crate::model::staleness::{is_stale, mark_stale};
         assert!(!mark_stale(&mut s, limit, t("2026-11-22T10:15:00Z")), "exactly at the limit is fresh");
         assert!(mark_stale(&mut s, limit, t("2026-11-22T10:15:01Z")));
         let ready = s.conditions.iter().find(|c| c.type_ == READY).expect("ready");

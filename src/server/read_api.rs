@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
 use crate::model::qovery::{self, ArgoCdInstanceMappingResponseList, SecretUids};
-use crate::model::status;
+use crate::model::staleness;
 
 /// Route of the read API (axum path syntax).
 pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
@@ -132,7 +132,7 @@ async fn organization_mappings(
     let now = jiff::Timestamp::now();
     let intervals = app.config.stale_after_intervals;
     let stale = |i: &ArgoCdInstance| {
-        i.status.as_ref().is_some_and(|s| status::is_stale(s, status::stale_limit(i, intervals), now))
+        i.status.as_ref().is_some_and(|s| staleness::is_stale(s, staleness::stale_limit(i, intervals), now))
     };
     let built = qovery::build_with(visible, &uids, &stale);
     for s in &built.skipped {
