@@ -25,7 +25,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 const DECODE_QUEUE: usize = 4;
 
 /// The body's chunks as a blocking `Read`, for the decoder's thread; the end of the channel is
-/// the end of the body.
+/// the end of the body. (tokio-util's `SyncIoBridge` would drive the body from the blocking
+/// thread instead: then the cap could not be enforced before the decoder sees the bytes, and a
+/// cancelled check would not stop the read.)
 struct ChunkReader {
     rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     current: bytes::Bytes,
@@ -277,7 +279,7 @@ impl Client {
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if !status.is_success() {
-            let bytes = self.read_capped(endpoint, resp, MAX_ERROR_BODY, false).await?;
+            let bytes = self.read_error_body(endpoint, resp, MAX_ERROR_BODY).await?;
             return Err(status_error(endpoint, status, &bytes));
         }
         // Checked before reading: a wrong base URL answers the UI's HTML with 200.
@@ -339,23 +341,19 @@ impl Client {
         }
     }
 
-    /// Reads the body chunk by chunk and stops at `limit`: a hostile or misconfigured server
-    /// cannot make argomap buffer more (gzip is decoded before counting).
-    async fn read_capped(
+    /// The first `limit` bytes of an error answer's body (only its message is read): a hostile
+    /// or misconfigured server cannot make argomap buffer more (gzip is decoded before counting).
+    async fn read_error_body(
         &self,
         endpoint: &'static str,
         mut resp: reqwest::Response,
         limit: usize,
-        fail_on_limit: bool,
     ) -> Result<Vec<u8>, ArgoCdError> {
         let mut buf = Vec::new();
         loop {
             let chunk = resp.chunk().await.map_err(|e| self.transport_error(endpoint, &e))?;
             let Some(chunk) = chunk else { break };
             if buf.len() + chunk.len() > limit {
-                if fail_on_limit {
-                    return Err(ArgoCdError::TooLarge { endpoint, limit });
-                }
                 let room = limit - buf.len();
                 buf.extend_from_slice(&chunk[..room]);
                 break;

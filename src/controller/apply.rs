@@ -72,7 +72,7 @@ async fn write(
     if status::instance_needs_write(instance.status.as_ref(), &eval.instance, ctx.settings.status_heartbeat) {
         let api: Api<ArgoCdInstance> = Api::namespaced(ctx.client.clone(), &ns);
         let name = instance.name_any();
-        match apply_status(ctx, &api, &name, &eval.instance).await {
+        match patch_status(ctx, &api, &name, None, &eval.instance).await {
             Err(Error::Kube(kube::Error::Api(e))) if too_large(&e) => {
                 // Retrying the same status would fail forever: write one that says why.
                 tracing::warn!(namespace = %ns, instance = %name, error = %e.message, "status refused as too large; writing a minimal one");
@@ -81,7 +81,7 @@ async fn write(
                     &text::cap(&e.message),
                     status::to_second(jiff::Timestamp::now()),
                 );
-                apply_status(ctx, &api, &name, &minimal).await?;
+                patch_status(ctx, &api, &name, None, &minimal).await?;
             }
             other => other?,
         }
@@ -121,23 +121,11 @@ pub async fn write_mapping_status(
     status: &ClusterMappingStatus,
 ) -> Result<(), Error> {
     let api: Api<ClusterMapping> = Api::namespaced(ctx.client.clone(), namespace);
-    apply_status(ctx, &api, name, status).await
+    patch_status(ctx, &api, name, None, status).await
 }
 
-/// Server-side apply of a status, as field manager `argomap`.
-async fn apply_status<K>(
-    ctx: &Context,
-    api: &Api<K>,
-    name: &str,
-    status: &impl Serialize,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    patch_status(ctx, api, name, None, status).await
-}
-
-/// The apply itself; with `resource_version`, only over that version of the object.
+/// Server-side apply of a status, as field manager `argomap`; with `resource_version`, only
+/// over that version of the object.
 async fn patch_status<K>(
     ctx: &Context,
     api: &Api<K>,

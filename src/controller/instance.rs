@@ -88,26 +88,10 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         Plan::Poll { connect, .. } => {
             let result = match resolved {
                 Some(Ok(resolved)) => {
-                    // Servers that hung last time wait in the slow lane.
-                    let timed_out = state.last_failure.as_ref().is_some_and(|(r, _)| *r == Reason::Timeout);
-                    let Some(slot) = ctx.slots.acquire(instance, timed_out).await else {
-                        return Ok(Action::await_change()); // shutting down
-                    };
-                    let deadline = ctx.settings.max_check_duration;
-                    let fetched = tokio::select! {
-                        r = tokio::time::timeout(deadline, fetch(instance, ctx, &mut state, &resolved, connect)) => {
-                            Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
-                                "the check did not finish within {} (--max-check-duration)",
-                                humantime::format_duration(deadline)
-                            )))))
-                        }
-                        _ = slot.cancel.cancelled() => None,
-                    };
-                    ctx.slots.release(instance, slot);
-                    match fetched {
-                        Some(r) => r,
-                        // Deleted, changed, or shutting down: nothing is recorded; a change
-                        // brings its own reconcile.
+                    match fetch_in_slot(instance, ctx, &mut state, &resolved, connect).await {
+                        Some(result) => result,
+                        // Deleted, changed, or shutting down: nothing is recorded; a change brings
+                        // its own reconcile.
                         None => {
                             tracing::debug!(namespace = %key.namespace.as_deref().unwrap_or_default(), instance = %key.name, "check cancelled");
                             return Ok(Action::requeue(Duration::from_millis(100)));
@@ -167,6 +151,32 @@ async fn read_credentials(
         Err(CredentialsError::Kube { source, .. }) => Err(Error::Kube(source)),
         other => Ok(other),
     }
+}
+
+/// [`fetch`] in a check slot and within `--max-check-duration`; `None` when the check was
+/// cancelled (instance deleted or changed, shutdown) before it ended.
+async fn fetch_in_slot(
+    instance: &ArgoCdInstance,
+    ctx: &Context,
+    state: &mut InstanceState,
+    resolved: &Resolved,
+    connect: bool,
+) -> Option<Result<Observed, Failure>> {
+    // Servers that hung last time wait in the slow lane.
+    let timed_out = state.last_failure.as_ref().is_some_and(|(r, _)| *r == Reason::Timeout);
+    let slot = ctx.slots.acquire(instance, timed_out).await?;
+    let deadline = ctx.settings.max_check_duration;
+    let fetched = tokio::select! {
+        r = tokio::time::timeout(deadline, fetch(instance, ctx, state, resolved, connect)) => {
+            Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
+                "the check did not finish within {} (--max-check-duration)",
+                humantime::format_duration(deadline)
+            )))))
+        }
+        _ = slot.cancel.cancelled() => None,
+    };
+    ctx.slots.release(instance, slot);
+    fetched
 }
 
 /// Polls Argo CD, first building a client when `connect` says the settings changed. No lock

@@ -44,8 +44,11 @@ pub async fn sweep(ctx: Arc<Context>, instances: Store<ArgoCdInstance>, shutdown
                     tracing::warn!(namespace = %ns, instance = %name, "status marked stale: no successful check for too long")
                 }
                 // A 409 means a reconcile wrote meanwhile: its status is the fresher one.
+                Err(super::Error::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                    tracing::debug!(namespace = %ns, instance = %name, "stale mark not written: the status changed meanwhile")
+                }
                 Err(e) => {
-                    tracing::debug!(namespace = %ns, instance = %name, error = %e, "stale mark not written")
+                    tracing::warn!(namespace = %ns, instance = %name, error = %e, category = e.category(), "stale mark not written")
                 }
             }
         }

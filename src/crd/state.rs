@@ -57,9 +57,6 @@ pub enum Reason {
     #[serde(rename = "KubernetesAPIError")]
     #[strum(serialize = "KubernetesAPIError")]
     KubernetesApiError,
-    /// The last successful check is older than the staleness limit: what the status shows may
-    /// no longer be true.
-    Stale,
     Suspended,
     /// Before the first check finished.
     Pending,

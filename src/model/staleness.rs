@@ -4,7 +4,11 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::status::{READY, condition};
-use crate::crd::{ArgoCdInstanceStatus, ConnectionState, Reason};
+use crate::crd::{ArgoCdInstanceStatus, ConnectionState};
+
+/// Ready's reason (status `Unknown`) on a stale status. Not a connection reason: the
+/// connection fields keep what the last check saw.
+pub const STALE: &str = "Stale";
 
 /// `intervals` check intervals of `instance`: how old its data may get before it is stale.
 pub fn stale_limit(instance: &crate::crd::ArgoCdInstance, intervals: u32) -> SignedDuration {
@@ -34,15 +38,7 @@ pub fn mark_stale(s: &mut ArgoCdInstanceStatus, limit: SignedDuration, now: Time
         ),
         None => String::new(),
     };
-    let ready = condition(
-        &s.conditions,
-        s.observed_generation,
-        now,
-        READY,
-        "Unknown",
-        Reason::Stale.as_str(),
-        message,
-    );
+    let ready = condition(&s.conditions, s.observed_generation, now, READY, "Unknown", STALE, message);
     match s.conditions.iter_mut().find(|c| c.type_ == READY) {
         Some(c) if *c == ready => return false,
         Some(c) => *c = ready,

@@ -327,7 +327,8 @@ async fn a_hanging_check_is_cancelled_by_deletion_and_by_sigterm() {
     op.terminate();
     let took = stopping.elapsed();
     eprintln!("SIGTERM with a hanging check: exited in {took:?}");
-    assert!(took < Duration::from_secs(5), "SIGTERM waited on a hanging request: {took:?}");
+    // Without cancellation the controllers wait out their 15 s shutdown grace; with it, ~0.1 s.
+    assert!(took < Duration::from_secs(10), "SIGTERM waited on a hanging request: {took:?}");
 }
 
 /// No successful check for longer than the limit while the status says connected: Ready turns
@@ -516,7 +517,11 @@ async fn kube_apiserver_down_30s_and_etcd_restarted() {
     assert!(op.is_running(), "argomap survived 30 s without an API server");
     let checks = argocd.requests(Endpoint::Clusters);
     cp.script("restart.sh", &["start", "kube-apiserver"]);
-    assert!(argocd.requests(Endpoint::Clusters) >= checks);
+    eventually(ONE_INTERVAL, "Argo CD is checked again once the API server is back", || async {
+        let now = argocd.requests(Endpoint::Clusters);
+        if now > checks { Ok(()) } else { Err(format!("{now} checks, {checks} before")) }
+    })
+    .await;
     create_mapping(&client, &ns, mapping_json("old", "prod", "https://old.example.com")).await;
     // A watch that lost its connection lists afresh at its next attempt (a restarted API
     // server would answer a resumed one with 410 only once its watch cache is ready: a minute
