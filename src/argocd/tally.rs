@@ -68,7 +68,7 @@ impl AppTally {
                     self.kept_bytes += server.len();
                     self.by_server.insert(server, 1);
                 } else {
-                    self.unaddressed(app.key());
+                    self.add_unaddressed(app.key());
                 }
             }
             (None, Some(name)) => {
@@ -81,15 +81,15 @@ impl AppTally {
                     self.kept_bytes += name.len() + first.len();
                     self.by_name.insert(name, (1, first));
                 } else {
-                    self.unaddressed(first);
+                    self.add_unaddressed(first);
                 }
             }
-            _ => self.unaddressed(app.key()),
+            _ => self.add_unaddressed(app.key()),
         }
     }
 
     /// Counts an application whose destination cannot be told.
-    pub fn unaddressed(&mut self, key: String) {
+    fn add_unaddressed(&mut self, key: String) {
         self.unaddressed += 1;
         if self.unaddressed_examples.len() < EXAMPLES {
             // Examples are for a log line: a hostile name is cut short.
