@@ -24,6 +24,12 @@ pub async fn apply(
     credentials_changed: bool,
 ) -> Result<(), Error> {
     write(ctx, instance, mappings, eval).await?;
+    // A check can finish after this replica lost the Lease with nothing to write (the status
+    // unchanged); its events and series belong to the new leader, and the series were dropped
+    // when this one stood by.
+    if !ctx.leadership.may_write() {
+        return Err(Error::NotLeader);
+    }
 
     let mut transitions = events::instance(instance.status.as_ref(), &eval.instance);
     if credentials_changed {
