@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench
+.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench bench-compare
 
 # Where tests/controlplane/up.sh keeps its state (and the kubeconfig the cluster suite uses).
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
@@ -106,3 +106,10 @@ argocd-test: controlplane-up argocd-build
 	set -a; . "$(CONTROLPLANE_DIR)/env"; . "$(CONTROLPLANE_DIR)/argocd/env"; set +a; \
 	rc=0; $(CARGO) test --locked --all-features --test argocd_real || rc=$$?; \
 	bash tests/controlplane/argocd-down.sh; exit $$rc
+
+## One check of a generated fleet (100 000 applications over 2 000 destinations by default),
+## argomap beside the Python peer of benches/peers/, medians of 5 runs taken in turn.
+## BENCH_ARGS passes flags to benches/compare.py (e.g. BENCH_ARGS="--apps 20000 --goal").
+bench-compare:
+	$(CARGO) build --release --locked --workspace --bins
+	python3 benches/compare.py --python "$$(bash benches/peers/install.sh | tail -n1)" $(BENCH_ARGS)

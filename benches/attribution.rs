@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 
+use argomap::argocd::decode::decode_slice;
 use argomap::argocd::tally::{BoundedClusters, TalliedApplications};
 use argomap::crd::{CloudProvider, KnownCluster, KubernetesType};
 use argomap::model::destinations;
@@ -66,10 +67,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             // The client's types: the cluster list bounded, the application list folded per
             // destination while it is decoded.
-            let clusters: BoundedClusters =
-                serde_json::from_slice(black_box(&clusters_body)).expect("decode clusters");
-            let apps: TalliedApplications =
-                serde_json::from_slice(black_box(&apps_body)).expect("decode apps");
+            let clusters: BoundedClusters = decode_slice(black_box(&clusters_body)).expect("decode clusters");
+            let apps: TalliedApplications = decode_slice(black_box(&apps_body)).expect("decode apps");
             let d = destinations::destinations_from(
                 clusters.items.as_deref().unwrap_or_default(),
                 &apps.items.unwrap_or_default(),

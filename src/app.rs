@@ -60,6 +60,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         auth: !args.read_api_insecure_no_auth,
         review_ttl: args.read_api_review_ttl,
         stale_after_intervals: args.stale_after_intervals,
+        status_heartbeat: args.status_heartbeat,
         reviews_per_client: args.read_api_reviews_per_client,
         max_connections: usize::try_from(args.read_api_max_connections).unwrap_or(usize::MAX),
         ..Default::default()

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
+use super::decode::{BodyDecoder, Decoded};
 use super::error::{chain, error_code, redirect_error, status_error, tls_cause};
 use super::projection::applications_fields;
 use super::session::{Session, session_needs_renewal};
@@ -21,33 +21,6 @@ use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, j
 
 /// Cap on the body of an error answer: only its message is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-/// Chunks of a body in flight between the reader and the decoder.
-const DECODE_QUEUE: usize = 4;
-
-/// The body's chunks as a blocking `Read`, for the decoder's thread; the end of the channel is
-/// the end of the body. (tokio-util's `SyncIoBridge` would drive the body from the blocking
-/// thread instead: then the cap could not be enforced before the decoder sees the bytes, and a
-/// cancelled check would not stop the read.)
-struct ChunkReader {
-    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-    current: bytes::Bytes,
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        bytes::Buf::advance(&mut self.current, n);
-        Ok(n)
-    }
-}
-
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -159,7 +132,7 @@ impl Client {
     }
 
     /// GET with the bearer token; with username/password, one fresh login and retry on 401.
-    async fn get_authed<T: DeserializeOwned + Send + 'static>(
+    async fn get_authed<T: Decoded>(
         &self,
         endpoint: &'static str,
         path: &str,
@@ -214,7 +187,7 @@ impl Client {
         }
     }
 
-    async fn request<T: DeserializeOwned + Send + 'static>(
+    async fn request<T: Decoded>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -244,7 +217,7 @@ impl Client {
         out
     }
 
-    async fn request_inner<T: DeserializeOwned + Send + 'static>(
+    async fn request_inner<T: Decoded>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -289,56 +262,31 @@ impl Client {
         self.decode_streamed(endpoint, resp).await
     }
 
-    /// Decodes the body while it arrives, on a blocking thread, holding at most a few chunks
-    /// of it: memory follows what the types keep (the application list is folded as it is
-    /// read), not the size of the body, and a large body never stalls the async threads. Past
-    /// `max_response_bytes` (counted after gzip decoding) the check fails. If this future is
-    /// dropped (a cancelled check), the decoder sees the stream end and stops.
-    async fn decode_streamed<T: DeserializeOwned + Send + 'static>(
+    /// Decodes the body while it arrives (see [`decode`](super::decode)): memory follows
+    /// what the types keep (the application list is folded as it is read), not the size of
+    /// the body. Past `max_response_bytes` (counted after gzip decoding) the check fails, and
+    /// a body that cannot be what it should stops being read at once.
+    async fn decode_streamed<T: Decoded>(
         &self,
         endpoint: &'static str,
         mut resp: reqwest::Response,
     ) -> Result<T, ArgoCdError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(DECODE_QUEUE);
-        let decoder = tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::with_capacity(
-                64 * 1024,
-                ChunkReader { rx, current: bytes::Bytes::new() },
-            );
-            serde_json::from_reader::<_, T>(reader)
-        });
+        let mut decoder = T::Decoder::default();
         let mut read = 0usize;
-        let mut failure = None;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     read += chunk.len();
                     if read > self.max_response_bytes {
-                        failure = Some(ArgoCdError::TooLarge { endpoint, limit: self.max_response_bytes });
-                        break;
+                        return Err(ArgoCdError::TooLarge { endpoint, limit: self.max_response_bytes });
                     }
-                    // The decoder stopped (malformed JSON): its error is the answer.
-                    if tx.send(chunk).await.is_err() {
-                        break;
-                    }
+                    decoder.feed(&chunk).map_err(|detail| ArgoCdError::Decode { endpoint, detail })?;
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    failure = Some(self.transport_error(endpoint, &e));
-                    break;
-                }
+                Err(e) => return Err(self.transport_error(endpoint, &e)),
             }
         }
-        drop(tx);
-        let decoded = decoder.await;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        match decoded {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(ArgoCdError::Decode { endpoint, detail: e.to_string() }),
-            Err(e) => Err(ArgoCdError::Decode { endpoint, detail: format!("the decoder failed: {e}") }),
-        }
+        decoder.finish().map_err(|detail| ArgoCdError::Decode { endpoint, detail })
     }
 
     /// The first `limit` bytes of an error answer's body (only its message is read): a hostile

@@ -5,12 +5,15 @@
 //! - `client`: the requests, their caps and timeouts;
 //! - `session`: when a username/password session is renewed;
 //! - `projection`: the `fields` projection per server version;
+//! - `decode`: answers decoded as they arrive (a list item by item), within caps;
+//! - `tally`: the application list folded per destination, the cluster list bounded;
 //! - `error`: every failure, of a fixed kind; `types`: the lenient wire types;
 //! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry.
 //!
 //! It knows nothing of CRDs or statuses: the layer above reads its results and error kinds.
 
 mod client;
+pub mod decode;
 pub mod error;
 pub mod jwt;
 pub mod projection;

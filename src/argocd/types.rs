@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use super::decode::{Decoded, Whole};
+
 /// `GET /api/v1/clusters` (swagger `v1alpha1ClusterList`).
 #[derive(Deserialize, Debug, Default)]
 pub struct ClusterList {
@@ -128,6 +130,17 @@ pub struct ErrorBody {
     pub message: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+// The small answers, read whole (within a cap).
+impl Decoded for VersionMessage {
+    type Decoder = Whole<Self>;
+}
+impl Decoded for SessionResponse {
+    type Decoder = Whole<Self>;
+}
+impl Decoded for CanIResponse {
+    type Decoder = Whole<Self>;
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub struct Settings {
 impl Settings {
     /// When `instance`'s data counts as stale.
     pub fn stale_after(&self, instance: &ArgoCdInstance) -> jiff::SignedDuration {
-        crate::model::staleness::stale_limit(instance, self.stale_after_intervals)
+        crate::model::staleness::stale_limit(instance, self.stale_after_intervals, self.status_heartbeat)
     }
 }
 

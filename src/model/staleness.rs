@@ -10,9 +10,16 @@ use crate::crd::{ArgoCdInstanceStatus, ConnectionState};
 /// connection fields keep what the last check saw.
 pub const STALE: &str = "Stale";
 
-/// `intervals` check intervals of `instance`: how old its data may get before it is stale.
-pub fn stale_limit(instance: &crate::crd::ArgoCdInstance, intervals: u32) -> SignedDuration {
-    let limit = instance.spec.interval_duration().saturating_mul(intervals);
+/// How old `instance`'s data may get before it is stale: `intervals` check intervals, plus
+/// the status heartbeat. A status whose only change is `lastCheckedAt` is written once per
+/// heartbeat, so on a healthy instance the timestamps a reader sees lag by up to that much;
+/// without it every healthy instance would be marked stale between two heartbeats.
+pub fn stale_limit(
+    instance: &crate::crd::ArgoCdInstance,
+    intervals: u32,
+    heartbeat: std::time::Duration,
+) -> SignedDuration {
+    let limit = instance.spec.interval_duration().saturating_mul(intervals).saturating_add(heartbeat);
     SignedDuration::try_from(limit).unwrap_or(SignedDuration::MAX)
 }
 
@@ -45,4 +52,20 @@ pub fn mark_stale(s: &mut ArgoCdInstanceStatus, limit: SignedDuration, now: Time
         None => s.conditions.insert(0, ready),
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_limit_allows_for_the_status_heartbeat() {
+        let i = crate::fixtures::instance("n", "a"); // interval 60s
+        assert_eq!(stale_limit(&i, 3, Duration::ZERO), SignedDuration::from_mins(3));
+        // With a 10-minute heartbeat a healthy status' lastSuccessfulCheckAt is up to 10
+        // minutes old: that must not read as stale.
+        assert_eq!(stale_limit(&i, 3, Duration::from_secs(600)), SignedDuration::from_mins(13));
+        assert_eq!(stale_limit(&i, u32::MAX, Duration::MAX), SignedDuration::MAX);
+    }
 }

@@ -52,6 +52,9 @@ pub struct HttpConfig {
     /// A connected instance is reported as `error` when its last successful check is older
     /// than this many of its intervals (`--stale-after-intervals`).
     pub stale_after_intervals: u32,
+    /// `--status-heartbeat`: the status' check times lag by up to this much, which staleness
+    /// allows for.
+    pub status_heartbeat: Duration,
     /// Entries of each review cache (tokens; token × namespace answers).
     pub review_cache_capacity: u64,
     /// Read-API requests worked on at once; more wait (within their deadline).
@@ -78,6 +81,7 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(10),
             review_ttl: Duration::from_secs(30),
             stale_after_intervals: 3,
+            status_heartbeat: Duration::ZERO,
             review_cache_capacity: 10_000,
             max_concurrent_requests: 64,
             reviews_per_client: 5,

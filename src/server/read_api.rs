@@ -130,9 +130,10 @@ async fn organization_mappings(
         .collect();
     let uids = secret_uids(app.secrets.as_ref(), &visible).await?;
     let now = jiff::Timestamp::now();
-    let intervals = app.config.stale_after_intervals;
+    let (intervals, heartbeat) = (app.config.stale_after_intervals, app.config.status_heartbeat);
     let stale = |i: &ArgoCdInstance| {
-        i.status.as_ref().is_some_and(|s| staleness::is_stale(s, staleness::stale_limit(i, intervals), now))
+        let limit = staleness::stale_limit(i, intervals, heartbeat);
+        i.status.as_ref().is_some_and(|s| staleness::is_stale(s, limit, now))
     };
     let built = qovery::build_with(visible, &uids, &stale);
     for s in &built.skipped {

@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! fake-argocd --seed tests/demo/argocd-prod.json [--addr 127.0.0.1:0]
-//!             [--url-file PATH] [--token-file PATH] [--ca-file PATH]
+//!             [--url-file PATH] [--token-file PATH] [--ca-file PATH] [--stats-file PATH]
 //! ```
 //!
 //! It prints `url=...` on stdout once it listens (and writes the URL, with the root path and
 //! no trailing newline, to `--url-file`). With `"account"` in the seed it mints an API token
 //! for `<account>:apiKey`, accepts it, and writes it to `--token-file`. With `"tls": true`
 //! it serves HTTPS with a fresh self-signed certificate whose PEM goes to `--ca-file`.
-//! Files are written before `url=` is printed, so waiting for the URL file is enough.
+//! Files are written before `url=` is printed, so waiting for the URL file is enough. On
+//! stopping it writes the number of requests per endpoint to `--stats-file` as JSON.
 //!
 //! The seed (unknown keys are rejected):
 //!
@@ -34,11 +35,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fake_argocd::{App, CONTROL_PLANE_NAMESPACE, Cluster, FakeArgoCd, Options, jwt};
+use fake_argocd::{App, CONTROL_PLANE_NAMESPACE, Cluster, Endpoint, FakeArgoCd, Options, jwt};
 use serde::Deserialize;
 
 const USAGE: &str = "usage: fake-argocd --seed FILE [--addr HOST:PORT] [--url-file PATH] \
-                     [--token-file PATH] [--ca-file PATH]";
+                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH]";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -143,6 +144,8 @@ struct Args {
     url_file: Option<PathBuf>,
     token_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    /// Written when stopping: requests per endpoint, as JSON (the benchmarks count them).
+    stats_file: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -167,6 +170,7 @@ fn parse_args() -> Result<Args, String> {
             "--url-file" => args.url_file = Some(value.into()),
             "--token-file" => args.token_file = Some(value.into()),
             "--ca-file" => args.ca_file = Some(value.into()),
+            "--stats-file" => args.stats_file = Some(value.into()),
             _ => return Err(format!("unknown argument {name}")),
         }
     }
@@ -230,6 +234,19 @@ async fn run(args: Args) -> Result<(), String> {
 
     shutdown_signal().await;
     eprintln!("fake-argocd: {url}: stopping");
+    let stats: serde_json::Map<String, serde_json::Value> = [
+        ("version", Endpoint::Version),
+        ("session", Endpoint::Session),
+        ("userinfo", Endpoint::UserInfo),
+        ("clusters", Endpoint::Clusters),
+        ("applications", Endpoint::Applications),
+        ("canI", Endpoint::CanI),
+        ("other", Endpoint::Other),
+    ]
+    .into_iter()
+    .map(|(name, ep)| (name.to_owned(), fake.requests(ep).into()))
+    .collect();
+    write(&args.stats_file, "request counts", &serde_json::Value::Object(stats).to_string())?;
     drop(fake);
     Ok(())
 }
