@@ -169,7 +169,10 @@ async fn mappings_output_scaffolds_every_unlinked_destination() {
         assert!(d["spec"]["cluster"]["id"].as_str().unwrap_or_default().starts_with('<'), "{d}");
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("# Argo CD destination https://old.example.com (Old Cluster): 0 applications"), "{text}");
+    assert!(
+        text.contains("# Argo CD destination https://old.example.com (Old Cluster): 0 applications"),
+        "{text}"
+    );
 
     // Without -f the instance is a placeholder too, and no namespace is set.
     let out = tokio::task::block_in_place(|| argomap(&s, &["-o", "mappings"]));

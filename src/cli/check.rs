@@ -146,9 +146,8 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
     // The status on the cluster is capped to fit etcd; here the lists are whole unless --limit.
     if let Some(linkage) = eval.linkage {
         let limit = args.limit.unwrap_or(usize::MAX);
-        status.truncated = [linkage.linked.len(), linkage.unlinked.len(), linkage.orphaned.len()]
-            .iter()
-            .any(|n| *n > limit);
+        status.truncated =
+            [linkage.linked.len(), linkage.unlinked.len(), linkage.orphaned.len()].iter().any(|n| *n > limit);
         status.linked_clusters = linkage.linked.into_iter().take(limit).collect();
         status.unlinked_clusters = linkage.unlinked.into_iter().take(limit).collect();
         status.orphaned_mappings = linkage.orphaned.into_iter().take(limit).collect();

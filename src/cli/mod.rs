@@ -246,7 +246,8 @@ mod tests {
 
     #[test]
     fn several_namespaces_by_comma_or_repeated_flag() {
-        let cli = Cli::try_parse_from(["argomap", "run", "--namespace", "a,b", "--namespace", "c"]).expect("parse");
+        let cli =
+            Cli::try_parse_from(["argomap", "run", "--namespace", "a,b", "--namespace", "c"]).expect("parse");
         let Some(Command::Run(args)) = cli.command else { panic!("run") };
         assert_eq!(args.namespace, ["a", "b", "c"]);
         let cli = Cli::try_parse_from(["argomap"]).expect("parse");
@@ -267,7 +268,8 @@ mod tests {
                     missing.push(format!("{path} --{}", arg.get_id()));
                 }
                 // A flag's implied true/false are not values a user types.
-                let values = if arg.get_action().takes_values() { arg.get_possible_values() } else { Vec::new() };
+                let values =
+                    if arg.get_action().takes_values() { arg.get_possible_values() } else { Vec::new() };
                 for value in values {
                     if value.get_help().is_none() {
                         missing.push(format!("{path} --{} {}", arg.get_id(), value.get_name()));

@@ -50,7 +50,8 @@ pub fn manifests(unlinked: &[UnlinkedCluster], target: Target<'_>) -> Result<Str
         let yaml = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
         out.push_str("---\n");
         // Names and URLs come from Argo CD: one line each, so nothing escapes the comment.
-        let label = u.argocd_cluster_name.as_deref().map(|n| format!(" ({})", one_line(n))).unwrap_or_default();
+        let label =
+            u.argocd_cluster_name.as_deref().map(|n| format!(" ({})", one_line(n))).unwrap_or_default();
         out.push_str(&format!(
             "# Argo CD destination {}{label}: {} applications. Fill in spec.cluster, then commit.\n",
             one_line(&u.argocd_cluster_url),
@@ -129,7 +130,10 @@ mod tests {
     #[test]
     fn names_are_dns_labels_from_the_cluster_name_or_the_host() {
         assert_eq!(base_name(Some("Prod EKS (eu-west-1)"), "https://x"), "prod-eks-eu-west-1");
-        assert_eq!(base_name(Some("--__--"), "https://API.Staging.example.com:6443/k"), "api-staging-example-com");
+        assert_eq!(
+            base_name(Some("--__--"), "https://API.Staging.example.com:6443/k"),
+            "api-staging-example-com"
+        );
         assert_eq!(base_name(None, "https://10.0.0.1:6443"), "10-0-0-1");
         assert_eq!(base_name(None, "not a url"), "destination");
         let long = base_name(Some(&"a".repeat(100)), "https://x");
@@ -151,7 +155,10 @@ mod tests {
     #[test]
     fn manifests_reference_the_instance_and_hold_placeholders() {
         let text = manifests(
-            &[unlinked("https://a.example.com", Some("prod")), unlinked("https://b.example.com", Some("Prod"))],
+            &[
+                unlinked("https://a.example.com", Some("prod")),
+                unlinked("https://b.example.com", Some("Prod")),
+            ],
             Target { instance: Some("prod-argocd"), namespace: Some("platform"), taken: BTreeSet::new() },
         )
         .expect("yaml");
@@ -166,7 +173,10 @@ mod tests {
         assert_eq!(docs[0]["spec"]["cluster"]["id"], ID_PLACEHOLDER);
         let cloud = docs[0]["spec"]["cluster"]["cloudProvider"].as_str().unwrap_or_default();
         assert!(cloud.starts_with("<one of AWS,") && cloud.contains("ON_PREMISE"), "{cloud}");
-        assert!(text.contains("# Argo CD destination https://a.example.com (prod): 3 applications"), "{text}");
+        assert!(
+            text.contains("# Argo CD destination https://a.example.com (prod): 3 applications"),
+            "{text}"
+        );
         let none = manifests(&[], Target { instance: None, namespace: None, taken: BTreeSet::new() });
         assert_eq!(none.as_deref(), Ok(""));
     }

@@ -301,11 +301,11 @@ pub async fn run(
     // Only deletions of instances matter to the mapping controller: a new instance writes the
     // states of its mappings itself.
     let deletions = watch(instances, wc.clone()).try_filter_map(|event| async move {
-            Ok(match event {
-                Event::Delete(i) => Some(i),
-                _ => None,
-            })
-        });
+        Ok(match event {
+            Event::Delete(i) => Some(i),
+            _ => None,
+        })
+    });
     let (mapping_store, mapping_writer) = reflector::store();
     let own_mappings = watch(mappings, wc).reflect(mapping_writer).applied_objects();
     let mapping_controller = Controller::for_stream(own_mappings, mapping_store.clone())

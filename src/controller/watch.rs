@@ -19,9 +19,18 @@ use kube::runtime::watcher::{self, Event};
 /// cannot be interleaved: the first namespace to finish listing would drop the other's objects.
 /// [`Merge`] therefore keeps what each namespace holds and turns every (re)list of one
 /// namespace into a relist of them all.
-pub(super) fn watch<K>(apis: Vec<Api<K>>, wc: watcher::Config) -> BoxStream<'static, watcher::Result<Event<K>>>
+pub(super) fn watch<K>(
+    apis: Vec<Api<K>>,
+    wc: watcher::Config,
+) -> BoxStream<'static, watcher::Result<Event<K>>>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let mut watches: Vec<_> = apis
         .into_iter()
@@ -201,7 +210,8 @@ mod tests {
         for e in &events {
             writer.apply_watcher_event(e);
         }
-        let mut keys: Vec<String> = reader.state().iter().map(|o| ObjectRef::from_obj(o.as_ref()).to_string()).collect();
+        let mut keys: Vec<String> =
+            reader.state().iter().map(|o| ObjectRef::from_obj(o.as_ref()).to_string()).collect();
         keys.sort();
         keys
     }
