@@ -186,7 +186,7 @@ async fn mappings_output_scaffolds_every_unlinked_destination() {
 async fn lists_are_whole_unless_limited() {
     let s = setup().await;
     let clusters: Vec<Cluster> =
-        (0..600).map(|n| Cluster::new(&format!("https://c{n}.example.com"), &format!("c{n}"))).collect();
+        (0..600).map(|n| Cluster::new(format!("https://c{n}.example.com"), format!("c{n}"))).collect();
     s.argocd.set_clusters(clusters);
     s.argocd.set_applications(vec![]);
     let out = tokio::task::block_in_place(|| argomap(&s, &["-o", "json"]));
