@@ -79,17 +79,19 @@ fn apply_rbac_of(release: &str, release_ns: &str, values: &[&str], drop_resource
             }
             rules.retain(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()));
         }
-        docs.push(serde_json::to_string(&v).expect("json"));
+        // The Roles of watchNamespaces name their own namespace; the rest goes to the release's.
+        let ns = v["metadata"]["namespace"].as_str().unwrap_or(release_ns).to_string();
+        docs.push((ns, serde_json::to_string(&v).expect("json")));
     }
     let kubeconfig = kubeconfig_path();
     let _ = Command::new("kubectl")
         .env("KUBECONFIG", &kubeconfig)
         .args(["create", "namespace", release_ns])
         .output();
-    for doc in docs {
+    for (ns, doc) in docs {
         let mut child = Command::new("kubectl")
             .env("KUBECONFIG", &kubeconfig)
-            .args(["apply", "--server-side", "--force-conflicts", "-n", release_ns, "-f", "-"])
+            .args(["apply", "--server-side", "--force-conflicts", "-n", &ns, "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
