@@ -42,7 +42,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let settings = controller::Settings {
-        namespace: args.namespace,
+        namespaces: args.namespace,
         max_concurrent_checks: args.max_concurrent_checks,
         max_check_duration: args.max_check_duration,
         status_heartbeat: args.status_heartbeat,

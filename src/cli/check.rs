@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 use serde::{Deserialize as _, Serialize};
 
-use super::{CheckArgs, Output, table};
+use super::{CheckArgs, Output, scaffold, table};
 use crate::argocd::{self, ClientConfig, Credentials, TlsSettings};
 use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
@@ -25,6 +25,26 @@ use crate::model::status::to_second;
 pub struct Report {
     pub status: ArgoCdInstanceStatus,
     pub cluster_mappings: std::collections::BTreeMap<String, ClusterMappingStatus>,
+    /// The instance the scaffolds reference (from -f), and the mapping names taken there.
+    #[serde(skip)]
+    scaffold: ScaffoldTarget,
+}
+
+#[derive(Debug, Default)]
+struct ScaffoldTarget {
+    instance: Option<String>,
+    namespace: Option<String>,
+    taken: std::collections::BTreeSet<String>,
+}
+
+impl Report {
+    fn target(&self) -> scaffold::Target<'_> {
+        scaffold::Target {
+            instance: self.scaffold.instance.as_deref(),
+            namespace: self.scaffold.namespace.as_deref(),
+            taken: self.scaffold.taken.clone(),
+        }
+    }
 }
 
 pub async fn run(args: CheckArgs) -> ExitCode {
@@ -33,17 +53,26 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             let connected =
                 report.status.connection.as_ref().is_some_and(|c| c.status == ConnectionState::Connected);
             let text = match args.output {
-                Output::Json => serde_json::to_string_pretty(&report).map(|mut s| {
-                    s.push('\n');
-                    s
-                }),
+                Output::Json => serde_json::to_string_pretty(&report)
+                    .map(|mut s| {
+                        s.push('\n');
+                        s
+                    })
+                    .map_err(|e| e.to_string()),
                 Output::Table => Ok(table::table(&report)),
+                Output::Mappings => scaffold::manifests(&report.status.unlinked_clusters, report.target()),
             };
             match text {
                 Ok(text) => {
                     let _ = std::io::stdout().write_all(text.as_bytes());
                 }
                 Err(e) => eprintln!("argomap check: {e}"),
+            }
+            if args.output == Output::Mappings && !connected {
+                // Nothing to scaffold from: say why, not only through the exit code.
+                if let Some(c) = &report.status.connection {
+                    eprintln!("argomap check: {} ({}): no destinations to scaffold", c.message, c.reason);
+                }
             }
             if connected { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
@@ -113,7 +142,26 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
     };
     let mine = evaluate::mappings_of(&instance, &mappings);
     let eval = evaluate::evaluate(&instance, &mine, &outcome, None, to_second(Timestamp::now()));
-    Ok(Report { status: eval.instance, cluster_mappings: eval.mappings.into_iter().collect() })
+    let mut status = eval.instance;
+    // The status on the cluster is capped to fit etcd; here the lists are whole unless --limit.
+    if let Some(linkage) = eval.linkage {
+        let limit = args.limit.unwrap_or(usize::MAX);
+        status.truncated =
+            [linkage.linked.len(), linkage.unlinked.len(), linkage.orphaned.len()].iter().any(|n| *n > limit);
+        status.linked_clusters = linkage.linked.into_iter().take(limit).collect();
+        status.unlinked_clusters = linkage.unlinked.into_iter().take(limit).collect();
+        status.orphaned_mappings = linkage.orphaned.into_iter().take(limit).collect();
+    }
+    let scaffold = ScaffoldTarget {
+        instance: args.file.as_ref().and_then(|_| instance.metadata.name.clone()),
+        namespace: args.file.as_ref().and_then(|_| instance.metadata.namespace.clone()),
+        taken: mappings
+            .iter()
+            .filter(|m| m.metadata.namespace == instance.metadata.namespace)
+            .filter_map(|m| m.metadata.name.clone())
+            .collect(),
+    };
+    Ok(Report { status, cluster_mappings: eval.mappings.into_iter().collect(), scaffold })
 }
 
 fn read_secret(path: &PathBuf) -> Result<String, String> {

@@ -1,8 +1,10 @@
 //! The command line: clap types of `argomap run` (the default), `argomap crds` and
-//! `argomap check`, the log set-up, and the two small subcommands. `check` runs one check and
-//! `table` prints its report; `argomap run` is wired in `crate::app`.
+//! `argomap check`, the log set-up, and the two small subcommands. `check` runs one check,
+//! `table` prints its report and `scaffold` the ClusterMappings of its unlinked destinations;
+//! `argomap run` is wired in `crate::app`.
 
 pub mod check;
+pub mod scaffold;
 pub mod table;
 
 use std::io::Write;
@@ -34,7 +36,9 @@ pub struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
@@ -54,9 +58,9 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "ARGOMAP_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated or the flag repeated (default: all).
+    #[arg(long, env = "ARGOMAP_NAMESPACE", value_delimiter = ',', value_parser = namespace_name)]
+    pub namespace: Vec<String>,
     /// Checks running at once, over all instances.
     #[arg(long, env = "ARGOMAP_MAX_CONCURRENT_CHECKS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_checks: u16,
@@ -120,6 +124,7 @@ pub struct CheckArgs {
     /// Log in with this user (with --password-file).
     #[arg(long, requires = "password_file")]
     pub username: Option<String>,
+    /// File holding the password of --username.
     #[arg(long, requires = "username")]
     pub password_file: Option<PathBuf>,
     /// Extra CA certificate (PEM) to trust.
@@ -141,16 +146,38 @@ pub struct CheckArgs {
     /// Which ArgoCdInstance of the file, when it holds several.
     #[arg(long)]
     pub instance: Option<String>,
+    /// What to print: the destinations table, the status as JSON, or a ClusterMapping
+    /// manifest to fill in for every unlinked destination.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Print at most this many entries of each list (default: all; the status the controller
+    /// writes keeps its own caps).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
     #[arg(long, default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Output {
+    /// The destinations table.
     Table,
+    /// The status the ArgoCdInstance would get, and each mapping's state.
     Json,
+    /// A ClusterMapping manifest per unlinked destination, its cluster fields to fill in.
+    Mappings,
+}
+
+/// A namespace name (DNS-1123 label), so a typo fails at start and not as a 404 per watch.
+fn namespace_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let valid = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if valid { Ok(s.to_string()) } else { Err(format!("{s:?} is not a namespace name")) }
 }
 
 /// Logs to stderr, as text or JSON, filtered by `RUST_LOG` (default `info,kube=warn`).
@@ -214,6 +241,51 @@ mod tests {
         // No subcommand: `run` with the top-level flags, parsed once.
         let cli = Cli::try_parse_from(["argomap", "--namespace", "platform"]).expect("parse");
         assert!(cli.command.is_none());
-        assert_eq!(cli.run.namespace.as_deref(), Some("platform"));
+        assert_eq!(cli.run.namespace, ["platform"]);
+    }
+
+    #[test]
+    fn several_namespaces_by_comma_or_repeated_flag() {
+        let cli =
+            Cli::try_parse_from(["argomap", "run", "--namespace", "a,b", "--namespace", "c"]).expect("parse");
+        let Some(Command::Run(args)) = cli.command else { panic!("run") };
+        assert_eq!(args.namespace, ["a", "b", "c"]);
+        let cli = Cli::try_parse_from(["argomap"]).expect("parse");
+        assert!(cli.run.namespace.is_empty(), "no flag: all namespaces");
+        for bad in ["a,,b", "Platform", "a_b", "-a"] {
+            assert!(Cli::try_parse_from(["argomap", "--namespace", bad]).is_err(), "{bad}");
+        }
+    }
+
+    /// Every argument and subcommand of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+                // A flag's implied true/false are not values a user types.
+                let values =
+                    if arg.get_action().takes_values() { arg.get_possible_values() } else { Vec::new() };
+                for value in values {
+                    if value.get_help().is_none() {
+                        missing.push(format!("{path} --{} {}", arg.get_id(), value.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "argomap", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
     }
 }

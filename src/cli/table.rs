@@ -73,7 +73,7 @@ pub fn table(report: &Report) -> String {
         out.push_str(&format!("Warning: {}\n", c.message));
     }
     if s.truncated {
-        out.push_str("(lists truncated)\n");
+        out.push_str("(lists cut by --limit; the counts above are exact)\n");
     }
     out
 }

@@ -38,7 +38,7 @@ pub use cluster_mapping::reconcile_mapping;
 pub use error::Error;
 pub use instance::reconcile_instance;
 pub use watch::WATCH_SECONDS;
-use watch::{watch, watch_backoff};
+use watch::watch;
 
 use crate::argocd;
 use crate::crd::{ArgoCdInstance, CREDENTIALS_SELECTOR, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
@@ -51,8 +51,8 @@ use state::States;
 /// Settings of `argomap run` that shape the controllers.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Only this namespace; `None` watches all.
-    pub namespace: Option<String>,
+    /// Only these namespaces; empty watches all.
+    pub namespaces: Vec<String>,
     pub max_concurrent_checks: u16,
     /// The longest one check may take, all its requests together; it also caps the
     /// per-request `spec.timeout`, so no check holds a slot longer.
@@ -74,7 +74,7 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            namespace: None,
+            namespaces: Vec::new(),
             max_concurrent_checks: 8,
             max_check_duration: Duration::from_secs(60),
             status_heartbeat: Duration::ZERO,
@@ -137,17 +137,18 @@ fn recorder(client: &kube::Client) -> Recorder {
     Recorder::new(client.clone(), reporter)
 }
 
-/// `Api` of a namespaced kind in the watched namespace, or in all.
-fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+/// `Api`s of a namespaced kind: one per watched namespace, or one over all.
+fn apis<K>(client: &kube::Client, namespaces: &[String]) -> Vec<Api<K>>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
     }
 }
 
@@ -185,11 +186,11 @@ pub async fn run(
     // The server ends every watch after WATCH_SECONDS, so the watch client's read timeout
     // (crate::app) can never cut a healthy idle watch, and no request hangs forever.
     let wc = watcher::Config::default().timeout(WATCH_SECONDS);
-    let instances: Api<ArgoCdInstance> = api(&watch_client, &settings.namespace);
-    let mappings: Api<ClusterMapping> = api(&watch_client, &settings.namespace);
+    let instances: Vec<Api<ArgoCdInstance>> = apis(&watch_client, &settings.namespaces);
+    let mappings: Vec<Api<ClusterMapping>> = apis(&watch_client, &settings.namespaces);
     // Secrets as metadata only, and only those opted in by label: argomap reads a Secret's
     // data only when it checks, and holds nothing of any other Secret.
-    let secrets: Api<PartialObjectMeta<Secret>> = api(&watch_client, &settings.namespace);
+    let secrets: Vec<Api<PartialObjectMeta<Secret>>> = apis(&watch_client, &settings.namespaces);
     let states = States::default();
     let slots = Arc::new(slots::Slots::new(settings.max_concurrent_checks));
 
@@ -228,7 +229,6 @@ pub async fn run(
         }
     };
     let instance_stream = watch(instances.clone(), wc.clone())
-        .backoff(watch_backoff())
         .reflect(writers.instances)
         .inspect_ok(forget)
         .inspect_ok(on_init_done(&synced, Watch::Instances))
@@ -240,7 +240,6 @@ pub async fn run(
     // watch gap sends no event at all.
     let (relisted_tx, relisted) = futures::channel::mpsc::unbounded::<()>();
     let mapping_stream = watch(mappings.clone(), wc.clone())
-        .backoff(watch_backoff())
         .reflect(writers.mappings)
         .inspect_ok(on_init_done(&synced, Watch::Mappings))
         .inspect_ok(move |event| {
@@ -251,7 +250,6 @@ pub async fn run(
         .touched_objects();
     let secret_reader = writers.secrets.as_reader();
     let secret_stream = watch(secrets, wc.clone().labels(CREDENTIALS_SELECTOR))
-        .backoff(watch_backoff())
         .modify(strip_secret_metadata)
         .reflect(writers.secrets)
         .inspect_ok(on_init_done(&synced, Watch::Secrets))
@@ -302,15 +300,14 @@ pub async fn run(
 
     // Only deletions of instances matter to the mapping controller: a new instance writes the
     // states of its mappings itself.
-    let deletions =
-        watch(instances, wc.clone()).backoff(watch_backoff()).try_filter_map(|event| async move {
-            Ok(match event {
-                Event::Delete(i) => Some(i),
-                _ => None,
-            })
-        });
+    let deletions = watch(instances, wc.clone()).try_filter_map(|event| async move {
+        Ok(match event {
+            Event::Delete(i) => Some(i),
+            _ => None,
+        })
+    });
     let (mapping_store, mapping_writer) = reflector::store();
-    let own_mappings = watch(mappings, wc).backoff(watch_backoff()).reflect(mapping_writer).applied_objects();
+    let own_mappings = watch(mappings, wc).reflect(mapping_writer).applied_objects();
     let mapping_controller = Controller::for_stream(own_mappings, mapping_store.clone())
         .reconcile_on(orphans)
         .watches_stream(deletions, move |i: ArgoCdInstance| {

@@ -36,6 +36,10 @@ pub struct ClusterMappingSpec {
     #[schemars(length(min = 8, max = 2048))]
     #[x_kube(validation = Rule::new(URL_RULE).message("argocdClusterUrl must be an http:// or https:// URL without user info"))]
     pub argocd_cluster_url: String,
+    /// The cluster the platform knows. `<...>` placeholders (from `argomap check -o mappings`)
+    /// are refused until filled in.
+    // The rule, the id pattern and the enums keep a scaffold from being applied half-done.
+    #[x_kube(validation = Rule::new("!self.name.startsWith('<')").message("cluster.name is still a placeholder: fill in the platform's name of the cluster"))]
     pub cluster: KnownCluster,
 }
 

@@ -37,6 +37,7 @@ pub const CREDENTIALS_SELECTOR: &str = "argomap.io/credentials=true";
 pub const IN_CLUSTER_URL: &str = "https://kubernetes.default.svc";
 
 const UUID_PATTERN: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 // http or https, a host, an optional path; no user info (credentials belong in the Secret).
 const URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+([/?][^#\\s]*)?$')";
@@ -44,7 +45,9 @@ const URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+([/?][^#\\s]*)?$')";
 /// A reference to an object in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub struct LocalRef {
-    #[schemars(length(min = 1, max = 253))]
+    /// The object's name.
+    // A DNS-1123 subdomain like every object name, so a `<...>` placeholder is refused.
+    #[schemars(length(min = 1, max = 253), regex(pattern = NAME_PATTERN))]
     pub name: String,
 }
 

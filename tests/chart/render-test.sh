@@ -5,8 +5,9 @@
 #  1. helm lint --strict: default values and every file in tests/chart/values/.
 #  2. helm template renders each variant; the Deployment's args are parsed by the argomap binary
 #     itself (`argomap <args> --help` exits 0 only if every flag and value is accepted).
-#  3. Values the chart must refuse fail the render with their message (two watched namespaces,
-#     two replicas without leader election, an unknown value, a bad log format).
+#  3. Values the chart must refuse fail the render with their message (a namespace listed twice,
+#     two replicas without leader election, an unknown value, a bad log format); two watched
+#     namespaces render a Role and a RoleBinding in each.
 #  4. kubectl apply --dry-run=server --validate=strict of each render (CRDs included) into a
 #     namespace labelled pod-security.kubernetes.io/warn=restricted: any schema error, unknown
 #     field or Pod Security "restricted" warning fails.
@@ -192,8 +193,19 @@ refuse() { # refuse DESCRIPTION MESSAGE-REGEX helm-args...
     bad "refuses $what, but not with /$msg/:"; cat "$work/refuse.err"
   fi
 }
-refuse "two watched namespaces" 'watchNamespaces has 2 entries \(a, b\), but argomap watches one namespace or all' \
-  --set 'watchNamespaces={a,b}'
+refuse "a namespace listed twice" 'watchNamespaces' --set 'watchNamespaces={a,a}'
+# Two watched namespaces: one --namespace=a,b, and a Role + RoleBinding in each, no ClusterRole
+# but the reviews one (tests/cluster/rbac.rs runs argomap under exactly these).
+if "$helm" template "$release" "$chart" --namespace "$ns" --kube-version "$kube_version" \
+  --set 'watchNamespaces={a,b}' >"$work/two-namespaces.yaml" 2>&1 &&
+  grep -Eq -- '^ +- --namespace=a,b$' "$work/two-namespaces.yaml" &&
+  [ "$(awk '/^kind: (Role|RoleBinding)$/ { k = $2 } k && /^  namespace: / { print k, $2; k = "" }' \
+    "$work/two-namespaces.yaml" | grep -E ' (a|b)$' | sort | tr '\n' ' ')" = "Role a Role b RoleBinding a RoleBinding b " ] &&
+  [ "$(grep -c '^kind: ClusterRole$' "$work/two-namespaces.yaml")" = 1 ]; then
+  ok "two watched namespaces: --namespace=a,b, a Role and a RoleBinding in each"
+else
+  bad "two watched namespaces"; cat "$work/two-namespaces.yaml"
+fi
 refuse "2 replicas without leader election" 'leaderElection.enabled is false' \
   --set leaderElection.enabled=false
 refuse "an unknown value (typo)" "additional properties 'watchNamespace' not allowed" \

@@ -6,6 +6,7 @@ mod common;
 mod leader;
 mod observability;
 mod rbac;
+mod scaffold;
 mod security;
 
 use std::collections::BTreeMap;

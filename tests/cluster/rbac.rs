@@ -1,6 +1,8 @@
 //! The operator under the chart's RBAC, as ServiceAccount `argomap-system:argomap` (the control
 //! plane's operator token): a full reconcile with Events, the Lease and the read API's reviews
-//! proves the rules are enough; removing one rule is caught.
+//! proves the rules are enough; removing one rule is caught. With `watchNamespaces: [a, b]`
+//! (a release of its own, run with a TokenRequest token of its ServiceAccount) argomap works
+//! in both namespaces and is forbidden in any other.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,12 +38,20 @@ fn helm() -> PathBuf {
 /// The chart's ServiceAccount and RBAC for release `argomap` in `argomap-system`, optionally
 /// without one resource.
 fn apply_chart_rbac(drop_resource: Option<&str>) {
-    let rendered = run(Command::new(helm()).current_dir(repo()).args([
-        "template",
-        "argomap",
-        "charts/argomap",
+    apply_rbac_of("argomap", SYSTEM_NS, &[], drop_resource);
+}
+
+/// The ServiceAccount and RBAC the chart renders for `release` in `release_ns` with `values`
+/// (`--set` arguments), applied for real.
+fn apply_rbac_of(release: &str, release_ns: &str, values: &[&str], drop_resource: Option<&str>) {
+    let mut helm = Command::new(helm());
+    helm.current_dir(repo()).args(["template", release, "charts/argomap"]);
+    for value in values {
+        helm.args(["--set", value]);
+    }
+    let rendered = run(helm.args([
         "--namespace",
-        SYSTEM_NS,
+        release_ns,
         "--kube-version",
         "1.37.2",
         "--show-only",
@@ -69,17 +79,19 @@ fn apply_chart_rbac(drop_resource: Option<&str>) {
             }
             rules.retain(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()));
         }
-        docs.push(serde_json::to_string(&v).expect("json"));
+        // The Roles of watchNamespaces name their own namespace; the rest goes to the release's.
+        let ns = v["metadata"]["namespace"].as_str().unwrap_or(release_ns).to_string();
+        docs.push((ns, serde_json::to_string(&v).expect("json")));
     }
     let kubeconfig = kubeconfig_path();
     let _ = Command::new("kubectl")
         .env("KUBECONFIG", &kubeconfig)
-        .args(["create", "namespace", SYSTEM_NS])
+        .args(["create", "namespace", release_ns])
         .output();
-    for doc in docs {
+    for (ns, doc) in docs {
         let mut child = Command::new("kubectl")
             .env("KUBECONFIG", &kubeconfig)
-            .args(["apply", "--server-side", "--force-conflicts", "-n", SYSTEM_NS, "-f", "-"])
+            .args(["apply", "--server-side", "--force-conflicts", "-n", &ns, "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -175,6 +187,121 @@ async fn the_chart_rbac_is_enough_and_a_missing_rule_is_caught() {
     assert!(m.status.and_then(|s| s.state).is_none(), "the missing rule kept the status from being written");
     drop(op2);
     apply_chart_rbac(None);
+}
+
+const MULTI_NS: &str = "argomap-multi-system";
+const MULTI_RELEASE: &str = "argomap-multi";
+
+/// A kubeconfig of the test control plane with `token` as its user.
+fn kubeconfig_with_token(token: &str, path: &std::path::Path) {
+    let text = std::fs::read_to_string(kubeconfig_path()).expect("kubeconfig");
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    v["users"][0]["user"] = serde_yaml::from_str(&format!("{{token: {token:?}}}")).expect("user");
+    std::fs::write(path, serde_yaml::to_string(&v).expect("yaml")).expect("write kubeconfig");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_watched_namespaces_work_under_their_roles_and_nothing_else_is_allowed() {
+    use argomap::crd::ArgoCdInstance;
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    use kube::api::PostParams;
+
+    let client = client().await;
+    let [a, b, other] = [
+        namespace(&client, "rbac-ns-a").await,
+        namespace(&client, "rbac-ns-b").await,
+        namespace(&client, "rbac-ns-other").await,
+    ];
+    let watched = format!("watchNamespaces={{{a},{b}}}");
+    apply_rbac_of(MULTI_RELEASE, MULTI_NS, &[&watched], None);
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        ..Default::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), MULTI_NS)
+        .create_token_request(MULTI_RELEASE, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("token")
+        .token;
+    let kubeconfig = repo().join(format!("target/cluster-logs/kubeconfig-{a}"));
+    std::fs::create_dir_all(repo().join("target/cluster-logs")).expect("log dir");
+    kubeconfig_with_token(&token, &kubeconfig);
+
+    // One fake Argo CD per namespace, so the read API's answer tells them apart.
+    let mut fakes = Vec::new();
+    for ns in [&a, &b, &other] {
+        let (argocd, argocd_token) = fake().await;
+        token_secret(&client, ns, "argocd-readonly", &argocd_token).await;
+        create_mapping(&client, ns, mapping_json("prod-eks", "prod", "https://10.0.0.1:6443")).await;
+        create_instance(&client, ns, instance_json("prod", &argocd.url(), "60s")).await;
+        fakes.push(argocd);
+    }
+
+    let kubeconfig = kubeconfig.display().to_string();
+    let op = Operator::start_env(
+        &format!("{a},{b}"),
+        &["--leader-election", "--lease-namespace", MULTI_NS, "--lease-name", MULTI_RELEASE],
+        &[("KUBECONFIG", &kubeconfig), ("POD_NAME", "argomap-multi")],
+    );
+    for ns in [&a, &b] {
+        instance_where(
+            &client,
+            ns,
+            "prod",
+            Duration::from_secs(30),
+            "connected in a watched namespace",
+            connected,
+        )
+        .await;
+        mapping_where(&client, ns, "prod-eks", "Linked", Duration::from_secs(5)).await;
+    }
+    let lease = Api::<Lease>::namespaced(client.clone(), MULTI_NS).get(MULTI_RELEASE).await.expect("lease");
+    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some("argomap-multi"));
+    let http = http_get(
+        &format!(
+            "{}/organization/5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b11/argoCdDestinationClusterMapping",
+            op.http
+        ),
+        &admin_token(),
+    )
+    .await;
+    assert_eq!(http.0, 200, "{}", http.1);
+    assert!(
+        http.1.contains(&fakes[0].url()) && http.1.contains(&fakes[1].url()),
+        "both namespaces: {}",
+        http.1
+    );
+    assert!(!http.1.contains(&fakes[2].url()), "an unwatched namespace is not served: {}", http.1);
+    let unwatched =
+        Api::<ArgoCdInstance>::namespaced(client.clone(), &other).get("prod").await.expect("instance");
+    assert!(unwatched.status.is_none(), "the unwatched namespace is left alone");
+    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    assert!(!log.to_lowercase().contains("forbidden"), "no request was refused:\n{log}");
+
+    // The Roles grant those two namespaces and nothing else.
+    let as_operator = {
+        let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+        let config = kube::config::Kubeconfig::from_yaml(&text).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.expect("config");
+        kube::Client::try_from(config).expect("client")
+    };
+    let lp = ListParams::default();
+    for ns in [&a, &b] {
+        Api::<ArgoCdInstance>::namespaced(as_operator.clone(), ns)
+            .list(&lp)
+            .await
+            .expect("allowed where watched");
+    }
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    assert!(forbidden(
+        Api::<ArgoCdInstance>::namespaced(as_operator.clone(), &other).list(&lp).await.map(|_| ())
+    ));
+    assert!(forbidden(Api::<Secret>::namespaced(as_operator.clone(), &other).list(&lp).await.map(|_| ())));
+    assert!(forbidden(Api::<Secret>::all(as_operator.clone()).list(&lp).await.map(|_| ())));
+    assert!(forbidden(Api::<ArgoCdInstance>::all(as_operator).list(&lp).await.map(|_| ())));
 }
 
 /// A GET with a bearer token, without adding an HTTP client to the dev-dependencies: curl is on

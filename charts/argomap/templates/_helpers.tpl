@@ -53,24 +53,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The watched namespace: "" for all namespaces, else the one entry of watchNamespaces. Fails the
-render for more than one, which the binary does not support (one --namespace, or all).
+The watched namespaces, comma-separated as --namespace takes them: "" for all namespaces.
 */}}
-{{- define "argomap.watchNamespace" -}}
+{{- define "argomap.watchNamespaces" -}}
 {{- $ns := .Values.watchNamespaces | default list }}
 {{- if not (kindIs "slice" $ns) }}
 {{- fail "watchNamespaces must be a list of namespace names, e.g. [platform]" }}
 {{- end }}
-{{- if gt (len $ns) 1 }}
-{{- fail (printf "watchNamespaces has %d entries (%s), but argomap watches one namespace or all of them: set at most one, or leave it empty to watch every namespace with a ClusterRole (or install one release per namespace, each with its own release name)" (len $ns) (join ", " $ns)) }}
-{{- end }}
-{{- if eq (len $ns) 1 }}
-{{- $one := first $ns }}
-{{- if not $one }}
+{{- range $ns }}
+{{- if not . }}
 {{- fail "watchNamespaces has an empty entry" }}
 {{- end }}
-{{- $one }}
 {{- end }}
+{{- join "," $ns }}
 {{- end }}
 
 {{/* Checks of values that span several keys. */}}
@@ -88,7 +83,7 @@ render for more than one, which the binary does not support (one --namespace, or
 
 {{/*
 The rules for the watched resources, shared by the ClusterRole (all namespaces) and the Role
-(watchNamespaces). Only what src/controller.rs, src/credentials.rs and src/http.rs call.
+(a Role per entry of watchNamespaces). Only what src/controller.rs, src/credentials.rs and src/http.rs call.
 */}}
 {{- define "argomap.watchRules" -}}
 # ArgoCdInstances and ClusterMappings: list + watch feed the controllers' caches (shared with
