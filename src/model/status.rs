@@ -27,6 +27,20 @@ pub const CLUSTERS_VISIBLE: &str = "ClustersVisible";
 pub const APPLICATIONS_VISIBLE: &str = "ApplicationsVisible";
 pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiringSoon";
 pub const INSECURE_TLS: &str = "InsecureTLS";
+/// kstatus' abnormal-true conditions (`kubectl wait`, Flux `wait: true`): `Reconciling` while a
+/// failed check is retried (kstatus `InProgress`), `Stalled` when retrying with the same
+/// settings cannot succeed (kstatus `Failed`). Absent otherwise.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Whether a failed check stays failed until the instance or its Secret changes: argomap
+/// refused to read an unlabelled Secret, or Argo CD refused the credentials. Both are fixed
+/// only by a change argomap watches, so retrying alone cannot help. Every other failure
+/// (Argo CD down or slow, a missing Secret that may still be created, a policy Argo CD may
+/// still grant) can pass on its own and is retried.
+pub fn stalls(reason: Reason) -> bool {
+    matches!(reason, Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed)
+}
 
 /// `t` cut to the second: Kubernetes stores times so, and a finer time would make every
 /// comparison with a stored status differ.
@@ -173,6 +187,10 @@ pub fn instance_status(
         connection.reason.as_str(),
         connection.message.clone(),
     ));
+    if !is_connected && connection.reason != Reason::Suspended {
+        let type_ = if stalls(connection.reason) { STALLED } else { RECONCILING };
+        out.conditions.push(cond(type_, true, connection.reason.as_str(), connection.message.clone()));
+    }
     if let Some((clusters, applications)) = clusters_visible {
         out.conditions.push(clusters);
         out.conditions.extend(applications);
@@ -595,6 +613,48 @@ mod tests {
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AuthenticationFailed"));
         assert_eq!(ready.last_transition_time, Time(now));
         assert!(s.conditions.iter().any(|c| c.type_ == CLUSTERS_VISIBLE), "kept from before");
+    }
+
+    #[test]
+    fn failed_checks_carry_reconciling_or_stalled_for_kstatus() {
+        use strum::VariantArray;
+        let (d, l) = observed(&[cluster("https://a")], &[]);
+        let ok = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        let types = |s: &ArgoCdInstanceStatus| -> Vec<(String, String, String)> {
+            s.conditions
+                .iter()
+                .filter(|c| c.type_ == RECONCILING || c.type_ == STALLED)
+                .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+                .collect()
+        };
+        assert!(types(&ok).is_empty(), "a connected instance has neither");
+        let now = t("2026-11-22T10:01:00Z");
+        // `Connected` is never a failure's reason.
+        for &reason in Reason::VARIANTS.iter().filter(|r| **r != Reason::Connected) {
+            let conn = failed(ok.connection.as_ref(), now, reason, "why", true);
+            let s = instance_status(
+                Some(&ok),
+                InstanceUpdate {
+                    generation: Some(3),
+                    connection: conn,
+                    observation: None,
+                    refresh_handled: None,
+                    insecure_tls: false,
+                    now,
+                },
+            );
+            let expected = match reason {
+                Reason::Suspended => vec![],
+                Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed => {
+                    vec![(STALLED.to_string(), "True".to_string(), reason.as_str().to_string())]
+                }
+                _ => vec![(RECONCILING.to_string(), "True".to_string(), reason.as_str().to_string())],
+            };
+            assert_eq!(types(&s), expected, "{reason}");
+            if let Some(c) = s.conditions.iter().find(|c| c.type_ == RECONCILING || c.type_ == STALLED) {
+                assert_eq!((c.message.as_str(), c.observed_generation), ("why", Some(3)));
+            }
+        }
     }
 
     #[test]
