@@ -470,21 +470,36 @@ pub fn mapping_status(
     };
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let linked = outcome.state == MappingState::Linked;
+    let mut conditions = vec![condition(
+        prev_conditions,
+        generation,
+        now,
+        READY,
+        if linked { "True" } else { "False" },
+        outcome.state.as_str(),
+        message.clone(),
+    )];
+    // An older mapping holds the URL: only a change of a ClusterMapping (which argomap
+    // watches) can end it, so kstatus may call it Failed. Every other state can pass on its
+    // own (Argo CD registers the cluster, the instance is created) and stays InProgress.
+    if outcome.state == MappingState::Conflict {
+        conditions.push(condition(
+            prev_conditions,
+            generation,
+            now,
+            STALLED,
+            "True",
+            outcome.state.as_str(),
+            message,
+        ));
+    }
     ClusterMappingStatus {
         observed_generation: generation,
         state: Some(outcome.state),
         argocd_cluster_name: outcome.argocd_cluster_name.clone(),
         applications_count: outcome.applications_count,
         conflicts_with: outcome.conflicts_with.clone(),
-        conditions: vec![condition(
-            prev_conditions,
-            generation,
-            now,
-            READY,
-            if linked { "True" } else { "False" },
-            outcome.state.as_str(),
-            message,
-        )],
+        conditions,
     }
 }
 
@@ -885,6 +900,9 @@ mod tests {
         assert_eq!(c.conditions[0].status, "False");
         assert_eq!(c.conditions[0].reason, "Conflict");
         assert!(c.conditions[0].message.contains("older"));
+        assert_eq!((c.conditions[1].type_.as_str(), c.conditions[1].status.as_str()), (STALLED, "True"));
+        assert_eq!(c.conditions[1].message, c.conditions[0].message);
+        assert_eq!(a.conditions.len(), 1, "a linked mapping is neither stalled nor reconciling");
         assert_eq!(c.conditions[0].last_transition_time, Time(t("2026-11-22T11:00:00Z")));
     }
 }
