@@ -86,17 +86,18 @@ async fn a_connected_instance_is_current_and_an_unobserved_spec_change_in_progre
     assert_eq!(kstatus(&ns, "clustermapping/prod-eks"), ("Current".into(), "Resource is Ready".into()));
 
     // An orphaned mapping may still be linked (Argo CD registers the cluster): InProgress. A
-    // conflicting one waits for a change of a ClusterMapping: Stalled, so Failed.
+    // conflicting one waits for a change of a ClusterMapping: Stalled, so Failed. (Named to lose a
+    // tie: creation times have whole seconds, and the name breaks it.)
     create_mapping(&client, &ns, mapping_json("legacy", "prod", "https://gke.example.com")).await;
-    create_mapping(&client, &ns, mapping_json("dup", "prod", "https://10.0.0.1:6443/")).await;
+    create_mapping(&client, &ns, mapping_json("zz-dup", "prod", "https://10.0.0.1:6443/")).await;
     mapping_where(&client, &ns, "legacy", "Orphaned", FAST).await;
-    mapping_where(&client, &ns, "dup", "Conflict", FAST).await;
+    mapping_where(&client, &ns, "zz-dup", "Conflict", FAST).await;
     assert_eq!(
         kstatus(&ns, "clustermapping/legacy"),
         ("InProgress".into(), "ArgoCdInstance prod has no destination https://gke.example.com".into())
     );
     assert_eq!(
-        kstatus(&ns, "clustermapping/dup"),
+        kstatus(&ns, "clustermapping/zz-dup"),
         ("Failed".into(), "ClusterMapping prod-eks already maps https://10.0.0.1:6443".into())
     );
     let (met, text) = wait_ready(&ns, "clustermapping/legacy", "2s");
@@ -166,4 +167,41 @@ async fn an_instance_that_cannot_connect_is_in_progress_or_failed_and_never_read
     assert_eq!(kstatus(&ns, "argocdinstance/unlabelled"), ("Failed".into(), ready_message(&refused)));
     let (met, text) = wait_ready(&ns, "argocdinstance/unlabelled", "3s");
     assert!(!met && text.contains("timed out"), "{text}");
+
+    // Argo CD back (here: the URL fixed): Ready, and the Reconciling condition is gone (the
+    // server-side apply of a connected status drops what argomap no longer sets).
+    let (argocd, token) = fake().await;
+    let instances = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets
+        .patch(
+            "argocd-readonly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"token": token}})),
+        )
+        .await
+        .expect("token");
+    instances
+        .patch("prod", &PatchParams::default(), &Patch::Merge(json!({"spec": {"url": argocd.url()}})))
+        .await
+        .expect("patch url");
+    let (met, text) = wait_ready(&ns, "argocdinstance/prod", "30s");
+    assert!(met, "{text}");
+    assert_eq!(kstatus(&ns, "argocdinstance/prod"), ("Current".into(), "Resource is Ready".into()));
+    let up = instances.get("prod").await.expect("get");
+    let types: Vec<String> =
+        up.status.iter().flat_map(|s| s.conditions.iter().map(|c| c.type_.clone())).collect();
+    assert!(!types.iter().any(|t| t == "Reconciling" || t == "Stalled"), "{types:?}");
+
+    // Suspended: Ready=False (Suspended), neither Reconciling nor Stalled: kstatus InProgress.
+    instances
+        .patch("prod", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}})))
+        .await
+        .expect("suspend");
+    instance_where(&client, &ns, "prod", FAST, "Suspended", |i| reason(i).as_deref() == Some("Suspended"))
+        .await;
+    assert_eq!(
+        kstatus(&ns, "argocdinstance/prod"),
+        ("InProgress".into(), "checks are suspended (spec.suspend: true)".into())
+    );
 }
