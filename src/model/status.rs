@@ -92,6 +92,22 @@ pub fn failed(
     }
 }
 
+/// The status written when argomap first sees an instance, before its first check: an object
+/// with no status at all is `Current` to kstatus (Flux's `wait: true` would pass at once), so
+/// this one says `Ready=Unknown` and `Reconciling=True` (reason `Pending`) until the check ends.
+pub fn awaiting_first_check(generation: Option<i64>, now: Timestamp) -> ArgoCdInstanceStatus {
+    let message = "waiting for argomap's first check".to_string();
+    let pending = Reason::Pending.as_str();
+    ArgoCdInstanceStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(&[], generation, now, READY, "Unknown", pending, message.clone()),
+            condition(&[], generation, now, RECONCILING, "True", pending, message),
+        ],
+        ..Default::default()
+    }
+}
+
 /// Everything that decides an ArgoCdInstance status besides the previous one.
 pub struct InstanceUpdate<'a> {
     pub generation: Option<i64>,
@@ -670,6 +686,19 @@ mod tests {
                 assert_eq!((c.message.as_str(), c.observed_generation), ("why", Some(3)));
             }
         }
+    }
+
+    #[test]
+    fn a_new_instance_says_it_waits_for_its_first_check() {
+        let s = awaiting_first_check(Some(4), t("2026-11-22T10:00:00Z"));
+        let conds: Vec<_> =
+            s.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str())).collect();
+        assert_eq!(conds, vec![(READY, "Unknown", "Pending"), (RECONCILING, "True", "Pending")]);
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(
+            (s.observed_generation, s.connection.is_none(), s.summary.is_none()),
+            (Some(4), true, true)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Argo CD health checks of `contrib/argocd/` run by the real `argocd` binary
 //! (`argocd admin settings resource-overrides health`, offline with `--argocd-cm-path`) over
 //! a status fixture for every state argomap writes. The statuses come from argomap's own pure
-//! model (`evaluate`, `mark_stale`, `minimal`), so they cannot drift from what it writes.
+//! model (`evaluate`, `awaiting_first_check`, `mark_stale`, `minimal`), so they cannot drift from what it writes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -151,8 +151,12 @@ fn instance_health_for_every_state() {
         &Outcome::Failed { reason: Reason::Pending, message: String::new(), fresh: false },
     );
 
+    // What argomap writes on first sight, before the check.
+    let mut first_seen = instance();
+    first_seen.status = Some(status::awaiting_first_check(Some(2), now()));
     let mut cases: Vec<(&str, ArgoCdInstance, (&str, String))> = vec![
         ("no status", instance(), ("Progressing", "Waiting for argomap's first check".into())),
+        ("first seen", first_seen, ("Progressing", "Waiting for argomap's first check".into())),
         ("pending", pending, ("Progressing", "Waiting for argomap's first check".into())),
         ("generation not observed", behind, ("Progressing", "Waiting for argomap to check generation 3".into())),
         ("connected", connected, ("Healthy", "0 linked, 2 unlinked, 0 orphaned".into())),

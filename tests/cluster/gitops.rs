@@ -205,3 +205,31 @@ async fn an_instance_that_cannot_connect_is_in_progress_or_failed_and_never_read
         ("InProgress".into(), "checks are suspended (spec.suspend: true)".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_instance_is_in_progress_until_its_first_check_ends() {
+    let client = client().await;
+    let ns = namespace(&client, "kstatus-new").await;
+    // Argo CD slower than the instance's 5 s timeout: the first check lasts 5 s.
+    let (argocd, token) = fake().await;
+    argocd.set_fault(Some(fake_argocd::Fault::Latency(Duration::from_secs(8))));
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let _op = Operator::start(&ns);
+
+    let pending = instance_where(&client, &ns, "prod", FAST, "the status before the first check", |i| {
+        i.status.as_ref().is_some_and(|s| s.connection.is_none() && !s.conditions.is_empty())
+    })
+    .await;
+    assert_eq!(ready_message(&pending), "waiting for argomap's first check");
+    // Without it, kstatus would call the status-less object Current.
+    assert_eq!(kstatus(&ns, "argocdinstance/prod"), ("InProgress".into(), ready_message(&pending)));
+    let (met, text) = wait_ready(&ns, "argocdinstance/prod", "1s");
+    assert!(!met && text.contains("timed out"), "{text}");
+
+    let timed_out = instance_where(&client, &ns, "prod", Duration::from_secs(20), "Timeout", |i| {
+        reason(i).as_deref() == Some("Timeout")
+    })
+    .await;
+    assert_eq!(kstatus(&ns, "argocdinstance/prod"), ("InProgress".into(), ready_message(&timed_out)));
+}
