@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down demo demo-test crds build bench bench-compare
+.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down kstatus demo demo-test crds build bench bench-compare
 
 # Where tests/controlplane/up.sh keeps its state (and the kubeconfig the cluster suite uses).
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
@@ -48,8 +48,13 @@ controlplane-down:
 tools:
 	bash tests/tools/install.sh
 
+## Builds (once, cached) the kstatus wrapper (sigs.k8s.io/cli-utils) the cluster suite reads
+## statuses with, as Flux does.
+kstatus:
+	bash tests/controlplane/build.sh kstatus
+
 ## The cluster suite against the real apiserver (starts the control plane if needed).
-cluster-test: tools controlplane-up
+cluster-test: tools kstatus controlplane-up
 	set -a; . "$(CONTROLPLANE_DIR)/env"; set +a; \
 	$(CARGO) test --locked --all-features --test cluster
 

@@ -157,6 +157,24 @@ async fn events(handle: &mut ApiHandle, n: usize) -> Vec<String> {
 const SECRET_PATH: &str = "/api/v1/namespaces/platform/secrets/argocd-readonly";
 const INSTANCE_STATUS: &str = "/apis/argomap.io/v1alpha1/namespaces/platform/argocdinstances/prod/status";
 
+/// The status a new instance is given before its first check (a status-less object is
+/// Current to kstatus): Ready Unknown and Reconciling True, both `Pending`.
+async fn awaiting_first_check(handle: &mut ApiHandle) {
+    let patch = answer(handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
+    let conds: Vec<(String, String, String)> = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .map(|c| {
+            let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            (f("type"), f("status"), f("reason"))
+        })
+        .collect();
+    let want = |t: &str, s: &str| (t.to_string(), s.to_string(), "Pending".to_string());
+    assert_eq!(conds, vec![want("Ready", "Unknown"), want("Reconciling", "True")]);
+    assert!(patch["status"].get("connection").is_none(), "no check, no connection: {patch}");
+}
+
 fn mapping_status_path(name: &str) -> String {
     format!("/apis/argomap.io/v1alpha1/namespaces/platform/clustermappings/{name}/status")
 }
@@ -188,6 +206,7 @@ async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothi
 
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        awaiting_first_check(&mut handle).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let legacy =
             answer(&mut handle, "PATCH", &mapping_status_path("legacy-gke"), StatusCode::OK, Value::Null)
@@ -316,6 +335,7 @@ async fn missing_secret_is_credentials_not_found_and_new_mappings_wait() {
             not_found("secrets \"argocd-readonly\""),
         )
         .await;
+        awaiting_first_check(&mut handle).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let m =
             answer(&mut handle, "PATCH", &mapping_status_path("prod-eks"), StatusCode::OK, Value::Null).await;
@@ -344,6 +364,7 @@ async fn a_spec_change_checks_at_once() {
     let t = token.clone();
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
+        awaiting_first_check(&mut handle).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let reasons = events(&mut handle, 2).await;
         (handle, patch, reasons)
@@ -423,6 +444,7 @@ async fn an_unlabelled_secret_is_never_read_and_says_how_to_opt_in() {
         send.send_response(
             Response::builder().body(Body::from(unlabelled.to_string().into_bytes())).expect("resp"),
         );
+        awaiting_first_check(&mut handle).await;
         // ...and the next request is the status write, not a read of the data.
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let reasons = events(&mut handle, 1).await;
@@ -448,6 +470,7 @@ async fn a_status_refused_as_too_large_is_replaced_by_a_minimal_one() {
     let inst = instance(&argocd.url());
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&token)).await;
+        awaiting_first_check(&mut handle).await;
         // What kube-apiserver answers when etcd refuses the object.
         let refused = api_error(500, "InternalError", "etcdserver: request is too large");
         let full =
@@ -482,6 +505,7 @@ async fn a_forbidden_secret_is_a_reason_in_status_not_a_silent_retry() {
             "secrets \"argocd-readonly\" is forbidden: User \"system:serviceaccount:argomap:argomap\" cannot get resource \"secrets\"",
         );
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::FORBIDDEN, forbidden).await;
+        awaiting_first_check(&mut handle).await;
         let patch = answer(&mut handle, "PATCH", INSTANCE_STATUS, StatusCode::OK, Value::Null).await;
         let _ = events(&mut handle, 1).await;
         patch
@@ -506,6 +530,7 @@ async fn a_409_on_the_status_write_is_retried_without_asking_argocd_again() {
     let t = token.clone();
     let verifier = tokio::spawn(async move {
         answer(&mut handle, "GET", SECRET_PATH, StatusCode::OK, secret(&t)).await;
+        awaiting_first_check(&mut handle).await;
         let conflict = api_error(
             409,
             "Conflict",

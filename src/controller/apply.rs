@@ -113,6 +113,17 @@ pub async fn write_if_unchanged(
     patch_status(ctx, &api, &instance.name_any(), instance.resource_version().as_deref(), status).await
 }
 
+/// Writes `status` over `instance`'s, with nothing published.
+pub async fn write_instance_status(
+    ctx: &Context,
+    instance: &ArgoCdInstance,
+    status: &crate::crd::ArgoCdInstanceStatus,
+) -> Result<(), Error> {
+    let api: Api<ArgoCdInstance> =
+        Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
+    patch_status(ctx, &api, &instance.name_any(), None, status).await
+}
+
 /// Whether the API refused a write for its size: the apiserver's own body limit (413) or
 /// etcd's request limit (passed on as a 500 "request is too large").
 fn too_large(e: &kube::core::Status) -> bool {

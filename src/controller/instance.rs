@@ -24,7 +24,7 @@ use crate::argocd::{self, ClientConfig};
 use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
 use crate::model::staleness;
-use crate::model::status::to_second;
+use crate::model::status::{self, to_second};
 
 /// The controller's entry: only the leader works, and only once every watch has synced.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -80,6 +80,13 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     // 1. decide
     let mut state = ctx.states.get(&key, instance.metadata.uid.as_deref());
     let plan = state::decide(&state, &trigger, Instant::now());
+
+    // A new instance says at once that it waits for its first check: with no status at all,
+    // kstatus (Flux's `wait: true`) would call it Current while the check is still running.
+    if instance.status.is_none() && matches!(plan, Plan::Poll { .. }) {
+        let pending = status::awaiting_first_check(instance.metadata.generation, to_second(Timestamp::now()));
+        apply::write_instance_status(ctx, instance, &pending).await?;
+    }
 
     // 2. fetch
     let outcome = match plan {

@@ -27,6 +27,20 @@ pub const CLUSTERS_VISIBLE: &str = "ClustersVisible";
 pub const APPLICATIONS_VISIBLE: &str = "ApplicationsVisible";
 pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiringSoon";
 pub const INSECURE_TLS: &str = "InsecureTLS";
+/// kstatus' abnormal-true conditions (`kubectl wait`, Flux `wait: true`): `Reconciling` while a
+/// failed check is retried (kstatus `InProgress`), `Stalled` when retrying with the same
+/// settings cannot succeed (kstatus `Failed`). Absent otherwise.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Whether a failed check stays failed until the instance or its Secret changes: argomap
+/// refused to read an unlabelled Secret, or Argo CD refused the credentials. Both are fixed
+/// only by a change argomap watches, so retrying alone cannot help. Every other failure
+/// (Argo CD down or slow, a missing Secret that may still be created, a policy Argo CD may
+/// still grant) can pass on its own and is retried.
+pub fn stalls(reason: Reason) -> bool {
+    matches!(reason, Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed)
+}
 
 /// `t` cut to the second: Kubernetes stores times so, and a finer time would make every
 /// comparison with a stored status differ.
@@ -75,6 +89,22 @@ pub fn failed(
         last_successful_check_at: prev.and_then(|p| p.last_successful_check_at.clone()),
         argocd_version: prev.and_then(|p| p.argocd_version.clone()),
         credentials_expire_at: prev.and_then(|p| p.credentials_expire_at.clone()),
+    }
+}
+
+/// The status written when argomap first sees an instance, before its first check: an object
+/// with no status at all is `Current` to kstatus (Flux's `wait: true` would pass at once), so
+/// this one says `Ready=Unknown` and `Reconciling=True` (reason `Pending`) until the check ends.
+pub fn awaiting_first_check(generation: Option<i64>, now: Timestamp) -> ArgoCdInstanceStatus {
+    let message = "waiting for argomap's first check".to_string();
+    let pending = Reason::Pending.as_str();
+    ArgoCdInstanceStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(&[], generation, now, READY, "Unknown", pending, message.clone()),
+            condition(&[], generation, now, RECONCILING, "True", pending, message),
+        ],
+        ..Default::default()
     }
 }
 
@@ -173,6 +203,10 @@ pub fn instance_status(
         connection.reason.as_str(),
         connection.message.clone(),
     ));
+    if !is_connected && connection.reason != Reason::Suspended {
+        let type_ = if stalls(connection.reason) { STALLED } else { RECONCILING };
+        out.conditions.push(cond(type_, true, connection.reason.as_str(), connection.message.clone()));
+    }
     if let Some((clusters, applications)) = clusters_visible {
         out.conditions.push(clusters);
         out.conditions.extend(applications);
@@ -452,21 +486,36 @@ pub fn mapping_status(
     };
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let linked = outcome.state == MappingState::Linked;
+    let mut conditions = vec![condition(
+        prev_conditions,
+        generation,
+        now,
+        READY,
+        if linked { "True" } else { "False" },
+        outcome.state.as_str(),
+        message.clone(),
+    )];
+    // An older mapping holds the URL: only a change of a ClusterMapping (which argomap
+    // watches) can end it, so kstatus may call it Failed. Every other state can pass on its
+    // own (Argo CD registers the cluster, the instance is created) and stays InProgress.
+    if outcome.state == MappingState::Conflict {
+        conditions.push(condition(
+            prev_conditions,
+            generation,
+            now,
+            STALLED,
+            "True",
+            outcome.state.as_str(),
+            message,
+        ));
+    }
     ClusterMappingStatus {
         observed_generation: generation,
         state: Some(outcome.state),
         argocd_cluster_name: outcome.argocd_cluster_name.clone(),
         applications_count: outcome.applications_count,
         conflicts_with: outcome.conflicts_with.clone(),
-        conditions: vec![condition(
-            prev_conditions,
-            generation,
-            now,
-            READY,
-            if linked { "True" } else { "False" },
-            outcome.state.as_str(),
-            message,
-        )],
+        conditions,
     }
 }
 
@@ -595,6 +644,61 @@ mod tests {
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AuthenticationFailed"));
         assert_eq!(ready.last_transition_time, Time(now));
         assert!(s.conditions.iter().any(|c| c.type_ == CLUSTERS_VISIBLE), "kept from before");
+    }
+
+    #[test]
+    fn failed_checks_carry_reconciling_or_stalled_for_kstatus() {
+        use strum::VariantArray;
+        let (d, l) = observed(&[cluster("https://a")], &[]);
+        let ok = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
+        let types = |s: &ArgoCdInstanceStatus| -> Vec<(String, String, String)> {
+            s.conditions
+                .iter()
+                .filter(|c| c.type_ == RECONCILING || c.type_ == STALLED)
+                .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+                .collect()
+        };
+        assert!(types(&ok).is_empty(), "a connected instance has neither");
+        let now = t("2026-11-22T10:01:00Z");
+        // `Connected` is never a failure's reason.
+        for &reason in Reason::VARIANTS.iter().filter(|r| **r != Reason::Connected) {
+            let conn = failed(ok.connection.as_ref(), now, reason, "why", true);
+            let s = instance_status(
+                Some(&ok),
+                InstanceUpdate {
+                    generation: Some(3),
+                    connection: conn,
+                    observation: None,
+                    refresh_handled: None,
+                    insecure_tls: false,
+                    now,
+                },
+            );
+            let expected = match reason {
+                Reason::Suspended => vec![],
+                Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed => {
+                    vec![(STALLED.to_string(), "True".to_string(), reason.as_str().to_string())]
+                }
+                _ => vec![(RECONCILING.to_string(), "True".to_string(), reason.as_str().to_string())],
+            };
+            assert_eq!(types(&s), expected, "{reason}");
+            if let Some(c) = s.conditions.iter().find(|c| c.type_ == RECONCILING || c.type_ == STALLED) {
+                assert_eq!((c.message.as_str(), c.observed_generation), ("why", Some(3)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_instance_says_it_waits_for_its_first_check() {
+        let s = awaiting_first_check(Some(4), t("2026-11-22T10:00:00Z"));
+        let conds: Vec<_> =
+            s.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str())).collect();
+        assert_eq!(conds, vec![(READY, "Unknown", "Pending"), (RECONCILING, "True", "Pending")]);
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(
+            (s.observed_generation, s.connection.is_none(), s.summary.is_none()),
+            (Some(4), true, true)
+        );
     }
 
     #[test]
@@ -825,6 +929,9 @@ mod tests {
         assert_eq!(c.conditions[0].status, "False");
         assert_eq!(c.conditions[0].reason, "Conflict");
         assert!(c.conditions[0].message.contains("older"));
+        assert_eq!((c.conditions[1].type_.as_str(), c.conditions[1].status.as_str()), (STALLED, "True"));
+        assert_eq!(c.conditions[1].message, c.conditions[0].message);
+        assert_eq!(a.conditions.len(), 1, "a linked mapping is neither stalled nor reconciling");
         assert_eq!(c.conditions[0].last_transition_time, Time(t("2026-11-22T11:00:00Z")));
     }
 }

@@ -12,6 +12,7 @@ mod answers;
 #[allow(dead_code)]
 #[path = "../cluster/common.rs"]
 mod common;
+mod health;
 mod server;
 
 use std::path::{Path, PathBuf};

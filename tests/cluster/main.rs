@@ -3,6 +3,7 @@
 //! watching only that namespace. Synchronised by polling with deadlines.
 
 mod common;
+mod gitops;
 mod leader;
 mod observability;
 mod rbac;

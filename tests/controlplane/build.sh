@@ -6,8 +6,11 @@
 # argocd (Argo CD's multi-call binary, plus an `argocd-server -> argocd` symlink) is only built
 # when named, into its own dir ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/argocd-<version>/bin/,
 # with GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN (it needs a newer Go); the other builds use GOTOOLCHAIN=local.
+# kstatus (a wrapper printing what sigs.k8s.io/cli-utils' kstatus computes for an object, for the
+# cluster suite) goes into the main bin dir, stamped by the version in kstatus/go.mod:
+# kstatus-<version> plus a `kstatus` symlink, so a new pin builds a new binary.
 #
-# Usage: build.sh [--print-bin-dir] [kube-apiserver|etcd|helm|argocd ...]
+# Usage: build.sh [--print-bin-dir] [kube-apiserver|etcd|helm|kstatus|argocd ...]
 #   no names:        build every missing binary (kube-apiserver, etcd, helm; not argocd)
 #   names:           build only those (if missing)
 #   --print-bin-dir: print the bin dir and exit, building nothing
@@ -29,7 +32,7 @@ targets=()
 for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) print_only=1 ;;
-    kube-apiserver | etcd | helm | argocd) targets+=("$arg") ;;
+    kube-apiserver | etcd | helm | kstatus | argocd) targets+=("$arg") ;;
     -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
@@ -51,11 +54,15 @@ if [ "$print_only" = 1 ]; then
   print_dirs
   exit 0
 fi
-[ "${#targets[@]}" -gt 0 ] || others=(kube-apiserver etcd helm)
+[ "${#targets[@]}" -gt 0 ] || others=(kube-apiserver etcd helm kstatus)
 
 # Fast path: everything already built.
+# kstatus' binary carries the cli-utils version it was built from (read from its go.mod).
+kstatus_version="$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2}' "$here/kstatus/go.mod")"
+kstatus_ok() { [ -x "$bin_dir/kstatus-$kstatus_version" ] && [ "$(readlink "$bin_dir/kstatus" 2>/dev/null)" = "kstatus-$kstatus_version" ]; }
 missing=()
 for t in ${others[@]+"${others[@]}"}; do
+  if [ "$t" = kstatus ]; then kstatus_ok || missing+=(kstatus); continue; fi
   [ -x "$bin_dir/$t" ] || missing+=("$t")
 done
 argocd_ok() { [ -x "$argocd_bin_dir/argocd" ] && [ -L "$argocd_bin_dir/argocd-server" ]; }
@@ -123,6 +130,11 @@ for t in "${missing[@]}"; do
       k8s_major=1 k8s_minor="${cg%%.*}"
       build helm "$here/helm" helm.sh/helm/v3/cmd/helm \
         "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=${k8s_major} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${k8s_minor} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=${k8s_major} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${k8s_minor}"
+      ;;
+    kstatus)
+      build "kstatus-$kstatus_version" "$here/kstatus" . "-s -w"
+      ln -sfn "kstatus-$kstatus_version" "$bin_dir/.kstatus.tmp.$$"
+      mv -fT "$bin_dir/.kstatus.tmp.$$" "$bin_dir/kstatus"
       ;;
     argocd)
       # Stamped like argo-cd's Makefile does for a clean tagged release, so it reports
