@@ -813,6 +813,33 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         ("topn", "10"),
         ("__rate_interval", "1m"),
     ];
+    // The query variables' label_values(SELECTOR, LABEL) offer the values substituted below.
+    for v in dashboard["templating"]["list"].as_array().into_iter().flatten().filter(|v| v["type"] == "query")
+    {
+        let q = v["query"]["query"].as_str().expect("a query variable's query");
+        let inner =
+            q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')).expect("label_values(...)");
+        let (selector, label) = inner.rsplit_once(',').expect("label_values(SELECTOR, LABEL)");
+        let label = label.trim();
+        let promql = substitute(&format!("count by ({label}) ({selector})"), &vars);
+        let offered =
+            eventually(Duration::from_secs(60), &format!("variable {}: {promql}", v["name"]), || {
+                let (prom, promql) = (&prom, promql.as_str());
+                async move {
+                    let r = prom.query(promql).await?;
+                    if r.is_empty() { Err("no values".to_string()) } else { Ok(r) }
+                }
+            })
+            .await;
+        let values: BTreeSet<&str> = offered.iter().filter_map(|r| r["metric"][label].as_str()).collect();
+        let want =
+            vars.iter().find(|(k, _)| *k == v["name"]).map(|(_, w)| *w).expect("a value for the variable");
+        assert!(
+            want.split('|').all(|w| values.contains(w)),
+            "variable {} offers {values:?}, not {want}",
+            v["name"]
+        );
+    }
     let panels = dashboard_queries(&dashboard);
     // What the issue asks the dashboard to show, by panel title.
     for wanted in [
