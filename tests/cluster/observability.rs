@@ -822,23 +822,27 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         let (selector, label) = inner.rsplit_once(',').expect("label_values(SELECTOR, LABEL)");
         let label = label.trim();
         let promql = substitute(&format!("count by ({label}) ({selector})"), &vars);
-        let offered =
-            eventually(Duration::from_secs(60), &format!("variable {}: {promql}", v["name"]), || {
+        let want =
+            vars.iter().find(|(k, _)| *k == v["name"]).map(|(_, w)| *w).expect("a value for the variable");
+        // Polled until every wanted value is offered: the two jobs' first scrapes land apart.
+        eventually(
+            Duration::from_secs(60),
+            &format!("variable {} offers {want}: {promql}", v["name"]),
+            || {
                 let (prom, promql) = (&prom, promql.as_str());
                 async move {
                     let r = prom.query(promql).await?;
-                    if r.is_empty() { Err("no values".to_string()) } else { Ok(r) }
+                    let values: BTreeSet<&str> =
+                        r.iter().filter_map(|r| r["metric"][label].as_str()).collect();
+                    if want.split('|').all(|w| values.contains(w)) {
+                        Ok(())
+                    } else {
+                        Err(format!("{values:?}"))
+                    }
                 }
-            })
-            .await;
-        let values: BTreeSet<&str> = offered.iter().filter_map(|r| r["metric"][label].as_str()).collect();
-        let want =
-            vars.iter().find(|(k, _)| *k == v["name"]).map(|(_, w)| *w).expect("a value for the variable");
-        assert!(
-            want.split('|').all(|w| values.contains(w)),
-            "variable {} offers {values:?}, not {want}",
-            v["name"]
-        );
+            },
+        )
+        .await;
     }
     let panels = dashboard_queries(&dashboard);
     // What the issue asks the dashboard to show, by panel title.
