@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down kstatus demo demo-test crds build bench bench-compare
+.PHONY: test fault-test lint fmt-check clippy hadolint helm-lint dashboard-lint chart-test chart-crds unit cluster-test tools controlplane-up controlplane-down kstatus demo demo-test crds build bench bench-compare
 
 # Where tests/controlplane/up.sh keeps its state (and the kubeconfig the cluster suite uses).
 CONTROLPLANE_DIR ?= $(or $(ARGOMAP_CONTROLPLANE_DIR),$(CURDIR)/target/controlplane)
@@ -12,7 +12,7 @@ export ARGOMAP_CONTROLPLANE_DIR := $(CONTROLPLANE_DIR)
 ## Argo CD, the chart, the demo.
 test: lint unit cluster-test fault-test argocd-test chart-test demo-test
 
-lint: fmt-check clippy hadolint helm-lint
+lint: fmt-check clippy hadolint helm-lint dashboard-lint
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -27,6 +27,11 @@ hadolint:
 ## helm lint --strict of charts/argomap: default values and each file in tests/chart/values/.
 helm-lint:
 	bash tests/chart/helm-lint.sh
+
+## The Grafana dashboard against the pinned Grafana Foundation SDK's dashboard schema (its
+## schemaVersion, strict fields, panel and query schemas); broken copies must fail.
+dashboard-lint:
+	bash tests/dashboard/schema-test.sh
 
 ## Renders the chart and proves it on the real apiserver (dry-run, Pod Security, RBAC can-i).
 chart-test: controlplane-up

@@ -16,6 +16,9 @@
 #     instead: kind/apiVersion/selector, and `promtool check rules` on the PrometheusRule's
 #     groups (skipped with a note when promtool is missing; `make tools` installs it).
 #     helm install --dry-run=server of the chart too (helm's own checks, NOTES.txt).
+#     The dashboard ConfigMap as the apiserver stores it equals dashboards/argomap.json; the
+#     `helm test` Pod (GET /readyz) is admitted under restricted. It cannot run: this control
+#     plane has no kubelet.
 #  5. The RBAC, applied for real under release name argomap-chart-test (its own ServiceAccount,
 #     ClusterRoles and bindings, so nothing the other tests use is touched), checked with
 #     `kubectl auth can-i --as` for every verb argomap needs and a few it must not have.
@@ -162,6 +165,11 @@ if [ -s "$work/default.yaml" ]; then
   expect default "PodDisruptionBudget" '^kind: PodDisruptionBudget$'
   expect default "both CRDs" 'name: clustermappings.argomap.io'
   expect_not default "no NetworkPolicy by default" '^kind: NetworkPolicy$'
+  expect_not default "no dashboard ConfigMap by default" 'name: argomap-chart-test-dashboards$'
+  # The helm test hook: a Pod that asks the Service's admin port (8081) for /readyz.
+  expect default "helm test hook Pod" '^    helm.sh/hook: test$'
+  expect default "the hook asks /readyz of the Service's admin port" \
+    "^ +- http://$release\\.$ns\\.svc:8081/readyz\$"
 fi
 if [ -s "$work/watch-namespace.yaml" ]; then
   expect watch-namespace "--namespace" "^ +- --namespace=$watched\$"
@@ -177,7 +185,23 @@ if [ -s "$work/all-features.yaml" ]; then
   expect all-features "NetworkPolicy" '^kind: NetworkPolicy$'
   expect all-features "egress rules" '^  egress:$'
   expect all-features "lease name from values" '^ +- --lease-name=argomap-chart-lease$'
-  expect all-features "image by digest" 'image: ".*@sha256:'
+  expect all-features "image by digest" 'image: "registry.example.com/argomap@sha256:0123'
+  expect all-features "test image by digest" 'image: "registry.example.com/curl@sha256:fedc'
+  expect all-features "priorityClassName" '^      priorityClassName: system-cluster-critical$'
+  expect all-features "topologySpreadConstraints" '^      topologySpreadConstraints:$'
+  expect all-features "dashboard ConfigMap with the sidecar label" '^    grafana_dashboard: "1"$'
+  expect all-features "dashboard ConfigMap annotation" '^    grafana_folder: Platform$'
+  # commonLabels and commonAnnotations on every object of the render (CRDs aside: helm
+  # installs crds/ as they are).
+  objects="$(grep -c '^kind: ' "$work/all-features.yaml")"
+  crds="$(grep -c '^kind: CustomResourceDefinition$' "$work/all-features.yaml")"
+  labelled="$(grep -c '^    example.com/cost-center: platform$' "$work/all-features.yaml")"
+  annotated="$(grep -c '^    example.com/owner: platform-team$' "$work/all-features.yaml")"
+  if [ "$labelled" -ge $((objects - crds)) ] && [ "$annotated" = $((objects - crds)) ]; then
+    ok "(all-features) commonLabels on $labelled, commonAnnotations on $annotated of $((objects - crds)) objects"
+  else
+    bad "(all-features) commonLabels on $labelled, commonAnnotations on $annotated of $((objects - crds)) objects"
+  fi
 fi
 
 # --- 3. values the chart refuses ---------------------------------------------------------------
@@ -297,6 +321,27 @@ for f in "" "$here/values/watch-namespace.yaml"; do
     bad "helm install --dry-run=server ($v)"; echo "$out" | tail -n 20
   fi
 done
+
+# The dashboard ConfigMap, as the apiserver stores it, holds exactly the dashboard file.
+render dashboards --set dashboards.enabled=true --show-only templates/dashboards.yaml ||
+  { bad "helm template (dashboards)"; cat "$work/dashboards.err"; }
+if [ -s "$work/dashboards.yaml" ] &&
+  kc apply --dry-run=server -f "$work/dashboards.yaml" -o jsonpath='{.data.argomap\.json}' >"$work/dashboard.json" 2>"$work/dashboard.err" &&
+  cmp -s "$work/dashboard.json" "$chart/dashboards/argomap.json"; then
+  ok "the dashboard ConfigMap (server dry-run) holds dashboards/argomap.json byte for byte"
+else
+  bad "the dashboard ConfigMap differs from dashboards/argomap.json"; cat "$work/dashboard.err" 2>/dev/null
+  diff "$work/dashboard.json" "$chart/dashboards/argomap.json" | head -n 10
+fi
+
+# The helm test Pod under Pod Security restricted. The control plane has no kubelet, so it
+# cannot run here: the server dry-run is what proves it would be admitted.
+render hook --show-only templates/tests/readyz.yaml || { bad "helm template (hook)"; cat "$work/hook.err"; }
+if out="$(kc apply --dry-run=server --validate=strict -f "$work/hook.yaml" 2>&1)" && ! grep -qi warning <<<"$out"; then
+  ok "the helm test Pod is admitted under Pod Security restricted (server dry-run): $out"
+else
+  bad "the helm test Pod (server dry-run)"; echo "$out"
+fi
 
 # The restricted check really bites: a render with a weakened securityContext must warn.
 render weak --set securityContext.allowPrivilegeEscalation=true --set securityContext.readOnlyRootFilesystem=false \

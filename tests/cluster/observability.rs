@@ -745,6 +745,176 @@ async fn a_real_prometheus_scrapes_instance_up() {
     assert!(families.len() >= 6, "{families:?}");
 }
 
+/// The Grafana dashboard the chart ships (and README shows how to import).
+const DASHBOARD: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/charts/argomap/dashboards/argomap.json"));
+
+/// Every panel of a dashboard, rows' nested panels included: (title, target exprs).
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
+    fn walk(panels: &Value, out: &mut Vec<(String, Vec<String>)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            walk(&p["panels"], out);
+            if p["type"] == "row" {
+                continue;
+            }
+            let exprs: Vec<String> = p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    t["expr"].as_str().unwrap_or_else(|| panic!("a target without expr: {t}")).to_string()
+                })
+                .collect();
+            out.push((p["title"].as_str().unwrap_or_default().to_string(), exprs));
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+/// What Grafana would send for the dashboard's variables, with concrete values.
+fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
+    let mut e = expr.to_string();
+    // Longest names first, so `$__rate_interval` is not read as `$__rate` + text.
+    let mut vars = vars.to_vec();
+    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    for (name, value) in vars {
+        e = e.replace(&format!("${{{name}}}"), value).replace(&format!("${name}"), value);
+    }
+    e
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
+    let s = setup("obs-dash").await;
+    // A failing instance, for the panels of failed checks by reason (and a 503 request code).
+    let _down = failing_instance(&s).await;
+    let target = s.op.admin.trim_start_matches("http://").to_string();
+    let prom = Prometheus::start(&target, &s.ns);
+    get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
+
+    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let names: BTreeSet<String> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating.list")
+        .iter()
+        .map(|v| v["name"].as_str().expect("variable name").to_string())
+        .collect();
+    let want: BTreeSet<String> =
+        ["datasource", "job", "namespace", "instance", "topn"].iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, want, "the variables this test substitutes");
+    // The job of the honor_labels scrape (as the chart's ServiceMonitor does); the instances of
+    // this test; Grafana's rate interval for a 1 s scrape is at least 4 scrapes, 1m is the usual.
+    let vars = [
+        ("job", "argomap"),
+        ("namespace", s.ns.as_str()),
+        ("instance", "prod|down"),
+        ("topn", "10"),
+        ("__rate_interval", "1m"),
+    ];
+    // The query variables' label_values(SELECTOR, LABEL) offer the values substituted below.
+    for v in dashboard["templating"]["list"].as_array().into_iter().flatten().filter(|v| v["type"] == "query")
+    {
+        let q = v["query"]["query"].as_str().expect("a query variable's query");
+        let inner =
+            q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')).expect("label_values(...)");
+        let (selector, label) = inner.rsplit_once(',').expect("label_values(SELECTOR, LABEL)");
+        let label = label.trim();
+        let promql = substitute(&format!("count by ({label}) ({selector})"), &vars);
+        let want =
+            vars.iter().find(|(k, _)| *k == v["name"]).map(|(_, w)| *w).expect("a value for the variable");
+        // Polled until every wanted value is offered: the two jobs' first scrapes land apart.
+        eventually(
+            Duration::from_secs(60),
+            &format!("variable {} offers {want}: {promql}", v["name"]),
+            || {
+                let (prom, promql) = (&prom, promql.as_str());
+                async move {
+                    let r = prom.query(promql).await?;
+                    let values: BTreeSet<&str> =
+                        r.iter().filter_map(|r| r["metric"][label].as_str()).collect();
+                    if want.split('|').all(|w| values.contains(w)) {
+                        Ok(())
+                    } else {
+                        Err(format!("{values:?}"))
+                    }
+                }
+            },
+        )
+        .await;
+    }
+    let panels = dashboard_queries(&dashboard);
+    // What the issue asks the dashboard to show, by panel title.
+    for wanted in [
+        "Instance up",
+        "Data age",
+        "Linked, unlinked and orphaned per instance",
+        "Applications per destination (top $topn)",
+        "Argo CD request latency",
+        "Failed checks by reason",
+        "Reconcile duration",
+        "Credentials expiry",
+    ] {
+        assert!(panels.iter().any(|(t, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
+    }
+    let mut checked = 0;
+    for (title, exprs) in &panels {
+        assert!(!exprs.is_empty(), "panel {title:?} has no query");
+        for expr in exprs {
+            let promql = substitute(expr, &vars);
+            assert!(!promql.contains('$'), "panel {title:?}: a variable this test does not know: {promql}");
+            let result = eventually(Duration::from_secs(60), &format!("panel {title:?}: {promql}"), || {
+                let (prom, promql) = (&prom, promql.as_str());
+                async move {
+                    let result = prom.query(promql).await?;
+                    // Data: at least one series with a number (histogram_quantile gives NaN
+                    // while nothing was observed in the window).
+                    let finite = result.iter().any(|r| {
+                        r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(f64::is_finite)
+                    });
+                    if finite { Ok(result) } else { Err(format!("{result:?}")) }
+                }
+            })
+            .await;
+            for r in &result {
+                let ns = r["metric"]["namespace"].as_str();
+                assert!(ns.is_none_or(|n| n == s.ns), "panel {title:?} shows another namespace: {r}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} queries");
+
+    // A few values, so that "returns data" is also the right data.
+    let value = |r: &Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let one = |title: &str, index: usize| {
+        let expr = &panels.iter().find(|(t, _)| t == title).expect("panel").1[index];
+        substitute(expr, &vars)
+    };
+    let up = prom.query(&one("Instance up", 0)).await.expect("query");
+    let by_instance: BTreeMap<&str, f64> =
+        up.iter().map(|r| (r["metric"]["instance"].as_str().unwrap_or_default(), value(r))).collect();
+    assert_eq!(by_instance, BTreeMap::from([("down", 0.0), ("prod", 1.0)]), "{up:?}");
+    let expiry = prom.query(&one("Credentials expiry", 0)).await.expect("query");
+    assert_eq!(expiry.len(), 1, "only prod's token has an exp: {expiry:?}");
+    let left = value(&expiry[0]);
+    assert!((s.exp - now_secs() - 120) as f64 <= left && left <= (s.exp - now_secs()) as f64 + 5.0, "{left}");
+    let orphaned = prom.query(&one("Linked, unlinked and orphaned per instance", 2)).await.expect("query");
+    let prod = orphaned.iter().find(|r| r["metric"]["instance"] == "prod").expect("prod orphaned");
+    assert_eq!(value(prod), 1.0);
+    let errors = prom.query(&one("Failed checks by reason", 0)).await.expect("query");
+    assert!(
+        errors.iter().any(|r| r["metric"]["instance"] == "down" && r["metric"]["reason"] == "Unreachable"),
+        "{errors:?}"
+    );
+    let top = prom.query(&one("Applications per destination (top $topn)", 0)).await.expect("query");
+    assert!(
+        top.iter().any(|r| r["metric"]["destination"] == "https://10.0.0.1:6443" && value(r) == 2.0),
+        "{top:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Health
 

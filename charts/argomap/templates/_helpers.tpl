@@ -28,6 +28,9 @@ helm.sh/chart: {{ include "argomap.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: argomap
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels that select the pods. */}}
@@ -113,4 +116,28 @@ The rules for the watched resources, shared by the ClusterRole (all namespaces) 
 
 {{- define "argomap.leaseName" -}}
 {{- default (include "argomap.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+The annotations of an object's metadata: commonAnnotations, with the object's own (a map, the
+second item of the list) taking precedence. Renders nothing when there are none.
+Usage: {{- include "argomap.annotations" (list . .Values.service.annotations) | nindent 2 }}
+*/}}
+{{- define "argomap.annotations" -}}
+{{- $ctx := index . 0 }}
+{{- $all := merge (deepCopy (index . 1 | default dict)) (deepCopy ($ctx.Values.commonAnnotations | default dict)) }}
+{{- with $all -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The image of the helm test Pod: by digest when set, else by tag. */}}
+{{- define "argomap.testImage" -}}
+{{- $i := .Values.helmTest.image }}
+{{- if $i.digest }}
+{{- printf "%s@%s" $i.repository $i.digest }}
+{{- else }}
+{{- printf "%s:%s" $i.repository $i.tag }}
+{{- end }}
 {{- end }}
