@@ -31,7 +31,7 @@ pub fn client_config(settings: &TlsSettings) -> Result<rustls::ClientConfig, Str
     let verifier: Arc<dyn ServerCertVerifier> = if settings.insecure_skip_verify {
         Arc::new(NoVerification(provider.signature_verification_algorithms))
     } else {
-        let roots = Arc::new(roots(settings.ca_pem.as_deref())?);
+        let roots = roots(settings.ca_pem.as_deref())?;
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| format!("cannot build certificate verifier: {e}"))?;
@@ -50,10 +50,12 @@ pub fn client_config(settings: &TlsSettings) -> Result<rustls::ClientConfig, Str
 /// The system's CA roots, read from disk once per process (blocking file I/O): every client
 /// starts from a copy. Missing or partly unreadable roots are not fatal: a private CA may be
 /// all an instance needs.
-static SYSTEM_ROOTS: LazyLock<RootCertStore> = LazyLock::new(|| {
+/// Shared by every client without a CA of its own: a copy per client is about 100 KiB, which
+/// a fleet of hundreds of instances would hold hundreds of times.
+static SYSTEM_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
     let mut store = RootCertStore::empty();
     store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    store
+    Arc::new(store)
 });
 
 /// Reads the system roots now; `argomap run` calls it on a blocking thread at start, so no
@@ -62,20 +64,19 @@ pub fn load_system_roots() -> usize {
     SYSTEM_ROOTS.len()
 }
 
-fn roots(ca_pem: Option<&[u8]>) -> Result<RootCertStore, String> {
-    let mut store = SYSTEM_ROOTS.clone();
-    if let Some(pem) = ca_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("the CA certificate is not valid PEM: {e}"))?;
-            store.add(cert).map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err("the CA Secret key holds no PEM certificate".into());
-        }
+fn roots(ca_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
+    let Some(pem) = ca_pem else { return Ok(SYSTEM_ROOTS.clone()) };
+    let mut store = RootCertStore::clone(&SYSTEM_ROOTS);
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("the CA certificate is not valid PEM: {e}"))?;
+        store.add(cert).map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
+        added += 1;
     }
-    Ok(store)
+    if added == 0 {
+        return Err("the CA Secret key holds no PEM certificate".into());
+    }
+    Ok(Arc::new(store))
 }
 
 /// Verifies the certificate against a configured name instead of the URL's host
