@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--apps", type=int, default=100_000)
     p.add_argument("--by-name", type=float, default=0.2)
     p.add_argument("--odd", type=float, default=0.05)
+    p.add_argument("--odd-case", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--python", default=sys.executable, help="the peer's interpreter (its venv)")
     p.add_argument("--goal", action="store_true", help="fail unless the issue's bounds are met")
@@ -61,7 +62,7 @@ def main() -> None:
     with open(seed, "w") as f:
         subprocess.check_call(
             [sys.executable, os.path.join(ROOT, "benches/fleet.py"), "--destinations", str(a.destinations),
-             "--apps", str(a.apps), "--by-name", str(a.by_name), "--odd", str(a.odd), "--seed", str(a.seed)],
+             "--apps", str(a.apps), "--by-name", str(a.by_name), "--odd", str(a.odd), "--odd-case", str(a.odd_case), "--seed", str(a.seed)],
             stdout=f,
         )
     url_file, token_file = os.path.join(work, "url"), os.path.join(work, "token")
@@ -93,7 +94,7 @@ def main() -> None:
     med = {k: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v),
                statistics.median(s[2] for s in v)) for k, v in samples.items()}
     print(f"fleet: {a.apps} applications over {a.destinations} destinations, {a.by_name:.0%} by name, "
-          f"{a.odd:.0%} odd URLs, seed {a.seed}; medians of {a.runs} runs taken in turn")
+          f"{a.odd:.0%} URLs with a trailing slash, {a.odd_case:.0%} in other case, seed {a.seed}; medians of {a.runs} runs taken in turn")
     print("| | cpu s | peak MiB | wall s |")
     print("| --- | --- | --- | --- |")
     print(f"| `argomap check -o json` | {med['argomap'][0]:.3f} | {med['argomap'][1]:.1f} | {med['argomap'][2]:.2f} |")

@@ -34,6 +34,7 @@ set -a; . target/controlplane/env; set +a
 kubectl="kubectl --kubeconfig $KUBECONFIG"
 
 python3 benches/fleet.py --destinations "$destinations" --apps "$apps" --by-name 0.2 --odd 0.05 >"$work/seed.json"
+echo "instances=$instances applications=$apps destinations=$destinations window=${window}s flags: ${extra[*]:-none}"
 target/release/fake-argocd --seed "$work/seed.json" --url-file "$work/url" --token-file "$work/token" \
   --stats-file "$work/stats.json" >"$work/fake.log" 2>&1 &
 fake_pid=$!
