@@ -101,27 +101,18 @@ async fn write(
     Ok(())
 }
 
-/// Writes `status` over `instance`'s only if the object is still at the resourceVersion it
-/// was read at (the API answers 409 otherwise).
-pub async fn write_if_unchanged(
-    ctx: &Context,
-    instance: &ArgoCdInstance,
-    status: &crate::crd::ArgoCdInstanceStatus,
-) -> Result<(), Error> {
-    let api: Api<ArgoCdInstance> =
-        Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
-    patch_status(ctx, &api, &instance.name_any(), instance.resource_version().as_deref(), status).await
-}
-
-/// Writes `status` over `instance`'s, with nothing published.
+/// Writes `status` over `instance`'s, with nothing published; with `if_unchanged`, only if
+/// the object is still at the resourceVersion it was read at (the API answers 409 otherwise).
 pub async fn write_instance_status(
     ctx: &Context,
     instance: &ArgoCdInstance,
     status: &crate::crd::ArgoCdInstanceStatus,
+    if_unchanged: bool,
 ) -> Result<(), Error> {
     let api: Api<ArgoCdInstance> =
         Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
-    patch_status(ctx, &api, &instance.name_any(), None, status).await
+    let version = instance.resource_version().filter(|_| if_unchanged);
+    patch_status(ctx, &api, &instance.name_any(), version.as_deref(), status).await
 }
 
 /// Whether the API refused a write for its size: the apiserver's own body limit (413) or

@@ -85,7 +85,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     // kstatus (Flux's `wait: true`) would call it Current while the check is still running.
     if instance.status.is_none() && matches!(plan, Plan::Poll { .. }) {
         let pending = status::awaiting_first_check(instance.metadata.generation, to_second(Timestamp::now()));
-        apply::write_instance_status(ctx, instance, &pending).await?;
+        apply::write_instance_status(ctx, instance, &pending, false).await?;
     }
 
     // 2. fetch

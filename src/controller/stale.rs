@@ -39,7 +39,7 @@ pub async fn sweep(ctx: Arc<Context>, instances: Store<ArgoCdInstance>, shutdown
                 continue;
             }
             let (ns, name) = (instance.namespace().unwrap_or_default(), instance.name_any());
-            match apply::write_if_unchanged(&ctx, &instance, &s).await {
+            match apply::write_instance_status(&ctx, &instance, &s, true).await {
                 Ok(()) => {
                     tracing::warn!(namespace = %ns, instance = %name, "status marked stale: no successful check for too long")
                 }
