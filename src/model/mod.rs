@@ -6,6 +6,7 @@
 //! - `destinations`: Argo CD's destinations and the applications aimed at each;
 //! - `linkage`: ClusterMappings against destinations (linked, unlinked, orphaned, conflict);
 //! - `status`: the statuses and conditions argomap writes, and whether a write is due;
+//! - `size`: the caps on a status' lists, and the minimal status when one is refused;
 //! - `staleness`: when a connected status no longer tells the truth;
 //! - `evaluate`: one check's outcome turned into those statuses;
 //! - `events`: the transitions worth a Kubernetes Event;
@@ -16,6 +17,7 @@ pub mod evaluate;
 pub mod events;
 pub mod linkage;
 pub mod qovery;
+pub mod size;
 pub mod staleness;
 pub mod status;
 pub mod url;

@@ -12,12 +12,9 @@ use crate::crd::{
 };
 use crate::text::cap;
 
-/// Entries kept per status list; the summary counts stay exact.
-pub const LIST_CAP: usize = 500;
-/// Bytes (as JSON) kept per status list. etcd refuses objects over 1.5 MiB by default, and
-/// destination URLs come from Argo CD with no length limit: three lists at this budget, with
-/// capped messages, keep a status well under it whatever Argo CD holds.
-pub const LIST_BYTES: usize = 128 * 1024;
+use super::size::capped;
+pub use super::size::{LIST_BYTES, LIST_CAP, STATUS_TOO_LARGE, minimal};
+
 /// `CredentialsExpiringSoon` turns true this long before the token expires.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
 
@@ -332,36 +329,6 @@ fn applications_visible(
     condition(prev, generation, now, APPLICATIONS_VISIBLE, status, reason, message)
 }
 
-/// What is written when the Kubernetes API refused `desired` as too large (`why` is its
-/// answer): the lists are left out, the counts stay, and Ready says why.
-pub fn minimal(desired: &ArgoCdInstanceStatus, why: &str, now: Timestamp) -> ArgoCdInstanceStatus {
-    let mut s = desired.clone();
-    s.linked_clusters.clear();
-    s.unlinked_clusters.clear();
-    s.orphaned_mappings.clear();
-    s.truncated = true;
-    let message = format!(
-        "the Kubernetes API refused the status as too large ({why}); the lists are left out, the counts in summary are exact"
-    );
-    let ready = condition(
-        &desired.conditions,
-        desired.observed_generation,
-        now,
-        READY,
-        "False",
-        STATUS_TOO_LARGE,
-        message,
-    );
-    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
-        Some(c) => *c = ready,
-        None => s.conditions.insert(0, ready),
-    }
-    s
-}
-
-/// Ready's reason when the full status could not be written.
-pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
-
 /// A condition whose `lastTransitionTime` moves only when its status changes.
 pub(super) fn condition(
     prev: &[Condition],
@@ -384,42 +351,6 @@ pub(super) fn condition(
         message: cap(&message),
         observed_generation: generation,
         last_transition_time,
-    }
-}
-
-/// The first entries of `items` that fit both [`LIST_CAP`] and [`LIST_BYTES`], and whether
-/// any was left out. An entry too large on its own is left out too.
-fn capped<T: Clone + serde::Serialize>(items: &[T]) -> (Vec<T>, bool) {
-    let mut kept = Vec::new();
-    let mut bytes = 0;
-    for item in items {
-        let size = json_size(item);
-        if kept.len() == LIST_CAP || bytes + size > LIST_BYTES {
-            return (kept, true);
-        }
-        bytes += size;
-        kept.push(item.clone());
-    }
-    (kept, false)
-}
-
-/// The length of `value` as JSON, without building the string.
-fn json_size(value: &impl serde::Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing into a counter fails only if `Serialize` does, which these types never do.
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0 + 1,
-        Err(_) => usize::MAX / 4,
     }
 }
 
