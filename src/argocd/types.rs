@@ -5,14 +5,8 @@ use serde::Deserialize;
 
 use super::decode::{Decoded, Whole};
 
-/// `GET /api/v1/clusters` (swagger `v1alpha1ClusterList`).
-#[derive(Deserialize, Debug, Default)]
-pub struct ClusterList {
-    #[serde(default)]
-    pub items: Option<Vec<Cluster>>,
-}
-
-/// One entry of the cluster list (swagger `v1alpha1Cluster`).
+/// One entry of `GET /api/v1/clusters` (swagger `v1alpha1Cluster`); the list itself is
+/// decoded item by item (`tally::BoundedClusters`).
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Cluster {
     #[serde(default)]
@@ -49,8 +43,9 @@ impl Cluster {
     }
 }
 
-/// `GET /api/v1/applications` with a `fields` projection (swagger `v1alpha1ApplicationList`).
-/// `items` is `null` for an empty projected list on older servers.
+/// `GET /api/v1/applications` with a `fields` projection (swagger `v1alpha1ApplicationList`),
+/// owned: for tests and fixtures. The client folds the list as it arrives instead
+/// (`tally::TalliedApplications`). `items` is `null` for an empty projected list on older servers.
 #[derive(Deserialize, Debug, Default)]
 pub struct ApplicationList {
     #[serde(default)]

@@ -547,23 +547,31 @@ mod tests {
         assert!(!instance_needs_write(Some(&first), &first, Duration::ZERO), "an echo writes nothing");
     }
 
+    /// The status after a failed check (generation 3) over `prev`.
+    fn after_failure(
+        prev: &ArgoCdInstanceStatus,
+        now: Timestamp,
+        reason: Reason,
+        message: &str,
+    ) -> ArgoCdInstanceStatus {
+        let connection = failed(prev.connection.as_ref(), now, reason, message, true);
+        let update = InstanceUpdate {
+            generation: Some(3),
+            connection,
+            observation: None,
+            refresh_handled: None,
+            insecure_tls: false,
+            now,
+        };
+        instance_status(Some(prev), update)
+    }
+
     #[test]
     fn failure_keeps_lists_and_last_success() {
         let (d, l) = observed(&[cluster("https://a")], &[]);
         let ok = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
         let now = t("2026-11-22T10:01:00Z");
-        let conn = failed(ok.connection.as_ref(), now, Reason::AuthenticationFailed, "expired", true);
-        let s = instance_status(
-            Some(&ok),
-            InstanceUpdate {
-                generation: Some(3),
-                connection: conn,
-                observation: None,
-                refresh_handled: None,
-                insecure_tls: false,
-                now,
-            },
-        );
+        let s = after_failure(&ok, now, Reason::AuthenticationFailed, "expired");
         assert_eq!(s.unlinked_clusters, ok.unlinked_clusters);
         assert_eq!(s.summary, ok.summary);
         let c = s.connection.as_ref().expect("connection");
@@ -593,18 +601,7 @@ mod tests {
         let now = t("2026-11-22T10:01:00Z");
         // `Connected` is never a failure's reason.
         for &reason in Reason::VARIANTS.iter().filter(|r| **r != Reason::Connected) {
-            let conn = failed(ok.connection.as_ref(), now, reason, "why", true);
-            let s = instance_status(
-                Some(&ok),
-                InstanceUpdate {
-                    generation: Some(3),
-                    connection: conn,
-                    observation: None,
-                    refresh_handled: None,
-                    insecure_tls: false,
-                    now,
-                },
-            );
+            let s = after_failure(&ok, now, reason, "why");
             let expected = match reason {
                 Reason::Suspended => vec![],
                 Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed => {

@@ -210,11 +210,14 @@ async fn an_instance_that_cannot_connect_is_in_progress_or_failed_and_never_read
 async fn a_new_instance_is_in_progress_until_its_first_check_ends() {
     let client = client().await;
     let ns = namespace(&client, "kstatus-new").await;
-    // Argo CD slower than the instance's 5 s timeout: the first check lasts 5 s.
+    // Argo CD slower than the instance's timeout: the first check lasts 20 s, a window wide
+    // enough for the assertions below on a loaded machine.
     let (argocd, token) = fake().await;
-    argocd.set_fault(Some(fake_argocd::Fault::Latency(Duration::from_secs(8))));
+    argocd.set_fault(Some(fake_argocd::Fault::Latency(Duration::from_secs(30))));
     token_secret(&client, &ns, "argocd-readonly", &token).await;
-    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let mut slow = instance_json("prod", &argocd.url(), "60s");
+    slow["spec"]["timeout"] = "20s".into();
+    create_instance(&client, &ns, slow).await;
     let _op = Operator::start(&ns);
 
     let pending = instance_where(&client, &ns, "prod", FAST, "the status before the first check", |i| {
@@ -227,7 +230,7 @@ async fn a_new_instance_is_in_progress_until_its_first_check_ends() {
     let (met, text) = wait_ready(&ns, "argocdinstance/prod", "1s");
     assert!(!met && text.contains("timed out"), "{text}");
 
-    let timed_out = instance_where(&client, &ns, "prod", Duration::from_secs(20), "Timeout", |i| {
+    let timed_out = instance_where(&client, &ns, "prod", Duration::from_secs(40), "Timeout", |i| {
         reason(i).as_deref() == Some("Timeout")
     })
     .await;
