@@ -48,6 +48,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
         stale_after_intervals: args.stale_after_intervals,
+        stream_stall: args.stream_stall_timeout,
     };
     tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 

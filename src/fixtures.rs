@@ -43,6 +43,7 @@ pub fn instance(namespace: &str, name: &str) -> ArgoCdInstance {
             timeout: "10s".into(),
             tls: None,
             suspend: false,
+            applications: Default::default(),
         },
     );
     i.metadata.namespace = Some(namespace.into());

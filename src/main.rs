@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run(cli.run)) {
-        Command::Run(args) => runtime.block_on(argomap::app::run(args)),
+        Command::Run(args) => runtime.block_on(argomap::app::run(*args)),
         Command::Crds { dir } => cli::crds(dir),
         Command::Check(args) => runtime.block_on(cli::check::run(*args)),
     }

@@ -12,6 +12,7 @@ use prometheus::{
 use strum::VariantArray;
 
 use crate::argocd::RequestObserver;
+use crate::argocd::stream::{EventKind, STREAM_FAILURES};
 use crate::crd::Reason;
 use crate::model::evaluate::Observed;
 use crate::model::linkage::Linkage;
@@ -36,6 +37,11 @@ pub struct Metrics {
     request_errors: IntCounterVec,
     reconcile_duration: HistogramVec,
     reconcile_errors: IntCounterVec,
+    stream_events: IntCounterVec,
+    stream_reconnects: IntCounterVec,
+    stream_relists: IntCounterVec,
+    stream_last_event: GaugeVec,
+    stream_up: IntGaugeVec,
     /// (namespace, instance) → the `destination_applications` label pairs it has now, so
     /// vanished destinations can be removed.
     known_destinations: Mutex<DestinationSeries>,
@@ -137,6 +143,41 @@ impl Metrics {
                 opts("argomap_reconcile_errors_total", "Reconciles that failed, by error category"),
                 &["controller", "category"],
             )?,
+            stream_events: IntCounterVec::new(
+                opts(
+                    "argomap_stream_events_total",
+                    "Application events read from Argo CD's stream (watch mode), by type",
+                ),
+                &["namespace", "instance", "type"],
+            )?,
+            stream_reconnects: IntCounterVec::new(
+                opts(
+                    "argomap_stream_reconnects_total",
+                    "Application streams that failed and were opened again, by why they failed",
+                ),
+                &["namespace", "instance", "reason"],
+            )?,
+            stream_relists: IntCounterVec::new(
+                opts(
+                    "argomap_stream_relists_total",
+                    "Full application lists read by a watch (periodic, and after each reconnect)",
+                ),
+                inst,
+            )?,
+            stream_last_event: GaugeVec::new(
+                opts(
+                    "argomap_stream_last_event_timestamp_seconds",
+                    "Unix time of the last application event read from the stream",
+                ),
+                inst,
+            )?,
+            stream_up: IntGaugeVec::new(
+                opts(
+                    "argomap_stream_up",
+                    "1 while applications come from Argo CD's stream, 0 while they are polled instead (watch mode only)",
+                ),
+                inst,
+            )?,
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
@@ -158,6 +199,11 @@ impl Metrics {
         m.registry.register(Box::new(m.request_errors.clone()))?;
         m.registry.register(Box::new(m.reconcile_duration.clone()))?;
         m.registry.register(Box::new(m.reconcile_errors.clone()))?;
+        m.registry.register(Box::new(m.stream_events.clone()))?;
+        m.registry.register(Box::new(m.stream_reconnects.clone()))?;
+        m.registry.register(Box::new(m.stream_relists.clone()))?;
+        m.registry.register(Box::new(m.stream_last_event.clone()))?;
+        m.registry.register(Box::new(m.stream_up.clone()))?;
         Ok(m)
     }
 
@@ -256,6 +302,46 @@ impl Metrics {
         }
     }
 
+    /// One event read from an instance's application stream.
+    pub fn stream_event(&self, namespace: &str, instance: &str, kind: EventKind, at: jiff::Timestamp) {
+        self.seen(namespace, instance);
+        self.stream_events.with_label_values(&[namespace, instance, kind.into()]).inc();
+        self.stream_last_event
+            .with_label_values(&[namespace, instance])
+            .set(at.as_millisecond() as f64 / 1000.0);
+    }
+
+    /// A stream failed (`reason`: a fixed category) and is opened again.
+    pub fn stream_reconnect(&self, namespace: &str, instance: &str, reason: &'static str) {
+        self.seen(namespace, instance);
+        self.stream_reconnects.with_label_values(&[namespace, instance, reason]).inc();
+    }
+
+    pub fn stream_relisted(&self, namespace: &str, instance: &str) {
+        self.seen(namespace, instance);
+        self.stream_relists.with_label_values(&[namespace, instance]).inc();
+    }
+
+    /// Whether applications come from the stream now.
+    pub fn stream_up(&self, namespace: &str, instance: &str, up: bool) {
+        self.seen(namespace, instance);
+        self.stream_up.with_label_values(&[namespace, instance]).set(i64::from(up));
+    }
+
+    /// Removes the watch series of an instance that polls again (its mode changed).
+    pub fn forget_stream(&self, namespace: &str, instance: &str) {
+        let labels = [namespace, instance];
+        let _ = self.stream_relists.remove_label_values(&labels);
+        let _ = self.stream_last_event.remove_label_values(&labels);
+        let _ = self.stream_up.remove_label_values(&labels);
+        for kind in EventKind::VARIANTS {
+            let _ = self.stream_events.remove_label_values(&[namespace, instance, kind.into()]);
+        }
+        for reason in STREAM_FAILURES {
+            let _ = self.stream_reconnects.remove_label_values(&[namespace, instance, reason]);
+        }
+    }
+
     /// Removes the series of every instance but those `exists` says yes to (after a relist).
     pub fn forget_instances_except(&self, exists: impl Fn(&str, &str) -> bool) {
         let known: Vec<(String, String)> =
@@ -294,6 +380,7 @@ impl Metrics {
         for reason in Reason::VARIANTS {
             let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);
         }
+        self.forget_stream(namespace, instance);
     }
 }
 

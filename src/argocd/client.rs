@@ -15,6 +15,7 @@ use super::decode::{BodyDecoder, Decoded};
 use super::error::{chain, error_code, redirect_error, status_error, tls_cause};
 use super::projection::applications_fields;
 use super::session::{Session, session_needs_renewal};
+use super::stream::{AppStream, IndexedApplications, STREAM_FIELDS};
 use super::tally::{AppTally, BoundedClusters, TalliedApplications};
 use super::types::{CanIResponse, Cluster, SessionResponse, VersionMessage};
 use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls};
@@ -66,7 +67,7 @@ impl Client {
     /// One check: version (once per connection), clusters, projected applications, and the
     /// permission question when the cluster list looks hidden.
     pub async fn snapshot(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {
-        let result = self.snapshot_inner(observer).await;
+        let result = self.snapshot_inner(None, observer).await;
         if result.is_err() {
             // Ask again next time: the server may have been replaced or upgraded meanwhile.
             *self.version.lock().await = None;
@@ -74,14 +75,37 @@ impl Client {
         result
     }
 
-    async fn snapshot_inner(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {
+    /// A check in watch mode: as [`Client::snapshot`], with the applications a watch keeps
+    /// instead of a list of them.
+    pub async fn snapshot_with(
+        &self,
+        applications: AppTally,
+        observer: &dyn RequestObserver,
+    ) -> Result<Snapshot, ArgoCdError> {
+        let result = self.snapshot_inner(Some(applications), observer).await;
+        if result.is_err() {
+            *self.version.lock().await = None;
+        }
+        result
+    }
+
+    async fn snapshot_inner(
+        &self,
+        watched: Option<AppTally>,
+        observer: &dyn RequestObserver,
+    ) -> Result<Snapshot, ArgoCdError> {
         let version = self.version(observer).await?;
         let clusters: BoundedClusters = self.get_authed("clusters", "/api/v1/clusters", observer).await?;
-        let fields = applications_fields(version.as_deref());
-        let path = format!("/api/v1/applications?fields={fields}");
-        let apps: TalliedApplications = self.get_authed("applications", &path, observer).await?;
+        let applications = match watched {
+            Some(tally) => tally,
+            None => {
+                let fields = applications_fields(version.as_deref());
+                let path = format!("/api/v1/applications?fields={fields}");
+                let apps: TalliedApplications = self.get_authed("applications", &path, observer).await?;
+                apps.items.unwrap_or_default()
+            }
+        };
         let clusters = clusters.items.unwrap_or_default();
-        let applications = apps.items.unwrap_or_default();
 
         // A list the token may not fully see is answered as if it were complete (Argo CD drops
         // what RBAC hides, and an empty list is `items: null`): ask can-i whenever a list is
@@ -103,6 +127,93 @@ impl Client {
             can_get_applications,
             credentials_expire_at,
         })
+    }
+
+    /// The application list as a watch keeps it (per application), with its resourceVersion.
+    pub async fn list_index(
+        &self,
+        observer: &dyn RequestObserver,
+    ) -> Result<IndexedApplications, ArgoCdError> {
+        let version = self.version(observer).await?;
+        let path = format!("/api/v1/applications?fields={}", applications_fields(version.as_deref()));
+        self.get_authed("applications", &path, observer).await
+    }
+
+    /// Opens the application stream from `resource_version` (the list's: no initial burst of
+    /// `ADDED` events). `lifetime` bounds the whole request: the stream is ended and opened
+    /// again (after a relist) by then anyway.
+    pub async fn open_stream(
+        &self,
+        resource_version: Option<&str>,
+        lifetime: Duration,
+        observer: &dyn RequestObserver,
+    ) -> Result<AppStream, ArgoCdError> {
+        let mut path = format!("/api/v1/stream/applications?fields={STREAM_FIELDS}");
+        if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
+            let rv: String = url::form_urlencoded::byte_serialize(rv.as_bytes()).collect();
+            path.push_str(&format!("&resourceVersion={rv}"));
+        }
+        let endpoint = "stream_applications";
+        let started = Instant::now();
+        let mut bearer = self.bearer(observer).await?;
+        let mut result = self.open_stream_once(&path, &bearer, lifetime).await;
+        if matches!(&result, Err(e) if e.is_unauthenticated())
+            && matches!(self.credentials, Credentials::Login { .. })
+        {
+            *self.session.lock().await = None;
+            bearer = self.bearer(observer).await?;
+            result = self.open_stream_once(&path, &bearer, lifetime).await;
+        }
+        let code = match &result {
+            Ok(_) => "200".to_string(),
+            Err(e) => error_code(e),
+        };
+        observer.observe(endpoint, &code, started.elapsed());
+        result.map_err(|e| e.redacted(&self.secrets(Some(&bearer))))
+    }
+
+    async fn open_stream_once(
+        &self,
+        path: &str,
+        bearer: &SecretString,
+        lifetime: Duration,
+    ) -> Result<AppStream, ArgoCdError> {
+        let endpoint = "stream_applications";
+        let req = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .timeout(lifetime)
+            // Server-sent events: Argo CD then sends a keepalive every 15 s (and never gzips).
+            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+            .header(reqwest::header::AUTHORIZATION, auth_header(endpoint, bearer)?);
+        let resp = req.send().await.map_err(|e| self.transport_error(endpoint, &e))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            return Err(redirect_error(endpoint, status.as_u16(), resp.url(), path, location));
+        }
+        if !status.is_success() {
+            let bytes = self.read_error_body(endpoint, resp, MAX_ERROR_BODY).await?;
+            return Err(status_error(endpoint, status, &bytes));
+        }
+        let content_type =
+            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if !(content_type.starts_with("text/event-stream") || content_type.starts_with("application/json")) {
+            return Err(ArgoCdError::NotJson { endpoint, status: status.as_u16(), content_type });
+        }
+        Ok(AppStream::new(resp))
+    }
+
+    /// Forgets the session (username/password): the next request logs in again. Used when
+    /// the stream says the session ended.
+    pub async fn renew_session(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// `text` without any credential this client sends.
+    pub async fn redact(&self, text: &str) -> String {
+        let session = self.session.lock().await.as_ref().map(|s| s.token.clone());
+        crate::text::redact(text, &self.secrets(session.as_ref()))
     }
 
     /// `can-i <resource> get *`: `Some(false)` when the token may not get every item of it.
@@ -228,16 +339,7 @@ impl Client {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         req = req.header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = bearer {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
-                    ArgoCdError::UnexpectedStatus {
-                        endpoint,
-                        status: 0,
-                        message: "the token contains characters that cannot be sent in a header".into(),
-                    }
-                })?;
-            value.set_sensitive(true);
-            req = req.header(reqwest::header::AUTHORIZATION, value);
+            req = req.header(reqwest::header::AUTHORIZATION, auth_header(endpoint, token)?);
         }
         if let Some(body) = body {
             req =
@@ -335,6 +437,19 @@ impl Client {
         }
         ArgoCdError::Connect { endpoint, detail: chain(e) }
     }
+}
+
+/// `Authorization: Bearer …`, marked sensitive (never logged by the HTTP stack).
+fn auth_header(endpoint: &'static str, token: &SecretString) -> Result<HeaderValue, ArgoCdError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+        ArgoCdError::UnexpectedStatus {
+            endpoint,
+            status: 0,
+            message: "the token contains characters that cannot be sent in a header".into(),
+        }
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Whether an I/O error in the chain is a reset or an unexpected end of stream.

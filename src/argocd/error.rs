@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 
-use super::types::ErrorBody;
+use super::types::{ErrorBody, ErrorField};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArgoCdError {
@@ -180,7 +180,7 @@ pub(super) fn redirect_error(
 pub(super) fn status_error(endpoint: &'static str, status: StatusCode, body: &[u8]) -> ArgoCdError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let message = parsed
-        .and_then(|b| b.message.filter(|m| !m.is_empty()).or(b.error))
+        .and_then(|b| b.message.filter(|m| !m.is_empty()).or_else(|| b.error.and_then(ErrorField::message)))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
     let message = crate::text::cap(&message);
     let code = status.as_u16();

@@ -7,6 +7,7 @@
 //! - `projection`: the `fields` projection per server version;
 //! - `decode`: answers decoded as they arrive (a list item by item), within caps;
 //! - `tally`: the application list folded per destination, the cluster list bounded;
+//! - `stream`: the application stream (watch mode) and the per-application index it keeps;
 //! - `error`: every failure, of a fixed kind; `types`: the lenient wire types;
 //! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry.
 //!
@@ -18,6 +19,7 @@ pub mod error;
 pub mod jwt;
 pub mod projection;
 pub mod session;
+pub mod stream;
 pub mod tally;
 pub mod tls;
 pub mod types;

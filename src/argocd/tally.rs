@@ -65,7 +65,7 @@ impl AppTally {
 
     /// Adds one application from the fields attribution reads; allocates only for a
     /// destination not seen before (and for the few examples kept).
-    fn add_fields(&mut self, app: AppFields<'_>) {
+    pub(super) fn add_fields(&mut self, app: AppFields<'_>) {
         self.total += 1;
         let server = app.server.trim();
         let name = app.destination_name.trim();
@@ -122,11 +122,11 @@ impl AppTally {
 }
 
 /// The four strings of one application that attribution reads (`""` when absent or null).
-struct AppFields<'a> {
-    namespace: &'a str,
-    name: &'a str,
-    server: &'a str,
-    destination_name: &'a str,
+pub(super) struct AppFields<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub server: &'a str,
+    pub destination_name: &'a str,
 }
 
 impl AppFields<'_> {
@@ -155,14 +155,7 @@ impl ItemSink for AppSink {
     type Item<'de> = AppRef<'de>;
     type Output = TalliedApplications;
     fn add(&mut self, app: AppRef<'_>) -> Result<(), String> {
-        let (m, d) =
-            (app.metadata.unwrap_or_default(), app.spec.and_then(|s| s.destination).unwrap_or_default());
-        self.0.add_fields(AppFields {
-            namespace: &m.namespace.0,
-            name: &m.name.0,
-            server: &d.server.0,
-            destination_name: &d.name.0,
-        });
+        app.with_fields(|f| self.0.add_fields(f));
         Ok(())
     }
     fn finish(self, items_seen: bool) -> TalliedApplications {
@@ -180,6 +173,23 @@ pub struct AppRef<'a> {
     metadata: Option<MetaRef<'a>>,
     #[serde(default, borrow)]
     spec: Option<SpecRef<'a>>,
+}
+
+fn text<'t>(t: Option<&'t Text<'_>>) -> &'t str {
+    t.map_or("", |t| &t.0)
+}
+
+impl AppRef<'_> {
+    /// Hands the four strings attribution reads to `f` (`""` when absent or null).
+    pub(super) fn with_fields<R>(&self, f: impl FnOnce(AppFields<'_>) -> R) -> R {
+        let (m, d) = (self.metadata.as_ref(), self.spec.as_ref().and_then(|s| s.destination.as_ref()));
+        f(AppFields {
+            namespace: text(m.map(|m| &m.namespace)),
+            name: text(m.map(|m| &m.name)),
+            server: text(d.map(|d| &d.server)),
+            destination_name: text(d.map(|d| &d.name)),
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -118,13 +118,35 @@ pub struct CanIResponse {
     pub value: Option<String>,
 }
 
-/// Argo CD's error body (grpc-gateway `runtimeError`).
+/// Argo CD's error body: grpc-gateway `runtimeError` (`message`, and `error` as a string), or
+/// on a stream `runtimeStreamError` (`error` an object with its own `message`).
 #[derive(Deserialize, Debug, Default)]
 pub struct ErrorBody {
     #[serde(default)]
     pub message: Option<String>,
     #[serde(default)]
-    pub error: Option<String>,
+    pub error: Option<ErrorField>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub enum ErrorField {
+    Text(String),
+    Stream {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Other(serde::de::IgnoredAny),
+}
+
+impl ErrorField {
+    pub fn message(self) -> Option<String> {
+        match self {
+            ErrorField::Text(s) => Some(s),
+            ErrorField::Stream { message } => message.filter(|m| !m.is_empty()),
+            ErrorField::Other(_) => None,
+        }
+    }
 }
 
 // The small answers, read whole (within a cap).

@@ -194,6 +194,7 @@ fn placeholder_instance() -> ArgoCdInstance {
             timeout: "10s".into(),
             tls: None,
             suspend: false,
+            applications: Default::default(),
         },
     );
     i.metadata.namespace = Some("default".into());

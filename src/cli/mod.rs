@@ -29,7 +29,7 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// `argomap` alone runs the controller with these.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: Box<RunArgs>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -45,7 +45,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print both CRDs as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `argocdinstances.yaml` and `clustermappings.yaml` here instead of printing.
@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// is stale: Ready turns Unknown (reason Stale) and the read API reports `error`.
     #[arg(long, env = "ARGOMAP_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub stale_after_intervals: u32,
+    /// Watch mode: an application stream that sends nothing this long (Argo CD sends a
+    /// keepalive every 15s) is treated as dead and opened again.
+    #[arg(long, env = "ARGOMAP_STREAM_STALL_TIMEOUT", default_value = "45s", value_parser = crd::parse_duration)]
+    pub stream_stall_timeout: Duration,
     /// Address of the read API.
     #[arg(long, env = "ARGOMAP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,

@@ -6,7 +6,8 @@
 //! 4. *apply* ([`apply`]): write what changed, then events and metrics from what was written.
 //!
 //! The state is read in one lock section and stored in one other; a suspended instance takes
-//! the same path with nothing fetched.
+//! the same path with nothing fetched. In watch mode ([`follow`]) a change of the stream's
+//! applications wakes the reconcile too, which then evaluates them with nothing fetched.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +20,13 @@ use kube::{Api, ResourceExt};
 
 use super::credentials::{self, CredentialsError, Resolved};
 use super::state::{self, Failure, InstanceState, Plan, Trigger};
-use super::{Context, Error, STANDBY_RECHECK, apply};
+use super::{Context, Error, STANDBY_RECHECK, apply, follow};
 use crate::argocd::{self, ClientConfig};
-use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
+use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
 use crate::model::staleness;
 use crate::model::status::{self, to_second};
+use crate::model::stream::{StreamState, stream_condition};
 
 /// The controller's entry: only the leader works, and only once every watch has synced.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -79,6 +81,12 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
 
     // 1. decide
     let mut state = ctx.states.get(&key, instance.metadata.uid.as_deref());
+    let watching = instance.spec.applications.mode == ApplicationsMode::Watch && !instance.spec.suspend;
+    if !watching && state.follower.take().is_some() {
+        // Back to polling: the stream's task stops with its last handle, and its series go.
+        state.snapshot = None;
+        ctx.metrics.forget_stream(key.namespace.as_deref().unwrap_or_default(), &key.name);
+    }
     let plan = state::decide(&state, &trigger, Instant::now());
 
     // A new instance says at once that it waits for its first check: with no status at all,
@@ -91,11 +99,12 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     // 2. fetch
     let outcome = match plan {
         Plan::Suspend => Outcome::Suspended,
-        Plan::Recompute => state.last_outcome(),
+        // Between checks, what the stream changed is evaluated against the last cluster list.
+        Plan::Recompute => followed_changes(&mut state).unwrap_or_else(|| state.last_outcome()),
         Plan::Poll { connect, .. } => {
             let result = match resolved {
                 Some(Ok(resolved)) => {
-                    match fetch_in_slot(instance, ctx, &mut state, &resolved, connect).await {
+                    match fetch_in_slot(instance, ctx, &mut state, &resolved, connect, watching).await {
                         Some(result) => result,
                         // Deleted, changed, or shutting down: nothing is recorded; a change brings
                         // its own reconcile.
@@ -119,6 +128,8 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         }
     };
     let next_check = state.next_check;
+    let stream =
+        watching.then(|| state.follower.as_ref().map_or(StreamState::Connecting, |f| f.current().state));
     ctx.states.put(&key, (plan != Plan::Suspend).then_some(state));
 
     // 3. evaluate
@@ -127,6 +138,11 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     let mut eval = evaluate(instance, &mappings, &outcome, refresh_handled, now);
     // Recomputed from an old check (a mapping changed while checks fail to finish).
     staleness::mark_stale(&mut eval.instance, ctx.settings.stale_after(instance), now);
+    if let Some(stream) = &stream {
+        let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        let c = stream_condition(prev, instance.metadata.generation, now, stream, follow::RELIST_INTERVALS);
+        eval.instance.conditions.push(c);
+    }
 
     // 4. apply
     let credentials_changed = matches!(plan, Plan::Poll { credentials_changed: true, .. });
@@ -160,6 +176,23 @@ async fn read_credentials(
     }
 }
 
+/// Watch mode, between checks: the stream's applications against the last check's clusters,
+/// when the stream published something not evaluated yet (and the last check succeeded).
+fn followed_changes(state: &mut InstanceState) -> Option<Outcome> {
+    let followed = state.follower.as_ref()?.current();
+    if followed.version == state.followed || !followed.state.is_streaming() || state.last_failure.is_some() {
+        return None;
+    }
+    let snapshot = state.snapshot.as_ref()?;
+    state.followed = followed.version;
+    let observed = Arc::new(Observed::from_snapshot(argocd::Snapshot {
+        applications: (*followed.tally).clone(),
+        ..(**snapshot).clone()
+    }));
+    state.observed = Some(observed.clone());
+    Some(Outcome::Observed { observed, fresh: false })
+}
+
 /// [`fetch`] in a check slot and within `--max-check-duration`; `None` when the check was
 /// cancelled (instance deleted or changed, shutdown) before it ended.
 async fn fetch_in_slot(
@@ -168,13 +201,14 @@ async fn fetch_in_slot(
     state: &mut InstanceState,
     resolved: &Resolved,
     connect: bool,
+    watching: bool,
 ) -> Option<Result<Observed, Failure>> {
     // Servers that hung last time wait in the slow lane.
     let timed_out = state.last_failure.as_ref().is_some_and(|(r, _)| *r == Reason::Timeout);
     let slot = ctx.slots.acquire(instance, timed_out).await?;
     let deadline = ctx.settings.max_check_duration;
     let fetched = tokio::select! {
-        r = tokio::time::timeout(deadline, fetch(instance, ctx, state, resolved, connect)) => {
+        r = tokio::time::timeout(deadline, fetch(instance, ctx, state, resolved, connect, watching)) => {
             Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
                 "the check did not finish within {} (--max-check-duration)",
                 humantime::format_duration(deadline)
@@ -186,17 +220,20 @@ async fn fetch_in_slot(
     fetched
 }
 
-/// Polls Argo CD, first building a client when `connect` says the settings changed. No lock
-/// is held here.
+/// Polls Argo CD, first building a client when `connect` says the settings changed. In watch
+/// mode the applications come from the stream while it is open (the task is started here),
+/// and from a list otherwise. No lock is held here.
 async fn fetch(
     instance: &ArgoCdInstance,
     ctx: &Context,
     state: &mut InstanceState,
     resolved: &Resolved,
     connect: bool,
+    watching: bool,
 ) -> Result<Observed, Failure> {
     if connect {
         state.client = None;
+        state.follower = None;
         let config = ClientConfig {
             url: instance.spec.url.clone(),
             credentials: resolved.credentials.clone(),
@@ -207,13 +244,44 @@ async fn fetch(
         let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
         state.client = Some((resolved.fingerprint, Arc::new(client)));
     }
-    let Some((_, client)) = &state.client else {
+    let Some((_, client)) = state.client.clone() else {
         return Err(Failure::new(Reason::Pending, "no Argo CD client"));
     };
-    match client.snapshot(ctx.metrics.as_ref()).await {
-        Ok(snapshot) => Ok(Observed::from_snapshot(snapshot)),
-        Err(e) => Err(failure(&e)),
+    if !watching {
+        return client
+            .snapshot(ctx.metrics.as_ref())
+            .await
+            .map(Observed::from_snapshot)
+            .map_err(|e| failure(&e));
     }
+    if state.follower.as_ref().is_none_or(|f| f.is_finished()) {
+        let spec = follow::Spec {
+            key: ObjectRef::from_obj(instance),
+            client: client.clone(),
+            interval: instance.spec.interval_duration(),
+            stall: ctx.settings.stream_stall,
+            metrics: ctx.metrics.clone(),
+            leadership: ctx.leadership.clone(),
+        };
+        state.follower = Some(Arc::new(follow::start(spec, &ctx.follow)));
+    }
+    let follower = state.follower.clone().ok_or_else(|| Failure::new(Reason::Pending, "no stream task"))?;
+    // A task just started lists first: wait for that rather than list twice.
+    let followed = follower.settled(instance.spec.timeout_duration()).await;
+    let result = if followed.state.is_streaming() {
+        client.snapshot_with((*followed.tally).clone(), ctx.metrics.as_ref()).await
+    } else {
+        client.snapshot(ctx.metrics.as_ref()).await
+    };
+    let mut snapshot = result.map_err(|e| failure(&e))?;
+    if followed.state.is_streaming() {
+        state.followed = followed.version;
+    }
+    // Kept without its applications: the stream's replace them between checks.
+    let applications = std::mem::take(&mut snapshot.applications);
+    state.snapshot = Some(Arc::new(snapshot.clone()));
+    snapshot.applications = applications;
+    Ok(Observed::from_snapshot(snapshot))
 }
 
 fn failure(e: &argocd::ArgoCdError) -> Failure {

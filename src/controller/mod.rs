@@ -4,6 +4,7 @@
 //! whose instance does not exist. `state` holds what argomap remembers per instance and decides
 //! whether to poll; `slots` bounds and cancels the checks; `apply` writes statuses, events and
 //! metrics; `stale` marks statuses no check could refresh; `credentials` reads Secrets;
+//! `follow` follows the application stream of instances in watch mode;
 //! `watch` starts the watches again after an API server outage.
 //!
 //! Status writes never trigger a check: the instance watch is filtered on (generation, refresh
@@ -14,6 +15,7 @@ mod apply;
 mod cluster_mapping;
 pub mod credentials;
 mod error;
+pub mod follow;
 mod instance;
 mod slots;
 mod stale;
@@ -62,6 +64,8 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// Intervals after the last successful check at which a connected status is stale.
     pub stale_after_intervals: u32,
+    /// Watch mode: a stream silent this long is dead (Argo CD sends a keepalive every 15 s).
+    pub stream_stall: Duration,
 }
 
 impl Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             status_heartbeat: Duration::ZERO,
             max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
             stale_after_intervals: 3,
+            stream_stall: follow::DEFAULT_STALL,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct Context {
     states: States,
     retries: error::Retries,
     slots: Arc<slots::Slots>,
+    /// Watch mode's tasks report here.
+    follow: follow::Hub,
 }
 
 impl Context {
@@ -126,6 +133,7 @@ impl Context {
             states: States::default(),
             retries: Default::default(),
             slots: Arc::new(slots::Slots::new(settings.max_concurrent_checks)),
+            follow: follow::Hub::detached(),
             settings,
         }
     }
@@ -255,6 +263,9 @@ pub async fn run(
         .inspect_ok(on_init_done(&synced, Watch::Secrets))
         .touched_objects();
 
+    // Watch mode's tasks wake the reconcile of their instance when its applications changed.
+    let (notify, followed) = futures::channel::mpsc::unbounded::<ObjectRef<ArgoCdInstance>>();
+    let hub = follow::Hub { notify, cancel: tokio_util::sync::CancellationToken::new() };
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: settings.clone(),
@@ -267,6 +278,7 @@ pub async fn run(
         states,
         retries: Default::default(),
         slots: slots.clone(),
+        follow: hub.clone(),
     });
 
     let by_secret = instance_reader.clone();
@@ -290,6 +302,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(relisted)
+        .reconcile_on(followed)
         .graceful_shutdown_on(shutdown.clone().wait())
         .run(instance::reconcile, instance::error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -334,6 +347,7 @@ pub async fn run(
         async move {
             shutdown.wait().await;
             slots.cancel_all();
+            hub.cancel.cancel();
         }
     };
     tokio::join!(

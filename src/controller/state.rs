@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 
+use super::follow::Follower;
 use crate::argocd;
 use crate::crd::{ArgoCdInstance, Reason};
 use crate::model::evaluate::{Observed, Outcome};
@@ -35,6 +36,13 @@ pub struct InstanceState {
     /// The last check's login was refused: no login is tried again before `next_check`
     /// unless the credentials change (a spec change or a refresh does not hasten it).
     pub login_refused: bool,
+    /// Watch mode: the task following the application stream.
+    pub follower: Option<Arc<Follower>>,
+    /// Watch mode: the last successful check (its cluster list), which the stream's changes
+    /// are evaluated against between checks.
+    pub snapshot: Option<Arc<argocd::Snapshot>>,
+    /// Watch mode: the [`Followed::version`](super::follow::Followed) last evaluated.
+    pub followed: u64,
 }
 
 /// After a refused login, the next attempt waits for a change of the Secret or this long:

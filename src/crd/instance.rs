@@ -38,7 +38,14 @@ use super::{ConnectionState, DURATION_PATTERN, KnownCluster, LocalRef, Reason, U
         json_path = ".status.connection.argocdVersion",
         priority = 1
     ),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.connection.reason", priority = 1)
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.connection.reason", priority = 1),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.applications.mode", priority = 1),
+    printcolumn(
+        name = "Stream",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"ApplicationStream\")].reason",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ArgoCdInstanceSpec {
@@ -68,6 +75,29 @@ pub struct ArgoCdInstanceSpec {
     /// Stop checking this instance; its last status stays.
     #[serde(default)]
     pub suspend: bool,
+    /// How applications are read from Argo CD.
+    #[serde(default)]
+    pub applications: ApplicationsSpec,
+}
+
+/// How applications are read from Argo CD.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationsSpec {
+    /// `Poll` lists every application each interval. `Watch` follows Argo CD's application
+    /// stream: a change shows within a second, the list is read again only every 10 intervals
+    /// and after a reconnect, and polling takes over while the stream cannot be used.
+    #[serde(default)]
+    pub mode: ApplicationsMode,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema, strum::IntoStaticStr,
+)]
+pub enum ApplicationsMode {
+    #[default]
+    Poll,
+    Watch,
 }
 
 impl ArgoCdInstanceSpec {

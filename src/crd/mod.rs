@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster_mapping::{ClusterMapping, ClusterMappingSpec, ClusterMappingStatus};
 pub use instance::{
-    ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, ConnectionStatus, CredentialKeys,
-    CredentialsSpec, LinkedCluster, SecretKeyRef, Summary, TlsSpec, UnlinkedCluster,
+    ApplicationsMode, ApplicationsSpec, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus,
+    ConnectionStatus, CredentialKeys, CredentialsSpec, LinkedCluster, SecretKeyRef, Summary, TlsSpec,
+    UnlinkedCluster,
 };
 pub use state::{ConnectionState, MappingState, Reason};
 

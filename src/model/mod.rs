@@ -7,6 +7,7 @@
 //! - `linkage`: ClusterMappings against destinations (linked, unlinked, orphaned, conflict);
 //! - `status`: the statuses and conditions argomap writes, and whether a write is due;
 //! - `size`: the caps on a status' lists, and the minimal status when one is refused;
+//! - `stream`: watch mode's `ApplicationStream` condition;
 //! - `staleness`: when a connected status no longer tells the truth;
 //! - `evaluate`: one check's outcome turned into those statuses;
 //! - `events`: the transitions worth a Kubernetes Event;
@@ -20,4 +21,5 @@ pub mod qovery;
 pub mod size;
 pub mod staleness;
 pub mod status;
+pub mod stream;
 pub mod url;

@@ -120,6 +120,7 @@ fn instance(ns: &str, name: &str, org: &str) -> ArgoCdInstance {
             timeout: "10s".into(),
             tls: None,
             suspend: false,
+            applications: Default::default(),
         },
     );
     i.metadata.namespace = Some(ns.into());

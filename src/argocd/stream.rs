@@ -1,0 +1,499 @@
+//! Argo CD's application stream (`GET /api/v1/stream/applications`, API-NOTES §3.6) and what
+//! a watch keeps of it: per application, its destination. The map is bounded by the number of
+//! applications (and bytes), never by the number of events, and a tally is computed from it
+//! exactly as from a list.
+//!
+//! Framing: with `Accept: text/event-stream` every event is a `data: {json}` line and Argo CD
+//! sends a `:` comment line every 15 s, which is what lets a silent stream be told from a dead
+//! one. Plain JSON lines (the default framing) are read too.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::Deserialize;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::io::StreamReader;
+
+use super::decode::{Decoded, ItemSink, ListDecoder, MAX_ITEM_BYTES};
+use super::error::ArgoCdError;
+use super::tally::{AppFields, AppRef, AppTally};
+
+/// Applications one index keeps. Past it the watch gives up and the instance is polled: a list
+/// folds any number of applications in constant memory, an index cannot.
+pub const MAX_INDEXED_APPS: usize = 100_000;
+/// Bytes of names and destinations one index keeps (about 160 bytes an application at the cap).
+pub const MAX_INDEX_BYTES: usize = 16 * 1024 * 1024;
+/// The `fields` projection of the stream (rooted at `result`). An event's projected bytes then
+/// change only when an application appears, goes, or changes name or destination, and Argo CD
+/// sends nothing for the status-only updates that make up nearly all of its events.
+pub const STREAM_FIELDS: &str = "result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination";
+/// Argo CD's keepalive period on an event stream.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// One application's destination, trimmed as the tally reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    server: Box<str>,
+    name: Box<str>,
+}
+
+/// Application (`namespace/name`) → destination. Ordered, so a tally built from it is the
+/// same whatever order the events came in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppIndex {
+    apps: BTreeMap<Box<str>, Entry>,
+    bytes: usize,
+}
+
+/// The index is at its bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Argo CD has more applications than a watch keeps (at most {MAX_INDEXED_APPS} applications and {} MiB of names)",
+    MAX_INDEX_BYTES >> 20
+)]
+pub struct IndexFull;
+
+impl AppIndex {
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// Sets one application's destination; whether anything changed.
+    fn upsert(&mut self, f: &AppFields<'_>) -> Result<bool, IndexFull> {
+        let key = format!("{}/{}", f.namespace, f.name);
+        let entry = Entry { server: f.server.trim().into(), name: f.destination_name.trim().into() };
+        let size = |k: &str, e: &Entry| k.len() + e.server.len() + e.name.len();
+        match self.apps.get_mut(key.as_str()) {
+            Some(old) if *old == entry => Ok(false),
+            Some(old) => {
+                let grown = self.bytes - size(&key, old) + size(&key, &entry);
+                if grown > MAX_INDEX_BYTES {
+                    return Err(IndexFull);
+                }
+                self.bytes = grown;
+                *old = entry;
+                Ok(true)
+            }
+            None => {
+                let grown = self.bytes + size(&key, &entry);
+                if self.apps.len() >= MAX_INDEXED_APPS || grown > MAX_INDEX_BYTES {
+                    return Err(IndexFull);
+                }
+                self.bytes = grown;
+                self.apps.insert(key.into(), entry);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Forgets one application; whether it was there.
+    fn remove(&mut self, f: &AppFields<'_>) -> bool {
+        let key = format!("{}/{}", f.namespace, f.name);
+        match self.apps.remove(key.as_str()) {
+            Some(e) => {
+                self.bytes -= key.len() + e.server.len() + e.name.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The per-destination counts, as a list of these applications would give.
+    pub fn tally(&self) -> AppTally {
+        let mut t = AppTally::default();
+        for (key, e) in &self.apps {
+            // The key was joined with `/`; a namespace never holds one.
+            let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+            t.add_fields(AppFields { namespace, name, server: &e.server, destination_name: &e.name });
+        }
+        t
+    }
+}
+
+/// `GET /api/v1/applications` read into an index, with the list's resourceVersion (the
+/// stream resumes from it).
+#[derive(Debug, Default)]
+pub struct IndexedApplications {
+    /// `None` when the list did not fit the index.
+    pub index: Option<AppIndex>,
+    pub resource_version: Option<String>,
+}
+
+impl Decoded for IndexedApplications {
+    type Decoder = ListDecoder<IndexSink>;
+}
+
+/// Builds the index item by item; past its bound it only reads on (the list stays valid).
+#[derive(Default)]
+pub struct IndexSink {
+    index: AppIndex,
+    full: bool,
+    resource_version: Option<String>,
+}
+
+impl ItemSink for IndexSink {
+    type Item<'de> = AppRef<'de>;
+    type Output = IndexedApplications;
+    fn add(&mut self, app: AppRef<'_>) -> Result<(), String> {
+        if !self.full {
+            self.full = app.with_fields(|f| self.index.upsert(&f)).is_err();
+            if self.full {
+                self.index = AppIndex::default();
+            }
+        }
+        Ok(())
+    }
+    fn resource_version(&mut self, version: &str) {
+        self.resource_version = Some(crate::text::cap(version));
+    }
+    fn finish(self, _items_seen: bool) -> IndexedApplications {
+        IndexedApplications {
+            index: (!self.full).then_some(self.index),
+            resource_version: self.resource_version,
+        }
+    }
+}
+
+/// What a watch event was, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One line of the stream, applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A keepalive, a blank separator, or an SSE field argomap does not use.
+    Idle,
+    /// An event; `changed`: the index differs after it.
+    Event { kind: EventKind, changed: bool },
+}
+
+/// Why a stream stopped being read.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("the application stream sent nothing for {}s (Argo CD sends a keepalive every 15s)", .0.as_secs())]
+    Stalled(Duration),
+    #[error("Argo CD ended the application stream")]
+    Ended,
+    #[error("{0}")]
+    Request(ArgoCdError),
+    #[error("the application stream sent a line that is not an event: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Full(IndexFull),
+}
+
+impl StreamError {
+    /// A fixed word for the reconnect metric.
+    pub fn category(&self) -> &'static str {
+        match self {
+            StreamError::Stalled(_) => "Stalled",
+            StreamError::Ended => "Ended",
+            StreamError::Request(e) => e.category(),
+            StreamError::Malformed(_) => "Malformed",
+            StreamError::Full(_) => "TooManyApplications",
+        }
+    }
+}
+
+/// Every value of [`StreamError::category`] (metric labels are removed by this list).
+pub const STREAM_FAILURES: &[&str] = &[
+    "Stalled",
+    "Ended",
+    "Malformed",
+    "TooManyApplications",
+    "AuthenticationFailed",
+    "InsufficientPermissions",
+    "Unreachable",
+    "Timeout",
+    "Tls",
+    "InvalidResponse",
+];
+
+/// `{"result": event}` or, after the stream failed, `{"error": {...}}`.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(default, borrow)]
+    result: Option<EventRef<'a>>,
+    #[serde(default)]
+    error: Option<FrameError>,
+}
+
+#[derive(Deserialize)]
+struct EventRef<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    application: Option<AppRef<'a>>,
+}
+
+/// grpc-gateway's `runtimeStreamError`.
+#[derive(Deserialize)]
+struct FrameError {
+    #[serde(default)]
+    http_code: Option<u16>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Applies one line of the stream to `index`.
+pub fn apply_line(index: &mut AppIndex, line: &str) -> Result<Line, StreamError> {
+    let line = line.trim_end_matches('\r');
+    // SSE: `data:` carries the event; comments (`:`), blank separators and other fields
+    // (`event:`, `id:`, `retry:`) carry nothing argomap reads.
+    let json = match line.strip_prefix("data:") {
+        Some(data) => data.strip_prefix(' ').unwrap_or(data),
+        None if line.starts_with('{') => line,
+        None => return Ok(Line::Idle),
+    };
+    if json.trim().is_empty() {
+        return Ok(Line::Idle);
+    }
+    let frame: Frame<'_> = serde_json::from_str(json).map_err(|e| StreamError::Malformed(e.to_string()))?;
+    if let Some(err) = frame.error {
+        let status = reqwest::StatusCode::from_u16(err.http_code.unwrap_or(500))
+            .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({ "message": err.message.unwrap_or_default() }).to_string();
+        return Err(StreamError::Request(super::error::status_error(
+            "stream_applications",
+            status,
+            body.as_bytes(),
+        )));
+    }
+    let Some(EventRef { kind: Some(kind), application: Some(app) }) = frame.result else {
+        return Err(StreamError::Malformed("an event without type or application".into()));
+    };
+    let kind = match kind.as_ref() {
+        "ADDED" => EventKind::Added,
+        "MODIFIED" => EventKind::Modified,
+        "DELETED" => EventKind::Deleted,
+        // BOOKMARK and ERROR are Kubernetes watch types Argo CD does not send; an unknown one
+        // is not an application change.
+        _ => return Ok(Line::Idle),
+    };
+    let changed = match kind {
+        EventKind::Deleted => app.with_fields(|f| index.remove(&f)),
+        _ => app.with_fields(|f| index.upsert(&f)).map_err(StreamError::Full)?,
+    };
+    Ok(Line::Event { kind, changed })
+}
+
+/// An open stream, read line by line within [`MAX_ITEM_BYTES`] a line.
+pub struct AppStream {
+    lines:
+        FramedRead<StreamReader<BoxStream<'static, std::io::Result<bytes::Bytes>>, bytes::Bytes>, LinesCodec>,
+    /// Bytes seen at all: a stream that never sends one is likely held by a buffering proxy.
+    pub any_bytes: bool,
+}
+
+impl AppStream {
+    pub(super) fn new(resp: reqwest::Response) -> Self {
+        let body: BoxStream<'static, std::io::Result<bytes::Bytes>> =
+            resp.bytes_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
+        AppStream {
+            lines: FramedRead::new(StreamReader::new(body), LinesCodec::new_with_max_length(MAX_ITEM_BYTES)),
+            any_bytes: false,
+        }
+    }
+
+    /// The next line, waiting at most `stall`.
+    pub async fn next_line(&mut self, stall: Duration) -> Result<String, StreamError> {
+        match tokio::time::timeout(stall, self.lines.next()).await {
+            Err(_) => Err(StreamError::Stalled(stall)),
+            Ok(None) => Err(StreamError::Ended),
+            Ok(Some(Ok(line))) => {
+                self.any_bytes = true;
+                Ok(line)
+            }
+            Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+                Err(StreamError::Malformed(format!("an event larger than {} KiB", MAX_ITEM_BYTES >> 10)))
+            }
+            Ok(Some(Err(LinesCodecError::Io(e)))) => {
+                Err(StreamError::Malformed(format!("reading the stream: {e}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::argocd::decode::decode_slice;
+
+    fn event(kind: &str, ns: &str, name: &str, dest: &str) -> String {
+        format!(
+            r#"data: {{"result":{{"type":"{kind}","application":{{"metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{{"destination":{dest}}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn events_keep_one_destination_per_application() {
+        let mut index = AppIndex::default();
+        let added = |i: &mut AppIndex, name: &str, dest: &str| {
+            apply_line(i, &event("ADDED", "argocd", name, dest)).expect("event")
+        };
+        assert_eq!(
+            added(&mut index, "a", r#"{"server":"https://x/"}"#),
+            Line::Event { kind: EventKind::Added, changed: true }
+        );
+        added(&mut index, "b", r#"{"name":"prod"}"#);
+        added(&mut index, "c", r#"{"server":"https://x","name":"x"}"#);
+        // The same state again (a relist, or a server without suppression): nothing changes.
+        assert_eq!(
+            apply_line(&mut index, &event("MODIFIED", "argocd", "a", r#"{"server":"https://x/"}"#))
+                .expect("e"),
+            Line::Event { kind: EventKind::Modified, changed: false }
+        );
+        let t = index.tally();
+        assert_eq!((t.total, t.unaddressed), (3, 1));
+        assert_eq!(t.by_server.get("https://x/"), Some(&1));
+        assert_eq!(t.by_name.get("prod"), Some(&(1, "argocd/b".to_string())));
+        // Moved, then deleted: the tally follows.
+        apply_line(&mut index, &event("MODIFIED", "argocd", "a", r#"{"name":"prod"}"#)).expect("e");
+        assert_eq!(index.tally().by_name.get("prod").map(|v| v.0), Some(2));
+        assert_eq!(
+            apply_line(&mut index, &event("DELETED", "argocd", "b", r#"{"name":"prod"}"#)).expect("e"),
+            Line::Event { kind: EventKind::Deleted, changed: true }
+        );
+        assert_eq!(
+            apply_line(&mut index, &event("DELETED", "argocd", "gone", "{}")).expect("e"),
+            Line::Event { kind: EventKind::Deleted, changed: false }
+        );
+        assert_eq!(index.len(), 2);
+        assert!(index.tally().by_server.is_empty());
+    }
+
+    #[test]
+    fn the_same_name_in_two_namespaces_is_two_applications() {
+        let mut index = AppIndex::default();
+        apply_line(&mut index, &event("ADDED", "team-a", "web", r#"{"name":"prod"}"#)).expect("e");
+        apply_line(&mut index, &event("ADDED", "team-b", "web", r#"{"name":"prod"}"#)).expect("e");
+        apply_line(&mut index, &event("DELETED", "team-a", "web", r#"{"name":"prod"}"#)).expect("e");
+        assert_eq!(index.tally().by_name.get("prod"), Some(&(1, "team-b/web".to_string())));
+    }
+
+    #[test]
+    fn every_failure_category_is_listed() {
+        use strum::VariantArray;
+        for kind in crate::argocd::ErrorKind::VARIANTS {
+            assert!(STREAM_FAILURES.contains(&<&str>::from(kind)), "{kind:?}");
+        }
+        let own = [
+            StreamError::Stalled(KEEPALIVE),
+            StreamError::Ended,
+            StreamError::Malformed(String::new()),
+            StreamError::Full(IndexFull),
+        ];
+        for e in own {
+            assert!(STREAM_FAILURES.contains(&e.category()), "{e}");
+        }
+    }
+
+    #[test]
+    fn framing_lines_and_keepalives() {
+        let mut index = AppIndex::default();
+        for idle in [":", "", "\r", "event: message", "id: 7", "retry: 1000", "data:", "data: "] {
+            assert_eq!(apply_line(&mut index, idle).expect("idle"), Line::Idle, "{idle:?}");
+        }
+        // Plain JSON lines (the default framing), with or without the SSE space.
+        let plain = &event("ADDED", "argocd", "a", r#"{"server":"https://x"}"#)["data: ".len()..];
+        assert!(matches!(apply_line(&mut index, plain), Ok(Line::Event { changed: true, .. })));
+        let tight = format!("data:{plain}\r");
+        assert!(matches!(apply_line(&mut index, &tight), Ok(Line::Event { changed: false, .. })));
+        // Kinds Argo CD does not send are not application changes.
+        let bookmark = r#"data: {"result":{"type":"BOOKMARK","application":{}}}"#;
+        assert_eq!(apply_line(&mut index, bookmark).expect("bookmark"), Line::Idle);
+        // An application whose projection dropped its destination has none (unaddressed).
+        let bare =
+            r#"{"result":{"type":"ADDED","application":{"metadata":{"name":"b","namespace":"argocd"}}}}"#;
+        apply_line(&mut index, bare).expect("bare");
+        assert_eq!(index.tally().unaddressed, 1);
+    }
+
+    #[test]
+    fn broken_lines_and_error_chunks_end_the_stream() {
+        let mut index = AppIndex::default();
+        for bad in [
+            r#"data: {"result":{"type":"ADDED","application":{"metadata":{"name":"a""#,
+            r#"data: {"result":{"type":"ADDED"}}"#,
+            r#"data: {"result":{"application":{}}}"#,
+            r#"data: [1,2]"#,
+            r#"{"result":{"type":"ADDED","application":{"metadata":{"name":7}}}}"#,
+        ] {
+            assert!(matches!(apply_line(&mut index, bad), Err(StreamError::Malformed(_))), "{bad}");
+        }
+        let expired = r#"data: {"error":{"grpc_code":16,"http_code":401,"message":"invalid session: token has invalid claims: token is expired","http_status":"Unauthorized"}}"#;
+        match apply_line(&mut index, expired) {
+            Err(StreamError::Request(e)) => {
+                assert!(e.is_unauthenticated(), "{e}");
+                assert!(e.to_string().contains("token is expired"), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let unavailable = r#"{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing"}}"#;
+        match apply_line(&mut index, unavailable) {
+            Err(e @ StreamError::Request(_)) => assert_eq!(e.category(), "Unreachable"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn the_index_is_bounded_by_applications_and_bytes() {
+        let mut index = AppIndex::default();
+        let app = |i: usize| format!(r#"{{"server":"https://c{}"}}"#, i % 7);
+        for i in 0..MAX_INDEXED_APPS {
+            apply_line(&mut index, &event("ADDED", "argocd", &format!("a{i}"), &app(i))).expect("fits");
+        }
+        let past = apply_line(&mut index, &event("ADDED", "argocd", "one-more", &app(0)));
+        assert!(matches!(past, Err(StreamError::Full(_))), "{past:?}");
+        // Changing one that is there still works; its count stays exact.
+        apply_line(&mut index, &event("MODIFIED", "argocd", "a0", &app(1))).expect("update");
+        assert_eq!(index.tally().total, MAX_INDEXED_APPS as u64);
+        // Long strings: the byte budget runs out first.
+        let mut index = AppIndex::default();
+        let long = "n".repeat(MAX_INDEX_BYTES / 4);
+        let mut kept = 0;
+        for i in 0..8 {
+            match apply_line(&mut index, &event("ADDED", "argocd", &format!("{i}{long}"), "{}")) {
+                Ok(_) => kept += 1,
+                Err(e) => assert!(matches!(e, StreamError::Full(_)), "{e}"),
+            }
+        }
+        assert_eq!(kept, 3, "three keys of a quarter of the budget (plus a few bytes) fit");
+        assert!(index.bytes <= MAX_INDEX_BYTES);
+    }
+
+    #[test]
+    fn a_list_builds_the_same_index_as_events_and_keeps_its_resource_version() {
+        let listed: IndexedApplications = decode_slice(
+            r#"{"metadata":{"resourceVersion":"918273"},"items":[
+                {"metadata":{"name":"a","namespace":"argocd"},"spec":{"destination":{"server":"https://x"}}},
+                {"metadata":{"name":"b","namespace":"team"},"spec":{"destination":{"name":"prod"}}}
+            ]}"#,
+        )
+        .expect("list");
+        assert_eq!(listed.resource_version.as_deref(), Some("918273"));
+        let mut events = AppIndex::default();
+        apply_line(&mut events, &event("ADDED", "team", "b", r#"{"name":"prod"}"#)).expect("e");
+        apply_line(&mut events, &event("ADDED", "argocd", "a", r#"{"server":"https://x"}"#)).expect("e");
+        assert_eq!(listed.index.as_ref(), Some(&events));
+        let empty: IndexedApplications = decode_slice(r#"{"metadata":{},"items":null}"#).expect("null");
+        assert_eq!((empty.index.map(|i| i.len()), empty.resource_version), (Some(0), None));
+        // An odd resourceVersion is not a reason to refuse the list.
+        let odd: IndexedApplications =
+            decode_slice(r#"{"metadata":{"resourceVersion":7},"items":[]}"#).expect("odd");
+        assert_eq!(odd.resource_version, None);
+    }
+}

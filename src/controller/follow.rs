@@ -1,0 +1,381 @@
+//! Watch mode: one task per instance follows Argo CD's application stream and keeps the
+//! per-application index ([`AppIndex`]). It lists, opens the stream from the list's
+//! resourceVersion, applies events, and publishes the tally (debounced) and its state; the
+//! instance's reconcile reads them. The reconcile still checks the cluster list every
+//! interval, and lists applications itself whenever the stream is not open, so a broken
+//! stream never leaves the status older than polling would.
+//!
+//! The task ends when its last handle is dropped (instance deleted, changed, suspended, or
+//! back to polling), on shutdown, and when this process stops leading.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::argocd::stream::{AppIndex, IndexFull, KEEPALIVE, Line, StreamError, apply_line};
+use crate::argocd::tally::AppTally;
+use crate::argocd::{self, ArgoCdError};
+use crate::crd::ArgoCdInstance;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::model::stream::StreamState;
+
+/// The full list is read again every this many intervals (and after every reconnect): Argo CD
+/// drops events when a watcher falls behind, and the list heals whatever was missed.
+pub const RELIST_INTERVALS: u32 = 10;
+/// Changes are published at most this long after the first of a burst.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// Default of `--stream-stall-timeout`: three missed keepalives.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(45);
+/// Streams in a row that sent not one byte before stalling: then a proxy is buffering them.
+const SILENT_STREAMS: u32 = 2;
+
+/// What the task publishes.
+#[derive(Clone, Debug)]
+pub struct Followed {
+    pub state: StreamState,
+    /// The applications as the stream has them (meaningful while streaming).
+    pub tally: Arc<AppTally>,
+    /// Grows with every publication: the reconcile recomputes when it differs from the one it
+    /// evaluated last.
+    pub version: u64,
+}
+
+/// A handle on one instance's task; the task stops when the last handle goes.
+pub struct Follower {
+    followed: watch::Receiver<Followed>,
+    task: tokio::task::JoinHandle<()>,
+    _stop: DropGuard,
+}
+
+impl Follower {
+    /// What the task published last.
+    pub fn current(&self) -> Followed {
+        self.followed.borrow().clone()
+    }
+
+    /// Whether the task ended (leadership lost, shutdown): a new one is started then.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits, at most `limit`, until the task is past `Connecting` (its first list and stream).
+    pub async fn settled(&self, limit: Duration) -> Followed {
+        let mut rx = self.followed.clone();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|f| f.state != StreamState::Connecting)).await;
+        self.current()
+    }
+}
+
+/// Where the tasks report: changes of an instance wake its reconcile.
+#[derive(Clone)]
+pub struct Hub {
+    pub notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
+    /// Cancelled on shutdown; every task's token is a child of it.
+    pub cancel: CancellationToken,
+}
+
+impl Hub {
+    /// A hub nobody listens to (reconciles driven by hand, in tests).
+    pub fn detached() -> Self {
+        let (notify, _) = futures::channel::mpsc::unbounded();
+        Hub { notify, cancel: CancellationToken::new() }
+    }
+}
+
+/// What one task needs.
+pub struct Spec {
+    pub key: ObjectRef<ArgoCdInstance>,
+    pub client: Arc<argocd::Client>,
+    pub interval: Duration,
+    pub stall: Duration,
+    pub metrics: Arc<Metrics>,
+    pub leadership: Leadership,
+}
+
+/// Starts following one instance.
+pub fn start(spec: Spec, hub: &Hub) -> Follower {
+    let (tx, rx) = watch::channel(Followed {
+        state: StreamState::Connecting,
+        tally: Arc::new(AppTally::default()),
+        version: 0,
+    });
+    let cancel = hub.cancel.child_token();
+    let task = Task { spec, publish: tx, notify: hub.notify.clone(), cancel: cancel.clone() };
+    let task = tokio::spawn(task.run());
+    Follower { followed: rx, task, _stop: cancel.drop_guard() }
+}
+
+struct Task {
+    spec: Spec,
+    publish: watch::Sender<Followed>,
+    notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
+    cancel: CancellationToken,
+}
+
+/// How one round (list, then stream) ended.
+enum Round {
+    /// The relist period passed: list again at once.
+    Relist,
+    /// Failed: `state` to show, after `wait`.
+    Failed { state: StreamState, wait: Duration },
+    /// Cancelled, or no longer the leader.
+    Stop,
+}
+
+impl Task {
+    fn labels(&self) -> (&str, &str) {
+        (self.spec.key.namespace.as_deref().unwrap_or_default(), &self.spec.key.name)
+    }
+
+    fn relist_period(&self) -> Duration {
+        // ±10% so the instances' relists spread out.
+        self.spec.interval.saturating_mul(RELIST_INTERVALS).mul_f64(rand::random_range(0.9..1.1))
+    }
+
+    async fn run(self) {
+        let mut failures = 0u32;
+        let mut silent = 0u32;
+        loop {
+            if self.cancel.is_cancelled() || !self.spec.leadership.is_leader() {
+                return;
+            }
+            match self.round(&mut failures, &mut silent).await {
+                Round::Relist => {}
+                Round::Stop => return,
+                Round::Failed { state, wait } => {
+                    tracing::info!(namespace = self.labels().0, instance = self.labels().1, state = state.reason(), message = %state_message(&state), retry_in = ?wait, "application stream not in use");
+                    self.set_state(state);
+                    tokio::select! {
+                        _ = sleep(wait) => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One list and one stream, until the stream fails or the relist period ends.
+    async fn round(&self, failures: &mut u32, silent: &mut u32) -> Round {
+        let (ns, name) = self.labels();
+        let client = &self.spec.client;
+        let metrics = self.spec.metrics.as_ref();
+        let listed = tokio::select! {
+            r = client.list_index(metrics) => r,
+            _ = self.cancel.cancelled() => return Round::Stop,
+        };
+        let listed = match listed {
+            Ok(l) => l,
+            Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
+        };
+        metrics.stream_relisted(ns, name);
+        let Some(mut index) = listed.index else {
+            return Round::Failed {
+                state: StreamState::TooManyApplications(IndexFull.to_string()),
+                wait: self.relist_period(),
+            };
+        };
+        let relist_at = Instant::now() + self.relist_period();
+        let lifetime = relist_at.saturating_duration_since(Instant::now()) + 2 * KEEPALIVE;
+        let opened = tokio::select! {
+            r = client.open_stream(listed.resource_version.as_deref(), lifetime, metrics) => r,
+            _ = self.cancel.cancelled() => return Round::Stop,
+        };
+        let mut stream = match opened {
+            Ok(s) => s,
+            Err(e) if cannot_stream(&e) => {
+                let why = client.redact(&e.to_string()).await;
+                return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
+            }
+            Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
+        };
+        // The stream is open: its tally is what the list said.
+        self.publish(StreamState::Streaming, &index);
+        let mut pending: Option<Instant> = None;
+        let mut leader_check = tokio::time::interval(Duration::from_secs(1));
+        let ended = loop {
+            let debounce = async {
+                match pending {
+                    Some(at) => sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                line = stream.next_line(self.spec.stall) => match line {
+                    Ok(line) => match apply_line(&mut index, &line) {
+                        Ok(Line::Idle) => {}
+                        Ok(Line::Event { kind, changed }) => {
+                            metrics.stream_event(ns, name, kind, Timestamp::now());
+                            if changed && pending.is_none() {
+                                pending = Some(Instant::now() + DEBOUNCE);
+                            }
+                        }
+                        Err(e) => break e,
+                    },
+                    Err(e) => break e,
+                },
+                _ = debounce => {
+                    pending = None;
+                    self.publish(StreamState::Streaming, &index);
+                }
+                _ = sleep_until(relist_at) => {
+                    *failures = 0;
+                    *silent = 0;
+                    return Round::Relist;
+                }
+                _ = leader_check.tick() => {
+                    if !self.spec.leadership.is_leader() {
+                        return Round::Stop;
+                    }
+                }
+                _ = self.cancel.cancelled() => return Round::Stop,
+            }
+        };
+        // What arrived before the failure is true: publish it before saying the stream broke.
+        if pending.is_some() {
+            self.publish(StreamState::Streaming, &index);
+        }
+        metrics.stream_reconnect(ns, name, ended.category());
+        match ended {
+            StreamError::Full(full) => Round::Failed {
+                state: StreamState::TooManyApplications(full.to_string()),
+                wait: self.relist_period(),
+            },
+            StreamError::Stalled(_) if !stream.any_bytes => {
+                *silent += 1;
+                if *silent >= SILENT_STREAMS {
+                    *silent = 0;
+                    let why = format!(
+                        "{} streams in a row sent not one byte within {}s; a proxy before Argo CD may be buffering the stream",
+                        SILENT_STREAMS,
+                        self.spec.stall.as_secs()
+                    );
+                    return Round::Failed {
+                        state: StreamState::Unavailable(why),
+                        wait: self.relist_period(),
+                    };
+                }
+                self.failed(failures, &ended.to_string(), false).await
+            }
+            StreamError::Request(e) => {
+                let unauthenticated = e.is_unauthenticated();
+                self.failed(failures, &e.to_string(), unauthenticated).await
+            }
+            other => {
+                // A stream that ran a while and ended is a routine reconnect, not a failure streak.
+                if stream.any_bytes {
+                    *failures = 0;
+                }
+                self.failed(failures, &other.to_string(), false).await
+            }
+        }
+    }
+
+    /// A failed list or stream: the session is renewed on 401, and the next round waits.
+    async fn failed(&self, failures: &mut u32, message: &str, unauthenticated: bool) -> Round {
+        if unauthenticated {
+            self.spec.client.renew_session().await;
+        }
+        *failures += 1;
+        let message = crate::text::cap(&self.spec.client.redact(message).await);
+        Round::Failed {
+            state: StreamState::Reconnecting(message),
+            wait: backoff(*failures, self.spec.interval),
+        }
+    }
+
+    fn set_state(&self, state: StreamState) {
+        let (ns, name) = self.labels();
+        self.spec.metrics.stream_up(ns, name, state.is_streaming());
+        let changed = self.publish.send_if_modified(|f| {
+            if f.state == state {
+                return false;
+            }
+            f.state = state;
+            f.version += 1;
+            true
+        });
+        if changed {
+            let _ = self.notify.unbounded_send(self.spec.key.clone());
+        }
+    }
+
+    /// Publishes `index`'s tally in `state`, and wakes the reconcile if either changed.
+    fn publish(&self, state: StreamState, index: &AppIndex) {
+        let (ns, name) = self.labels();
+        self.spec.metrics.stream_up(ns, name, state.is_streaming());
+        let tally = index.tally();
+        let changed = self.publish.send_if_modified(|f| {
+            if f.state == state && *f.tally == tally {
+                return false;
+            }
+            f.state = state;
+            f.tally = Arc::new(tally);
+            f.version += 1;
+            true
+        });
+        if changed {
+            let _ = self.notify.unbounded_send(self.spec.key.clone());
+        }
+    }
+}
+
+/// Answers that say this server (or a proxy before it) does not serve the stream at all:
+/// retrying soon cannot help, polling can.
+fn cannot_stream(e: &ArgoCdError) -> bool {
+    matches!(
+        e,
+        ArgoCdError::NotJson { .. }
+            | ArgoCdError::Redirect { .. }
+            | ArgoCdError::UnexpectedStatus { status: 404 | 405 | 406 | 415 | 501, .. }
+            | ArgoCdError::ServerError { status: 501, .. }
+    )
+}
+
+fn state_message(state: &StreamState) -> &str {
+    match state {
+        StreamState::Reconnecting(m) | StreamState::Unavailable(m) | StreamState::TooManyApplications(m) => m,
+        StreamState::Connecting | StreamState::Streaming => "",
+    }
+}
+
+/// 1 s doubling, at most the interval (polling covers the gap meanwhile).
+fn backoff(failures: u32, interval: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1).saturating_mul(1 << exp).min(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_back_off_up_to_the_interval() {
+        let i = Duration::from_secs(30);
+        let got: Vec<u64> = (1..=7).map(|n| backoff(n, i).as_secs()).collect();
+        assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn only_answers_that_cannot_change_soon_mean_no_stream() {
+        let e = |status| ArgoCdError::UnexpectedStatus { endpoint: "s", status, message: String::new() };
+        assert!(cannot_stream(&e(404)));
+        assert!(cannot_stream(&ArgoCdError::NotJson {
+            endpoint: "s",
+            status: 200,
+            content_type: "text/html".into()
+        }));
+        assert!(!cannot_stream(&e(400)));
+        assert!(!cannot_stream(&ArgoCdError::ServerError {
+            endpoint: "s",
+            status: 503,
+            message: String::new()
+        }));
+        assert!(!cannot_stream(&ArgoCdError::Unauthenticated { endpoint: "s", message: String::new() }));
+    }
+}
