@@ -139,20 +139,16 @@ impl Client {
         self.get_authed("applications", &path, observer).await
     }
 
-    /// Opens the application stream from `resource_version` (the list's: no initial burst of
-    /// `ADDED` events). `lifetime` bounds the whole request: the stream is ended and opened
-    /// again (after a relist) by then anyway.
+    /// Opens the application stream (it begins with an `ADDED` event per application: Argo CD
+    /// sends no headers before its first event, so resuming from a resourceVersion would leave
+    /// a quiet server silent). `lifetime` bounds the whole request: the stream is ended and
+    /// opened again (after a relist) by then anyway. The answer comes with the first event.
     pub async fn open_stream(
         &self,
-        resource_version: Option<&str>,
         lifetime: Duration,
         observer: &dyn RequestObserver,
     ) -> Result<AppStream, ArgoCdError> {
-        let mut path = format!("/api/v1/stream/applications?fields={STREAM_FIELDS}");
-        if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
-            let rv: String = url::form_urlencoded::byte_serialize(rv.as_bytes()).collect();
-            path.push_str(&format!("&resourceVersion={rv}"));
-        }
+        let path = format!("/api/v1/stream/applications?fields={STREAM_FIELDS}");
         let endpoint = "stream_applications";
         let started = Instant::now();
         let mut bearer = self.bearer(observer).await?;
@@ -194,7 +190,9 @@ impl Client {
         }
         if !status.is_success() {
             let bytes = self.read_error_body(endpoint, resp, MAX_ERROR_BODY).await?;
-            return Err(status_error(endpoint, status, &bytes));
+            // An event stream frames its error as one event too.
+            let body = bytes.strip_prefix(b"data:").unwrap_or(&bytes);
+            return Err(status_error(endpoint, status, body));
         }
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();

@@ -63,8 +63,6 @@ pub trait ItemSink: Default + Send {
     type Output;
     /// Takes one item; an error ends the decoding (e.g. a list past its bound).
     fn add(&mut self, item: Self::Item<'_>) -> Result<(), String>;
-    /// The list's `metadata.resourceVersion` (a watch resumes from it); most sinks ignore it.
-    fn resource_version(&mut self, _version: &str) {}
     /// The list: `None` when `items` was `null` or absent (older servers send `null` for an
     /// empty projected list).
     fn finish(self, items_seen: bool) -> Self::Output;
@@ -79,10 +77,10 @@ enum At {
     FirstKey,
     /// After `,`: a key.
     Key,
-    /// After a key: `:`.
-    Colon { key: Key },
+    /// After a key: `:`. `items` tells whether the key was `items`.
+    Colon { items: bool },
     /// A value; the `items` one may be an array, decoded item by item.
-    Value { key: Key },
+    Value { items: bool },
     /// After `[` of `items`: an item or `]`.
     FirstItem,
     /// After `,` in `items`: an item.
@@ -93,22 +91,6 @@ enum At {
     AfterValue,
     /// After the closing `}`: nothing but whitespace.
     End,
-}
-
-/// The keys of a list answer the decoder reads; every other one is parsed and dropped.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Key {
-    Items,
-    Metadata,
-    Other,
-}
-
-/// The list's `metadata`: only its resourceVersion is kept, and only when it is a string (a
-/// list is not refused for an odd `metadata`: polling never needs it).
-#[derive(Deserialize)]
-struct ListMeta {
-    #[serde(default, rename = "resourceVersion")]
-    resource_version: Option<serde_json::Value>,
 }
 
 /// A list answer decoded item by item into `S`.
@@ -208,35 +190,17 @@ impl<S: ItemSink> ListDecoder<S> {
                 At::FirstKey if byte == b'}' => (At::End, 1),
                 At::FirstKey | At::Key => {
                     match parse::<String>(rest, last).map_err(|e| self.error(*pos, &message(&e)))? {
-                        Parsed::Done(key, used) => {
-                            let key = match key.as_str() {
-                                "items" => Key::Items,
-                                "metadata" => Key::Metadata,
-                                _ => Key::Other,
-                            };
-                            (At::Colon { key }, used)
-                        }
+                        Parsed::Done(key, used) => (At::Colon { items: key == "items" }, used),
                         Parsed::Incomplete => return self.wait(*pos, MAX_OTHER_BYTES),
                     }
                 }
-                At::Colon { key } if byte == b':' => (At::Value { key }, 1),
-                At::Value { key: Key::Items } if byte == b'[' => {
+                At::Colon { items } if byte == b':' => (At::Value { items }, 1),
+                At::Value { items: true } if byte == b'[' => {
                     self.items_seen = true;
                     (At::FirstItem, 1)
                 }
-                At::Value { key: Key::Items } if byte != b'n' => {
+                At::Value { items: true } if byte != b'n' => {
                     return Err(self.error(*pos, "`items` is neither a list nor null"));
-                }
-                At::Value { key: Key::Metadata } if byte == b'{' => {
-                    match parse::<ListMeta>(rest, last).map_err(|e| self.error(*pos, &message(&e)))? {
-                        Parsed::Done(meta, used) => {
-                            if let Some(v) = meta.resource_version.as_ref().and_then(|v| v.as_str()) {
-                                self.sink.resource_version(v);
-                            }
-                            (At::AfterValue, used)
-                        }
-                        Parsed::Incomplete => return self.wait(*pos, MAX_OTHER_BYTES),
-                    }
                 }
                 // `items: null`, or another key's value: parsed (so the body is valid JSON) and
                 // dropped.

@@ -182,19 +182,30 @@ impl Task {
         };
         let relist_at = Instant::now() + self.relist_period();
         let lifetime = relist_at.saturating_duration_since(Instant::now()) + 2 * KEEPALIVE;
+        if index.is_empty() {
+            // Argo CD answers a stream only with its first event: with no application that is
+            // when one appears. The list is the truth meanwhile.
+            self.publish(StreamState::Streaming, &index);
+        }
         let opened = tokio::select! {
-            r = client.open_stream(listed.resource_version.as_deref(), lifetime, metrics) => r,
+            r = tokio::time::timeout(self.spec.stall, client.open_stream(lifetime, metrics)) => r,
             _ = self.cancel.cancelled() => return Round::Stop,
         };
         let mut stream = match opened {
-            Ok(s) => s,
-            Err(e) if cannot_stream(&e) => {
+            Ok(Ok(s)) => s,
+            // No application, so no event and no answer: not a failure, list again later.
+            Err(_) if index.is_empty() => return Round::Relist,
+            Err(_) => {
+                metrics.stream_reconnect(ns, name, "Stalled");
+                return self.silent(failures, silent).await;
+            }
+            Ok(Err(e)) if cannot_stream(&e) => {
                 let why = client.redact(&e.to_string()).await;
                 return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
             }
-            Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
+            Ok(Err(e)) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
-        // The stream is open: its tally is what the list said.
+        // The stream is open (its first event came): until it says otherwise, the list holds.
         self.publish(StreamState::Streaming, &index);
         let mut pending: Option<Instant> = None;
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
@@ -274,6 +285,21 @@ impl Task {
                 self.failed(failures, &other.to_string(), false).await
             }
         }
+    }
+
+    /// A stream that sent not one byte (not even its first event, though applications exist):
+    /// twice in a row, a proxy before Argo CD is buffering it, and polling takes over.
+    async fn silent(&self, failures: &mut u32, silent: &mut u32) -> Round {
+        *silent += 1;
+        if *silent >= SILENT_STREAMS {
+            *silent = 0;
+            let why = format!(
+                "{SILENT_STREAMS} streams in a row sent not one byte within {}s; a proxy before Argo CD may be buffering the stream",
+                self.spec.stall.as_secs()
+            );
+            return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
+        }
+        self.failed(failures, &StreamError::Stalled(self.spec.stall).to_string(), false).await
     }
 
     /// A failed list or stream: the session is renewed on 401, and the next round waits.

@@ -14,6 +14,7 @@ mod answers;
 mod common;
 mod health;
 mod server;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
