@@ -209,6 +209,9 @@ impl Task {
         self.publish(StreamState::Streaming, &index);
         let mut pending: Option<Instant> = None;
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
+        // The stall is timed from the last line, not from each wait: the other branches
+        // (debounce, leadership) would otherwise restart it for ever.
+        let mut stall_at = Instant::now() + self.spec.stall;
         let ended = loop {
             let debounce = async {
                 match pending {
@@ -217,8 +220,14 @@ impl Task {
                 }
             };
             tokio::select! {
-                line = stream.next_line(self.spec.stall) => match line {
-                    Ok(line) => match apply_line(&mut index, &line) {
+                line = stream.next_line(stall_at.saturating_duration_since(Instant::now())) => {
+                    let line = match line {
+                        Ok(line) => line,
+                        Err(StreamError::Stalled(_)) => break StreamError::Stalled(self.spec.stall),
+                        Err(e) => break e,
+                    };
+                    stall_at = Instant::now() + self.spec.stall;
+                    match apply_line(&mut index, &line) {
                         Ok(Line::Idle) => {}
                         Ok(Line::Event { kind, changed }) => {
                             metrics.stream_event(ns, name, kind, Timestamp::now());
@@ -227,9 +236,8 @@ impl Task {
                             }
                         }
                         Err(e) => break e,
-                    },
-                    Err(e) => break e,
-                },
+                    }
+                }
                 _ = debounce => {
                     pending = None;
                     self.publish(StreamState::Streaming, &index);
