@@ -329,9 +329,24 @@ async fn kubectl_prints_the_design_columns() {
     let out = kubectl(&["get", "aci", "-o", "wide"]);
     assert_eq!(
         header(&out),
-        ["NAME", "URL", "STATUS", "LINKED", "UNLINKED", "APPS", "LAST-CHECKED", "AGE", "VERSION", "REASON"]
+        [
+            "NAME",
+            "URL",
+            "STATUS",
+            "LINKED",
+            "UNLINKED",
+            "APPS",
+            "LAST-CHECKED",
+            "AGE",
+            "VERSION",
+            "REASON",
+            "MODE",
+            "STREAM"
+        ]
     );
     assert!(out.contains("v3.6.1") && out.contains("Connected"), "{out}");
+    // The schema's default mode.
+    assert!(out.contains("Poll"), "{out}");
     let out = kubectl(&["get", "clm"]);
     assert_eq!(header(&out), ["NAME", "INSTANCE", "ARGOCD-URL", "CLUSTER", "STATE", "APPS", "AGE"]);
     assert!(
