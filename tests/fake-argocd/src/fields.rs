@@ -263,7 +263,7 @@ fn generic_list(meta: &str, apps: &[WireApp], selection: Option<&Selection>) -> 
     to_json(&value)
 }
 
-fn process_item(path: &mut Vec<String>, item: &mut Value, sel: &Selection) {
+pub(crate) fn process_item(path: &mut Vec<String>, item: &mut Value, sel: &Selection) {
     match item {
         Value::Object(map) => {
             let keys: Vec<String> = map.keys().cloned().collect();

@@ -20,8 +20,11 @@
 //! * v3.5.x fails a projection naming a key and its parent at random; the fake always fails
 //!   it (500 `{"error": "failed to marshal error message"}`).
 //!
-//! Not emulated: RBAC filtering, the `selector`/`repo` filters, single-object GETs, the watch
-//! stream, deflate, chunked token cookies.
+//! The application stream (`GET /api/v1/stream/applications`) is emulated too: see `stream.rs`
+//! for what it sends, and [`StreamFault`] for how it breaks on demand.
+//!
+//! Not emulated: RBAC filtering, the `selector`/`repo` filters, single-object GETs, watching
+//! from a `resourceVersion`, deflate, chunked token cookies.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -39,6 +42,7 @@ mod auth;
 mod data;
 mod fields;
 mod server;
+mod stream;
 mod tls;
 
 use std::net::SocketAddr;
@@ -69,6 +73,8 @@ pub struct Options {
     pub session_ttl: Duration,
     /// Address to listen on; `None` is `127.0.0.1:0` (a free loopback port).
     pub addr: Option<SocketAddr>,
+    /// How often an idle event stream sends a keepalive (Argo CD: 15 s).
+    pub stream_keepalive: Duration,
 }
 
 impl Default for Options {
@@ -81,6 +87,7 @@ impl Default for Options {
             users: Vec::new(),
             session_ttl: Duration::from_secs(24 * 60 * 60),
             addr: None,
+            stream_keepalive: stream::KEEPALIVE,
         }
     }
 }
@@ -117,6 +124,8 @@ pub enum Endpoint {
     Clusters,
     /// `GET /api/v1/applications`
     Applications,
+    /// `GET /api/v1/stream/applications`
+    ApplicationStream,
     /// `GET /api/v1/account/can-i/{resource}/{action}/{subresource}`
     CanI,
     /// Anything else, including paths outside `/api/` and outside the root path.
@@ -160,6 +169,28 @@ pub enum Fault {
     CutOff,
     /// 200 `Content-Encoding: gzip`: a small body that inflates to at least this many bytes.
     GzipBomb(usize),
+}
+
+/// How application streams break (see [`FakeArgoCd::break_streams`] and
+/// [`FakeArgoCd::set_stream_fault`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamFault {
+    /// Silence, keepalives included, with the connection left open: a hung server, or a
+    /// proxy that stopped passing bytes.
+    Stall,
+    /// Half a line, then the end of the response.
+    CutLine,
+    /// An error chunk (`runtimeStreamError`) with this HTTP code, then the end. 401 says
+    /// `invalid session: token has invalid claims: token is expired`.
+    Error(u16),
+    /// A 401 error chunk whose message repeats the stream request's `Authorization` header.
+    EchoError,
+    /// For a new stream, nothing at all, not even the headers (a proxy buffering the whole
+    /// response); for an open one, the same as `Stall`.
+    Unanswered,
+    /// For a new stream, Go's plain-text `404 page not found` instead of the stream (a proxy
+    /// that routes only the list, or a path it does not know); for an open one, the end.
+    NotRouted,
 }
 
 /// A running fake Argo CD. Dropping it stops the server and closes its connections.
@@ -219,11 +250,39 @@ impl FakeArgoCd {
         self.shared.lock().clusters = clusters;
     }
 
-    /// Replace the applications (the list endpoint sorts them by name, like Argo CD).
+    /// Replace the applications (the list endpoint sorts them by name, like Argo CD). Open
+    /// application streams get an event for each one added, changed or removed.
     pub fn set_applications(&self, apps: Vec<App>) {
         let mut state = self.shared.lock();
+        // Sent under the lock, so a stream opening now sees either the old list and these
+        // events, or the new list and none of them.
+        for note in stream::diff(&state.apps, &apps) {
+            self.shared.notify(note);
+        }
         state.apps = apps;
         state.apps_resource_version += 1;
+    }
+
+    /// Every application stream open now breaks this way at once.
+    pub fn break_streams(&self, fault: StreamFault) {
+        self.shared.notify(stream::Note::Break(fault));
+    }
+
+    /// Every new application stream breaks this way once its `ADDED` events are out (or, for
+    /// [`StreamFault::Unanswered`] and [`StreamFault::NotRouted`], instead of answering);
+    /// `None` to stop.
+    pub fn set_stream_fault(&self, fault: Option<StreamFault>) {
+        self.shared.lock().stream_fault = fault;
+    }
+
+    /// Application streams open now (each ends soon after its client goes).
+    pub fn open_streams(&self) -> usize {
+        self.shared.open_streams()
+    }
+
+    /// Response bytes `ep` sent, as on the wire (gzipped where it was).
+    pub fn bytes_sent(&self, ep: Endpoint) -> u64 {
+        self.shared.lock().stats.get(&ep).map_or(0, |s| s.bytes)
     }
 
     /// Inject (or with `None` clear) a fault for every `/api/v1/*` request.

@@ -24,15 +24,17 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower_http::compression::CompressionLayer;
 
-use crate::auth::{Claims, claims_of, jwt, looks_like_jwt, now_unix, username_of};
+pub(crate) use crate::auth::now_unix;
+use crate::auth::{Claims, claims_of, jwt, looks_like_jwt, username_of};
 use crate::data::{self, App, Cluster, WireClusterList, WireListMeta, wire_app};
 use crate::fields::{self, ListBody, ServerVersion};
-use crate::{Endpoint, Fault, Options};
+use crate::stream::{self, Note};
+use crate::{Endpoint, Fault, Options, StreamFault};
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     /// `""` or `/prefix` without trailing slash.
     root: String,
     state: Mutex<Data>,
+    /// Application changes and stream faults, to every open stream.
+    notes: broadcast::Sender<Note>,
 }
 
 pub(crate) struct Data {
@@ -56,6 +60,8 @@ pub(crate) struct Data {
     pub in_cluster_enabled: bool,
     pub stats: HashMap<Endpoint, Stats>,
     pub apps_resource_version: u64,
+    /// How every new application stream breaks, once its first events are out.
+    pub stream_fault: Option<StreamFault>,
 }
 
 #[derive(Default)]
@@ -63,6 +69,8 @@ pub(crate) struct Stats {
     pub count: u64,
     pub last_query: Option<String>,
     pub last_headers: HeaderMap,
+    /// Response bytes as sent on the wire (after gzip).
+    pub bytes: u64,
 }
 
 impl Shared {
@@ -81,8 +89,29 @@ impl Shared {
                 in_cluster_enabled: true,
                 stats: HashMap::new(),
                 apps_resource_version: 918_455,
+                stream_fault: None,
             }),
+            notes: broadcast::channel(stream::BUFFER).0,
         }
+    }
+
+    /// A receiver of every note sent from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Note> {
+        self.notes.subscribe()
+    }
+
+    /// Sends to every open stream (none open is fine).
+    pub fn notify(&self, note: Note) {
+        let _ = self.notes.send(note);
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.notes.receiver_count()
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        self.opts.stream_keepalive
     }
 
     /// A panicking test thread must not wedge the server for the others.
@@ -145,7 +174,7 @@ pub(crate) async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, share
 /// Marks a response gzip must leave alone (drips, and what sits outside Argo CD's gzip
 /// handler).
 #[derive(Clone, Copy)]
-struct NoCompress;
+pub(crate) struct NoCompress;
 
 fn router(shared: Arc<Shared>) -> Router {
     // gorilla's CompressHandler compresses whatever size; tower-http's default skips < 32 bytes.
@@ -155,7 +184,52 @@ fn router(shared: Arc<Shared>) -> Router {
                 && headers.get(header::CONTENT_TYPE) != Some(&HeaderValue::from_static("text/event-stream"))
         },
     );
-    Router::new().fallback(handle).with_state(shared).layer(compression)
+    Router::new()
+        .fallback(handle)
+        .with_state(shared.clone())
+        .layer(compression)
+        .layer(axum::middleware::map_response_with_state(shared, count_bytes))
+}
+
+/// Outermost: counts what each endpoint sends on the wire, compressed or not.
+async fn count_bytes(State(shared): State<Arc<Shared>>, resp: Response) -> Response {
+    let Some(&ep) = resp.extensions().get::<Endpoint>() else {
+        return resp;
+    };
+    resp.map(|inner| Body::new(Counted { inner, shared, ep }))
+}
+
+struct Counted {
+    inner: Body,
+    shared: Arc<Shared>,
+    ep: Endpoint,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let n = data.len() as u64;
+            self.shared.lock().stats.entry(self.ep).or_default().bytes += n;
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,7 +245,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     shared.record(ep, &req);
     let resp =
         if rest.starts_with("/api/") { api(&shared, req, &rest, ep).await } else { ui(&shared, &req, &rest) };
-    with_vary(resp)
+    let mut resp = with_vary(resp);
+    resp.extensions_mut().insert(ep);
+    resp
 }
 
 fn strip_root(root: &str, path: &str) -> Option<String> {
@@ -188,6 +264,7 @@ fn classify(path: &str) -> Endpoint {
         "/api/v1/session/userinfo" => Endpoint::UserInfo,
         "/api/v1/clusters" => Endpoint::Clusters,
         "/api/v1/applications" => Endpoint::Applications,
+        "/api/v1/stream/applications" => Endpoint::ApplicationStream,
         p if p.starts_with("/api/v1/account/can-i/") => Endpoint::CanI,
         _ => Endpoint::Other,
     }
@@ -264,6 +341,7 @@ async fn gateway(shared: &Shared, req: Request, rest: &str, ep: Endpoint) -> Res
         (Endpoint::UserInfo, Method::GET) => userinfo(shared, req.headers()),
         (Endpoint::Clusters, Method::GET) => clusters(shared, &req),
         (Endpoint::Applications, Method::GET) => applications(shared, &req),
+        (Endpoint::ApplicationStream, Method::GET) => stream::applications(shared, req).await,
         (Endpoint::CanI, Method::GET) => can_i(shared, &req, rest),
         // grpc-gateway v1.16 fallbacks are plain text, not the JSON error shape.
         (Endpoint::Other, _) => go_http_error(StatusCode::NOT_FOUND, "Not Found"),
@@ -282,7 +360,7 @@ fn content_type_allowed(headers: &HeaderMap) -> bool {
 // ---------------------------------------------------------------------------------------
 // Auth
 
-enum Auth {
+pub(crate) enum Auth {
     /// No usable token (none, not `Bearer `, or not three dot-separated parts).
     Anonymous,
     /// A token was presented but is not valid; the message follows `invalid session: `.
@@ -292,7 +370,7 @@ enum Auth {
 
 impl Auth {
     /// The claims, or the 401 the gRPC auth interceptor answers with.
-    fn require(self) -> Result<Claims, Unauthorized> {
+    pub(crate) fn require(self) -> Result<Claims, Unauthorized> {
         match self {
             Auth::Valid(claims) => Ok(claims),
             Auth::Anonymous => Err(Unauthorized(None)),
@@ -302,7 +380,7 @@ impl Auth {
 }
 
 /// A rejected call: no session, or an invalid one (with the reason).
-struct Unauthorized(Option<String>);
+pub(crate) struct Unauthorized(pub Option<String>);
 
 impl Unauthorized {
     fn response(self) -> Response {
@@ -313,7 +391,7 @@ impl Unauthorized {
     }
 }
 
-const TOKEN_EXPIRED: &str = "token has invalid claims: token is expired";
+pub(crate) const TOKEN_EXPIRED: &str = "token has invalid claims: token is expired";
 
 fn no_session() -> Response {
     runtime_error(StatusCode::UNAUTHORIZED, 16, "no session information")
@@ -346,7 +424,7 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
     metadata.or_else(bearer).or_else(cookie).map(str::to_owned)
 }
 
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Auth {
+pub(crate) fn authenticate(shared: &Shared, headers: &HeaderMap) -> Auth {
     let Some(token) = presented_token(headers) else {
         return Auth::Anonymous;
     };
@@ -756,7 +834,7 @@ fn fault_response(shared: &Shared, fault: Fault, ep: Endpoint) -> Response {
 }
 
 /// Inverse of grpc-gateway v1.16 `HTTPStatusFromCode`, with a typical message.
-fn grpc_for_http(status: StatusCode) -> (i32, String) {
+pub(crate) fn grpc_for_http(status: StatusCode) -> (i32, String) {
     let (code, message) = match status.as_u16() {
         400 => (3, "invalid argument"),
         401 => (16, "no session information"),
@@ -989,7 +1067,7 @@ fn runtime_error(status: StatusCode, code: i32, message: &str) -> Response {
 }
 
 /// Go's `http.Error`: text/plain, nosniff, message plus newline.
-fn go_http_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn go_http_error(status: StatusCode, message: &str) -> Response {
     let mut resp = Response::new(Body::from(format!("{message}\n")));
     *resp.status_mut() = status;
     insert(&mut resp, header::CONTENT_TYPE, "text/plain; charset=utf-8");
@@ -1001,10 +1079,10 @@ fn go_http_error(status: StatusCode, message: &str) -> Response {
 // Query strings
 
 /// Decoded `key=value` pairs, like Go's `url.ParseQuery` (which grpc-gateway uses).
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(raw: Option<&str>) -> Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
         let pairs = raw
             .unwrap_or_default()
             .split('&')
@@ -1017,16 +1095,16 @@ impl Query {
         Query(pairs)
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// First value or `""`.
-    fn first(&self, key: &str) -> &str {
+    pub(crate) fn first(&self, key: &str) -> &str {
         self.get(key).unwrap_or_default()
     }
 
-    fn all(&self, key: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, key: &str) -> Vec<&str> {
         self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 }

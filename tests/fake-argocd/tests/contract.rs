@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Reply, client, get, rich_server, send};
-use fake_argocd::{Endpoint, FakeArgoCd, Fault, Options, jwt};
+use fake_argocd::{Endpoint, FakeArgoCd, Fault, Options, StreamFault, jwt};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -159,6 +159,53 @@ impl Bodies {
         assert!(ct.starts_with("application/json"), "{label}: content-type {ct}");
         self.0.push((label, def, mode, reply.json()));
     }
+
+    fn add_value(&mut self, label: impl Into<String>, def: &'static str, mode: Mode, value: Value) {
+        self.0.push((label.into(), def, mode, value));
+    }
+}
+
+const STREAM_RESULT: &str = "streamResultOfV1alpha1ApplicationWatchEvent";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Every kind of line the application stream sends: full and projected events of each type,
+/// and its error chunks (before the first event and mid-stream).
+async fn collect_stream_bodies(bodies: &mut Bodies) {
+    let (fake, token) = rich_server("v3.6.1").await;
+    let t = Some(token.as_str());
+    let apps = common::rich_apps();
+    let narrow = "fields=result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination";
+    for (query, mode) in
+        [("", Mode::Full), (narrow, Mode::Projection), ("fields=result.type", Mode::Projection)]
+    {
+        let mut s = common::open_stream(&fake, query, t, true, WAIT).await.expect("stream answers");
+        for i in 0..apps.len() {
+            let e = s.event(WAIT).await.expect("ADDED");
+            bodies.add_value(format!("stream {query:?} ADDED {i}"), STREAM_RESULT, mode, e);
+        }
+        let mut changed = apps.clone();
+        let gone = changed.pop().expect("an app");
+        changed[0] = changed[0].clone().with_status("OutOfSync", "Degraded");
+        changed[0].dest_server = Some("https://moved.example.com".to_owned());
+        fake.set_applications(changed);
+        for kind in ["MODIFIED", "DELETED"] {
+            let e = s.event(WAIT).await.expect("live event");
+            assert_eq!(e["result"]["type"], kind, "{e}");
+            bodies.add_value(format!("stream {query:?} {kind}"), STREAM_RESULT, mode, e);
+        }
+        fake.break_streams(StreamFault::Error(401));
+        let e = s.event(WAIT).await.expect("error chunk");
+        bodies.add_value(format!("stream {query:?} error"), STREAM_RESULT, Mode::Full, e);
+        let mut restored = apps.clone();
+        restored.retain(|a| a != &gone);
+        restored.push(gone);
+        fake.set_applications(restored);
+        fake.set_applications(apps.clone());
+    }
+    let mut s = common::open_stream(&fake, "", None, true, WAIT).await.expect("answers");
+    assert_eq!(s.status, 401);
+    let e = s.event(WAIT).await.expect("error chunk");
+    bodies.add_value("stream no session", STREAM_RESULT, Mode::Full, e);
 }
 
 const RECOMMENDED_3_5: &str = "items.metadata.name,items.metadata.namespace,items.spec.destination,items.spec.project,items.status.sync.status,items.status.health";
@@ -331,6 +378,7 @@ async fn every_body_matches_the_swagger_definitions() {
     collect_cluster_bodies(&mut bodies, &fake, &token).await;
     collect_other_bodies(&mut bodies, &fake, &token).await;
     collect_application_bodies(&mut bodies).await;
+    collect_stream_bodies(&mut bodies).await;
 
     // Every endpoint answered at least once.
     for ep in [Endpoint::Version, Endpoint::Session, Endpoint::UserInfo, Endpoint::Clusters, Endpoint::CanI] {
@@ -380,11 +428,18 @@ fn examples_pass_the_strict_validator() {
         ("error-401-invalid-login.json", "runtimeError", Mode::Full),
         ("error-403-permission-denied.json", "runtimeError", Mode::Full),
         ("error-404-application-not-found.json", "runtimeError", Mode::Full),
+        ("error-stream-401.json", STREAM_RESULT, Mode::Full),
     ];
     for (file, def, mode) in cases {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("fixture readable");
         let value: Value = serde_json::from_str(&text).expect("fixture parses");
         assert_valid(file, def, *mode, &value);
+    }
+    let stream =
+        std::fs::read_to_string(format!("{dir}/applications-watch-stream.ndjson")).expect("readable");
+    for (i, line) in stream.lines().enumerate() {
+        let value: Value = serde_json::from_str(line).expect("each line parses");
+        assert_valid(&format!("watch stream line {i}"), STREAM_RESULT, Mode::Full, &value);
     }
 }
 
@@ -423,6 +478,13 @@ async fn validator_rejects_misspelt_fields_and_wrong_types() {
     let mut null_name = apps;
     null_name["items"][0]["metadata"]["name"] = Value::Null;
     assert!(!violations("v1alpha1ApplicationList", Mode::Full, &null_name).is_empty());
+
+    // The stream's wrapper is strict too.
+    assert!(
+        !violations(STREAM_RESULT, Mode::Projection, &json!({"result": {"type": "ADDED", "app": {}}}))
+            .is_empty()
+    );
+    assert!(!violations(STREAM_RESULT, Mode::Full, &json!({"error": {"http_code": "401"}})).is_empty());
 
     let mut bad_error = json!({"error": "x", "code": "16", "message": "x"});
     assert!(!violations("runtimeError", Mode::Full, &bad_error).is_empty());

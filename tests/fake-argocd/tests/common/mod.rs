@@ -136,3 +136,70 @@ pub async fn rich_server(version: &str) -> (FakeArgoCd, String) {
     fake.set_applications(rich_apps());
     (fake, token)
 }
+
+/// An open `GET /api/v1/stream/applications`, read line by line.
+pub struct Stream {
+    pub status: u16,
+    pub content_type: String,
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// Opens the stream with `query` (after `?`), as an event stream (`sse`) or JSON lines.
+/// `None` when no headers came within `wait` (the server sends none before its first event).
+pub async fn open_stream(
+    fake: &FakeArgoCd,
+    query: &str,
+    token: Option<&str>,
+    sse: bool,
+    wait: std::time::Duration,
+) -> Option<Stream> {
+    let mut req = client().get(format!("{}/api/v1/stream/applications?{query}", fake.url()));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if sse {
+        req = req.header("accept", "text/event-stream");
+    }
+    let resp = tokio::time::timeout(wait, req.send()).await.ok()?.expect("stream request reaches the fake");
+    let content_type =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    Some(Stream { status: resp.status().as_u16(), content_type, resp, buf: String::new() })
+}
+
+impl Stream {
+    /// The next non-empty line (frames keep their `data: ` prefix and trailing space), or
+    /// `None` at the end of the body or when nothing came within `wait`.
+    pub async fn line(&mut self, wait: std::time::Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(at) = self.buf.find('\n') {
+                let line: String = self.buf.drain(..=at).collect();
+                let line = line.trim_end_matches('\n').to_owned();
+                if line.is_empty() {
+                    continue;
+                }
+                return Some(line);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await.ok()?;
+            match chunk.expect("stream body reads") {
+                Some(bytes) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                None if self.buf.is_empty() => return None,
+                // A last line without its newline (a cut-off stream).
+                None => return Some(std::mem::take(&mut self.buf)),
+            }
+        }
+    }
+
+    /// The next event or error as JSON, skipping keepalives.
+    pub async fn event(&mut self, wait: std::time::Duration) -> Option<serde_json::Value> {
+        loop {
+            let line = self.line(wait).await?;
+            if line.starts_with(':') {
+                continue;
+            }
+            let json = line.strip_prefix("data: ").unwrap_or(&line);
+            return Some(serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}")));
+        }
+    }
+}
