@@ -1,12 +1,12 @@
-//! Watch mode's faults, against a small in-test server that speaks Argo CD's stream framing
-//! (`data: {json} ` and three newlines, `:` keepalives) and then misbehaves on demand: a stream
-//! that stalls, a line cut in half, an error chunk (401 mid-stream), a server that does not
-//! route the stream. The task following it must say so in its state, relist after every
-//! reconnect, and never repeat a credential. The real server's behaviour is in
-//! `tests/argocd_real/watch.rs`.
+//! Watch mode's faults, against the fake Argo CD's application stream (the same framing as
+//! argocd-server v3.6.1: `data: {json} ` and three newlines, `:` keepalives, nothing before
+//! the first event), broken on demand: a stream that stalls, a line cut in half, an error
+//! chunk (401 mid-stream, with a token and with a login session), a proxy that does not route
+//! the stream or buffers it whole. The task following it must say so in its state, relist
+//! after every reconnect (healing what it missed), renew a login session, and never repeat a
+//! credential. The real server's behaviour is in `tests/argocd_real/watch.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use argomap::argocd::{Client, ClientConfig, Credentials, TlsSettings};
@@ -14,108 +14,37 @@ use argomap::controller::follow::{self, Followed, Hub, Spec};
 use argomap::leader::Leadership;
 use argomap::metrics::Metrics;
 use argomap::model::stream::StreamState;
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use fake_argocd::{App, Endpoint, FakeArgoCd, Options, StreamFault, jwt};
 use kube::runtime::reflector::ObjectRef;
 
-const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhcmdvbWFwOmFwaUtleSJ9.c2VjcmV0LXNpZ25hdHVyZQ";
-const ADDED: &str = r#"data: {"result":{"application":{"metadata":{"name":"web","namespace":"argocd"},"spec":{"destination":{"server":"https://a.example.com"}}},"type":"ADDED"}} "#;
+const USER: &str = "argomap";
+const PASSWORD: &str = "correct horse battery staple";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Mode {
-    Healthy,
-    Stall,
-    Truncated,
-    Expired,
-    NotRouted,
+fn apps(second: &str) -> Vec<App> {
+    vec![App::to_server("web", "https://a.example.com"), App::to_server("api", second)]
 }
 
-#[derive(Default)]
-struct Fake {
-    mode: AtomicU8,
-    lists: AtomicU64,
-    streams: AtomicU64,
-}
-
-impl Fake {
-    fn mode(&self) -> Mode {
-        match self.mode.load(Ordering::SeqCst) {
-            1 => Mode::Stall,
-            2 => Mode::Truncated,
-            3 => Mode::Expired,
-            4 => Mode::NotRouted,
-            _ => Mode::Healthy,
-        }
-    }
-    fn set(&self, m: Mode) {
-        self.mode.store(m as u8, Ordering::SeqCst);
-    }
-}
-
-fn frame(line: &str) -> Result<Bytes, std::io::Error> {
-    Ok(Bytes::from(format!("{line}\n\n\n")))
-}
-
-async fn stream(State(fake): State<Arc<Fake>>) -> Response {
-    fake.streams.fetch_add(1, Ordering::SeqCst);
-    let mode = fake.mode();
-    if mode == Mode::NotRouted {
-        return (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "404 page not found\n",
-        )
-            .into_response();
-    }
-    let first = futures::stream::iter([frame(ADDED)]);
-    let rest: futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> = match mode {
-        // Keepalives every 100 ms, forever.
-        Mode::Healthy => Box::pin(futures::stream::unfold((), |()| async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Some((Ok(Bytes::from_static(b":\n")), ()))
-        })),
-        Mode::Stall => Box::pin(futures::stream::pending()),
-        Mode::Truncated => Box::pin(futures::stream::iter([Ok(Bytes::from(ADDED[..40].to_string()))])),
-        // The message repeats the token, as a careless server might.
-        Mode::Expired => Box::pin(futures::stream::iter([frame(&format!(
-            r#"data: {{"error":{{"grpc_code":16,"http_code":401,"message":"invalid session: token has invalid claims: token is expired ({TOKEN})","http_status":"Unauthorized"}}}} "#
-        ))])),
-        Mode::NotRouted => unreachable!(),
+/// A fake with two applications and 100 ms keepalives, and a follower of it with a 1 s stall
+/// timeout, logged in with a token or (`login`) with a username and password.
+async fn follow(login: bool) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
+    let users = vec![(USER.to_owned(), PASSWORD.to_owned())];
+    let fake = FakeArgoCd::start(Options {
+        stream_keepalive: Duration::from_millis(100),
+        users,
+        ..Options::default()
+    })
+    .await;
+    fake.set_applications(apps("https://b.example.com"));
+    let token = jwt("argomap:apiKey", None);
+    fake.add_token(&token);
+    let credentials = if login {
+        Credentials::Login { username: USER.to_owned(), password: PASSWORD.to_owned().into() }
+    } else {
+        Credentials::Token(token.clone().into())
     };
-    let body = Body::from_stream(futures::StreamExt::chain(first, rest));
-    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
-}
-
-async fn list(State(fake): State<Arc<Fake>>) -> Response {
-    fake.lists.fetch_add(1, Ordering::SeqCst);
-    let body = r#"{"metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"web","namespace":"argocd"},"spec":{"destination":{"server":"https://a.example.com"}}}]}"#;
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-async fn version() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], r#"{"Version":"v3.6.1"}"#).into_response()
-}
-
-/// The fake, and a follower of it with a 1 s stall timeout.
-async fn follow(mode: Mode) -> (Arc<Fake>, follow::Follower, Arc<Metrics>) {
-    let fake = Arc::new(Fake::default());
-    fake.set(mode);
-    let app = Router::new()
-        .route("/api/version", get(version))
-        .route("/api/v1/applications", get(list))
-        .route("/api/v1/stream/applications", get(stream))
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
     let client = Client::new(ClientConfig {
-        url,
-        credentials: Credentials::Token(TOKEN.to_string().into()),
+        url: fake.url(),
+        credentials,
         timeout: Duration::from_secs(5),
         tls: TlsSettings::default(),
         max_response_bytes: 1 << 20,
@@ -131,7 +60,7 @@ async fn follow(mode: Mode) -> (Arc<Fake>, follow::Follower, Arc<Metrics>) {
         leadership: Leadership::always(),
     };
     let follower = follow::start(spec, &Hub::detached());
-    (fake, follower, metrics)
+    (fake, follower, metrics, token)
 }
 
 /// Polls the follower until `want` says yes, within 15 s.
@@ -143,7 +72,7 @@ async fn until(f: &follow::Follower, what: &str, want: impl Fn(&Followed) -> boo
             return now;
         }
         assert!(tokio::time::Instant::now() < deadline, "{what}: still {:?}", now.state);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -154,26 +83,40 @@ fn reconnecting(f: &Followed) -> Option<&str> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_healthy_stream_is_followed_and_keepalives_keep_it_open() {
-    let (fake, f, _) = follow(Mode::Healthy).await;
-    let s = until(&f, "streaming", |f| f.state.is_streaming()).await;
-    assert_eq!(s.tally.by_server.get("https://a.example.com"), Some(&1));
-    // Three stall timeouts of keepalives only: still the same stream.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(f.current().state.is_streaming());
-    assert_eq!(fake.streams.load(Ordering::SeqCst), 1);
-    assert_eq!(fake.lists.load(Ordering::SeqCst), 1);
+/// Streaming, with `server`'s count as given.
+fn streaming_with(server: &'static str, count: u64) -> impl Fn(&Followed) -> bool {
+    move |f| f.state.is_streaming() && f.tally.by_server.get(server) == Some(&count)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stalled_stream_is_dead_and_reopened_after_a_relist() {
-    let (fake, f, metrics) = follow(Mode::Stall).await;
+async fn a_healthy_stream_brings_changes_and_keepalives_keep_it_open() {
+    let (fake, f, _, _) = follow(false).await;
+    until(&f, "streaming", streaming_with("https://b.example.com", 1)).await;
+    // A change arrives as an event: no new list, no new stream.
+    fake.set_applications(apps("https://c.example.com"));
+    let s = until(&f, "the change", streaming_with("https://c.example.com", 1)).await;
+    assert_eq!(s.tally.by_server.get("https://b.example.com"), None);
+    // Keepalives only, for three stall timeouts: still the same stream.
+    let quiet_until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < quiet_until {
+        assert!(f.current().state.is_streaming(), "{:?}", f.current().state);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.requests(Endpoint::ApplicationStream), 1);
+    assert_eq!(fake.requests(Endpoint::Applications), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stream_is_dead_and_the_relist_heals_what_it_missed() {
+    let (fake, f, metrics, _) = follow(false).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    fake.break_streams(StreamFault::Stall);
+    // Made while the stream is silent: only the relist after the reconnect can bring it.
+    fake.set_applications(apps("https://missed.example.com"));
     let s = until(&f, "reconnecting", |f| reconnecting(f).is_some()).await;
     assert!(reconnecting(&s).is_some_and(|m| m.contains("sent nothing for 1s")), "{:?}", s.state);
-    fake.set(Mode::Healthy);
-    until(&f, "streaming again", |f| f.state.is_streaming()).await;
-    assert!(fake.lists.load(Ordering::SeqCst) >= 2, "a relist after the reconnect");
+    until(&f, "streaming again, healed", streaming_with("https://missed.example.com", 1)).await;
+    assert!(fake.requests(Endpoint::Applications) >= 2, "a relist after the reconnect");
     let text = metrics.encode().expect("metrics");
     assert!(
         text.contains(
@@ -185,30 +128,70 @@ async fn a_stalled_stream_is_dead_and_reopened_after_a_relist() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_line_cut_in_half_ends_the_stream() {
-    let (fake, f, _) = follow(Mode::Truncated).await;
+    let (fake, f, _, _) = follow(false).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    fake.break_streams(StreamFault::CutLine);
     let s = until(&f, "reconnecting", |f| reconnecting(f).is_some()).await;
     assert!(reconnecting(&s).is_some_and(|m| m.contains("not an event")), "{:?}", s.state);
-    fake.set(Mode::Healthy);
     until(&f, "streaming again", |f| f.state.is_streaming()).await;
-    assert!(fake.lists.load(Ordering::SeqCst) >= 2);
+    assert_eq!(fake.requests(Endpoint::ApplicationStream), 2);
+    // The half line changed nothing: the tally is the list's.
+    assert_eq!(f.current().tally.total, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_error_chunk_mid_stream_is_reported_without_the_token() {
-    let (_fake, f, _) = follow(Mode::Expired).await;
+async fn an_error_chunk_that_repeats_the_token_is_reported_without_it() {
+    let (fake, f, _, token) = follow(false).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    fake.set_stream_fault(Some(StreamFault::EchoError));
+    fake.break_streams(StreamFault::EchoError);
+    let s = until(&f, "reconnecting", |f| reconnecting(f).is_some()).await;
+    let m = reconnecting(&s).unwrap_or_default();
+    assert!(m.contains("HTTP 401"), "{m}");
+    assert!(!m.contains(&token) && m.contains("[redacted]"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_mid_stream_renews_the_login_session() {
+    let (fake, f, _, _) = follow(true).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    assert_eq!(fake.requests(Endpoint::Session), 1, "one login so far");
+    // The session ends (revoked server-side) and the stream says so.
+    fake.revoke_tokens();
+    fake.break_streams(StreamFault::Error(401));
     let s = until(&f, "reconnecting", |f| reconnecting(f).is_some()).await;
     let m = reconnecting(&s).unwrap_or_default();
     assert!(m.contains("HTTP 401") && m.contains("token is expired"), "{m}");
-    assert!(!m.contains(TOKEN) && m.contains("[redacted]"), "{m}");
+    // The old session is refused everywhere now: only a new login brings the stream back.
+    fake.set_applications(apps("https://after.example.com"));
+    until(&f, "streaming on a new session", streaming_with("https://after.example.com", 1)).await;
+    assert_eq!(fake.requests(Endpoint::Session), 2, "exactly one new login");
+    let m = format!("{:?}", f.current().state);
+    assert!(!m.contains(PASSWORD), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_server_that_does_not_route_the_stream_is_polled() {
-    let (fake, f, _) = follow(Mode::NotRouted).await;
+async fn a_proxy_that_does_not_route_the_stream_means_polling() {
+    let (fake, f, _, _) = follow(false).await;
+    fake.set_stream_fault(Some(StreamFault::NotRouted));
     let s = until(&f, "unavailable", |f| matches!(f.state, StreamState::Unavailable(_))).await;
     let StreamState::Unavailable(why) = &s.state else { unreachable!() };
     assert!(why.contains("404"), "{why}");
-    // Not retried before the next relist period (10 intervals).
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fake.streams.load(Ordering::SeqCst), 1);
+    // Not retried before the next relist period (10 intervals): the follower's state stays.
+    let quiet_until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < quiet_until {
+        assert!(matches!(f.current().state, StreamState::Unavailable(_)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.requests(Endpoint::ApplicationStream), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_that_buffers_the_stream_means_polling() {
+    let (fake, f, _, _) = follow(false).await;
+    fake.set_stream_fault(Some(StreamFault::Unanswered));
+    let s = until(&f, "unavailable", |f| matches!(f.state, StreamState::Unavailable(_))).await;
+    let StreamState::Unavailable(why) = &s.state else { unreachable!() };
+    assert!(why.contains("buffering"), "{why}");
+    assert_eq!(fake.requests(Endpoint::ApplicationStream), 2, "two silent streams, then polling");
 }

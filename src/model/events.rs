@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::stream::APPLICATION_STREAM;
 use crate::crd::{ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, MappingState, Reason};
 
 /// At most this many destinations are named in one `UnlinkedClusterDetected` event.
@@ -74,7 +75,33 @@ pub fn instance(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus
             format!("destinations no ClusterMapping maps: {}", named.join(", ")),
         ));
     }
+    out.extend(stream(prev, next));
     out
+}
+
+/// Watch mode's news: the application stream opened (at first, or again after polling took
+/// over), or polling took over because the stream cannot be used. A routine reconnect is no
+/// news (the reconnect metric counts those), so a flapping proxy does not flood the events.
+fn stream(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus) -> Option<Transition> {
+    let reason = |s: &ArgoCdInstanceStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == APPLICATION_STREAM)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let (now, message) = reason(next)?;
+    let was = prev.and_then(reason).map(|(r, _)| r);
+    if was.as_deref() == Some(now.as_str()) {
+        return None;
+    }
+    match now.as_str() {
+        "Streaming" if was.as_deref() != Some("Reconnecting") => {
+            Some(normal("ApplicationStreamOpened", message))
+        }
+        "StreamUnavailable" => Some(warning("ApplicationStreamUnavailable", message)),
+        "TooManyApplications" => Some(warning("TooManyApplicationsToWatch", message)),
+        _ => None,
+    }
 }
 
 /// The event of a ClusterMapping whose state changed to Linked, Orphaned or Conflict.
@@ -167,6 +194,39 @@ mod tests {
         let t = instance(Some(&ok(&[])), &ok(&many));
         assert_eq!(t.len(), 1);
         assert!(t[0].note.ends_with("and 15 more; see status.unlinkedClusters"), "{}", t[0].note);
+    }
+
+    #[test]
+    fn stream_openings_and_fallbacks_only() {
+        use crate::model::stream::{StreamState, stream_condition};
+        let at = |state: StreamState| {
+            let mut s = status(ConnectionState::Connected, Reason::Connected, &[]);
+            s.conditions = vec![stream_condition(&[], Some(1), jiff::Timestamp::UNIX_EPOCH, &state, 10)];
+            s
+        };
+        let poll = status(ConnectionState::Connected, Reason::Connected, &[]);
+        let connecting = at(StreamState::Connecting);
+        let streaming = at(StreamState::Streaming);
+        let reconnecting = at(StreamState::Reconnecting("the stream ended".into()));
+        let unavailable = at(StreamState::Unavailable("HTTP 404".into()));
+        let full = at(StreamState::TooManyApplications("too many".into()));
+        let one = |prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus| {
+            instance(prev, next).into_iter().map(|t| (t.reason, t.type_)).collect::<Vec<_>>()
+        };
+        assert!(one(Some(&poll), &connecting).is_empty());
+        assert_eq!(one(Some(&connecting), &streaming), vec![("ApplicationStreamOpened", EventType::Normal)]);
+        assert!(one(Some(&streaming), &streaming).is_empty(), "steady");
+        assert!(one(Some(&streaming), &reconnecting).is_empty(), "a routine reconnect is no news");
+        assert!(one(Some(&reconnecting), &streaming).is_empty());
+        assert_eq!(
+            one(Some(&reconnecting), &unavailable),
+            vec![("ApplicationStreamUnavailable", EventType::Warning)]
+        );
+        assert_eq!(one(Some(&unavailable), &streaming), vec![("ApplicationStreamOpened", EventType::Normal)]);
+        assert_eq!(one(Some(&streaming), &full), vec![("TooManyApplicationsToWatch", EventType::Warning)]);
+        assert!(one(Some(&streaming), &poll).is_empty(), "back to Poll by spec");
+        let note = &instance(Some(&streaming), &unavailable)[0].note;
+        assert!(note.contains("HTTP 404"), "{note}");
     }
 
     fn mstatus(state: MappingState) -> ClusterMappingStatus {
