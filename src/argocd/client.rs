@@ -129,7 +129,7 @@ impl Client {
         })
     }
 
-    /// The application list as a watch keeps it (per application), with its resourceVersion.
+    /// The application list as a watch keeps it (per application).
     pub async fn list_index(
         &self,
         observer: &dyn RequestObserver,

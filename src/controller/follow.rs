@@ -1,7 +1,7 @@
 //! Watch mode: one task per instance follows Argo CD's application stream and keeps the
-//! per-application index ([`AppIndex`]). It lists, opens the stream from the list's
-//! resourceVersion, applies events, and publishes the tally (debounced) and its state; the
-//! instance's reconcile reads them. The reconcile still checks the cluster list every
+//! per-application index ([`AppIndex`]). It lists, opens the stream (from the start: Argo CD
+//! answers a stream only with its first event, see `argocd::stream`), applies events, and
+//! publishes the tally (debounced) and its state; the instance's reconcile reads them. The reconcile still checks the cluster list every
 //! interval, and lists applications itself whenever the stream is not open, so a broken
 //! stream never leaves the status older than polling would.
 //!
