@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argomap::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
-use fake_argocd::{App, FakeArgoCd, Fault, Options, jwt};
+use fake_argocd::{App, FakeArgoCd, Fault, Options, StreamFault, jwt};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -222,6 +222,29 @@ async fn failing_instance(s: &Setup) -> FakeArgoCd {
     })
     .await;
     down
+}
+
+/// A third Argo CD (its token has no exp) and instance `watched` following its application
+/// stream, cut once (a line in half: reason `Malformed`) and streaming again.
+async fn watched_instance(s: &Setup) -> FakeArgoCd {
+    let (argocd, token) = fake().await;
+    token_secret(&s.client, &s.ns, "watched-token", &token).await;
+    let mut i = instance_json("watched", &argocd.url(), "60s");
+    i["spec"]["credentials"]["secretRef"]["name"] = json!("watched-token");
+    i["spec"]["applications"] = json!({"mode": "Watch"});
+    create_instance(&s.client, &s.ns, i).await;
+    let streaming =
+        |i: &ArgoCdInstance| crate::watch_checks::stream_reason(i).as_deref() == Some("Streaming");
+    instance_where(&s.client, &s.ns, "watched", CHECK, "watched is streaming", streaming).await;
+    argocd.break_streams(StreamFault::CutLine);
+    metrics_where(&s.op, "a reconnect counted", |m| {
+        let found =
+            m.find("argomap_stream_reconnects_total", &[("instance", "watched"), ("reason", "Malformed")]);
+        if found.is_empty() { Err("no reconnect yet".to_owned()) } else { Ok(()) }
+    })
+    .await;
+    instance_where(&s.client, &s.ns, "watched", CHECK, "watched is streaming again", streaming).await;
+    argocd
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,6 +813,8 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let s = setup("obs-dash").await;
     // A failing instance, for the panels of failed checks by reason (and a 503 request code).
     let _down = failing_instance(&s).await;
+    // An instance in watch mode whose stream was cut once, for the watch-mode panels.
+    let _watched = watched_instance(&s).await;
     let target = s.op.admin.trim_start_matches("http://").to_string();
     let prom = Prometheus::start(&target, &s.ns);
     get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
@@ -809,7 +834,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let vars = [
         ("job", "argomap"),
         ("namespace", s.ns.as_str()),
-        ("instance", "prod|down"),
+        ("instance", "prod|down|watched"),
         ("topn", "10"),
         ("__rate_interval", "1m"),
     ];
@@ -855,6 +880,9 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         "Failed checks by reason",
         "Reconcile duration",
         "Credentials expiry",
+        "Application stream up",
+        "Stream events by type",
+        "Stream reconnects by reason",
     ] {
         assert!(panels.iter().any(|(t, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
     }
@@ -895,7 +923,12 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let up = prom.query(&one("Instance up", 0)).await.expect("query");
     let by_instance: BTreeMap<&str, f64> =
         up.iter().map(|r| (r["metric"]["instance"].as_str().unwrap_or_default(), value(r))).collect();
-    assert_eq!(by_instance, BTreeMap::from([("down", 0.0), ("prod", 1.0)]), "{up:?}");
+    assert_eq!(by_instance, BTreeMap::from([("down", 0.0), ("prod", 1.0), ("watched", 1.0)]), "{up:?}");
+    let streaming = prom.query(&one("Application stream up", 0)).await.expect("query");
+    assert_eq!(streaming.len(), 1, "only the watched instance has a stream: {streaming:?}");
+    assert_eq!((streaming[0]["metric"]["instance"].as_str(), value(&streaming[0])), (Some("watched"), 1.0));
+    let reconnects = prom.query(&one("Stream reconnects by reason", 0)).await.expect("query");
+    assert!(reconnects.iter().any(|r| r["metric"]["reason"] == "Malformed"), "{reconnects:?}");
     let expiry = prom.query(&one("Credentials expiry", 0)).await.expect("query");
     assert_eq!(expiry.len(), 1, "only prod's token has an exp: {expiry:?}");
     let left = value(&expiry[0]);
