@@ -257,7 +257,7 @@ if [ -s "$work/monitoring.yaml" ]; then
     bad "ServiceMonitor/PrometheusRule render"; cat "$work/monitoring.yaml"
   fi
   for alert in ArgomapInstanceDown ArgomapUnlinkedDestination ArgomapOrphanedMapping \
-    ArgomapCredentialsExpiring ArgomapChecksStale ArgomapReconcileErrors; do
+    ArgomapCredentialsExpiring ArgomapChecksStale ArgomapApplicationStreamDown ArgomapReconcileErrors; do
     if grep -q "alert: $alert\$" "$work/monitoring.yaml"; then ok "alert $alert"; else bad "alert $alert missing"; fi
   done
   # The PrometheusRule's spec is a Prometheus rules file (groups: ...), two spaces deeper.
