@@ -62,11 +62,14 @@ fn median(mut runs: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    println!("| applications | index heap | per application | after {CHURN} MODIFIED | apply one event | tally |");
+    println!(
+        "| applications | index heap | per application | after {CHURN} MODIFIED | apply one event | tally |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for apps in [1_000, 10_000, 100_000] {
         let added: Vec<String> = (0..apps).map(|i| event("ADDED", i, i % CLUSTERS)).collect();
-        let moved: Vec<String> = (0..CHURN).map(|i| event("MODIFIED", i % apps, (i * 7 + 3) % CLUSTERS)).collect();
+        let moved: Vec<String> =
+            (0..CHURN).map(|i| event("MODIFIED", i % apps, (i * 7 + 3) % CLUSTERS)).collect();
 
         let before = LIVE.load(Ordering::Relaxed);
         let mut index = AppIndex::default();
