@@ -47,7 +47,7 @@ fn kstatus_bin() -> PathBuf {
 }
 
 /// kstatus' verdict on the live `object`, as fetched by kubectl: (status, message).
-fn kstatus(ns: &str, object: &str) -> (String, String) {
+pub(crate) fn kstatus(ns: &str, object: &str) -> (String, String) {
     let got = kubectl(ns, &["get", object, "-o", "json"]);
     assert!(got.status.success(), "kubectl get {object}: {}", String::from_utf8_lossy(&got.stderr));
     let mut child = Command::new(kstatus_bin())

@@ -87,4 +87,10 @@ async fn a_watched_instance_follows_the_stream_and_falls_back_to_polling() {
     assert!(message.contains("HTTP 404") && message.contains("listed every interval"), "{message}");
     let warned = event(&client, &ns, "ApplicationStreamUnavailable").await;
     assert!(warned.contains("HTTP 404"), "{warned}");
+    // Polling keeps the status right, so for Flux and `kubectl wait` the instance is still
+    // Ready and Current: a watch falling back is no reason to block a GitOps rollout.
+    let ready = i.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    assert_eq!(ready.map(|c| c.status.as_str()), Some("True"), "{:?}", i.status);
+    let (verdict, message) = crate::gitops::kstatus(&ns, "argocdinstance/prod");
+    assert_eq!(verdict, "Current", "{message}");
 }
