@@ -895,7 +895,7 @@ fn oversized(ep: Endpoint, min_bytes: usize) -> Response {
         }
         let _ = tx.send(Bytes::from_static(b"]}")).await;
     });
-    let mut resp = Response::new(Body::new(ChannelBody(rx)));
+    let mut resp = Response::new(Body::new(ChannelBody::new(rx)));
     insert(&mut resp, header::CONTENT_TYPE, "application/json");
     resp
 }
@@ -915,7 +915,7 @@ async fn drip(resp: Response, every: Duration) -> Response {
             }
         }
     });
-    Response::from_parts(parts, Body::new(ChannelBody(rx)))
+    Response::from_parts(parts, Body::new(ChannelBody::new(rx)))
 }
 
 /// The `CutOff` fault: the normal answer's headers with its full `Content-Length`, then half
@@ -983,7 +983,7 @@ fn gzip_bomb(bytes: usize) -> Response {
         let _ = gz.write_all(b"]}");
         let _ = gz.finish();
     });
-    let mut resp = Response::new(Body::new(ChannelBody(rx)));
+    let mut resp = Response::new(Body::new(ChannelBody::new(rx)));
     insert(&mut resp, header::CONTENT_TYPE, "application/json");
     insert(&mut resp, header::CONTENT_ENCODING, "gzip");
     resp.extensions_mut().insert(NoCompress);
@@ -992,7 +992,22 @@ fn gzip_bomb(bytes: usize) -> Response {
 
 /// A body fed chunk by chunk: chunked transfer, no Content-Length, like a Go handler that
 /// writes as it goes.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub(crate) struct ChannelBody {
+    /// A chunk read off the channel already (the stream waits for its first event before it
+    /// answers), sent first.
+    first: Option<Bytes>,
+    rest: mpsc::Receiver<Bytes>,
+}
+
+impl ChannelBody {
+    pub(crate) fn new(rest: mpsc::Receiver<Bytes>) -> ChannelBody {
+        ChannelBody { first: None, rest }
+    }
+
+    pub(crate) fn after(first: Bytes, rest: mpsc::Receiver<Bytes>) -> ChannelBody {
+        ChannelBody { first: Some(first), rest }
+    }
+}
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -1002,7 +1017,10 @@ impl hyper::body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        self.rest.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -1012,7 +1030,7 @@ fn streamed(pieces: Vec<String>) -> Response {
         // Capacity equals the number of pieces, so this never fails.
         let _ = tx.try_send(Bytes::from(piece));
     }
-    let mut resp = Response::new(Body::new(ChannelBody(rx)));
+    let mut resp = Response::new(Body::new(ChannelBody::new(rx)));
     insert(&mut resp, header::CONTENT_TYPE, "application/json");
     grpc_metadata(&mut resp);
     resp

@@ -12,10 +12,7 @@
 //! [`StreamFault`]s break open streams, or every new one, the ways a real deployment does.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -23,14 +20,15 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::Response;
-use hyper::body::Frame;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::StreamFault;
 use crate::data::{App, wire_app};
 use crate::fields::{Selection, process_item};
-use crate::server::{NoCompress, Shared, Unauthorized, authenticate, go_http_error, grpc_for_http, now_unix};
+use crate::server::{
+    ChannelBody, NoCompress, Shared, Unauthorized, authenticate, go_http_error, grpc_for_http, now_unix,
+};
 
 /// Argo CD's watch buffer (`ARGOCD_WATCH_API_BUFFER_SIZE`).
 pub(crate) const BUFFER: usize = 1000;
@@ -235,28 +233,7 @@ pub(crate) async fn applications(shared: &Shared, req: Request) -> Response {
     let Some(first) = rx.recv().await else {
         return std::future::pending().await;
     };
-    respond(StatusCode::OK, sse, Body::new(Events { first: Some(first), rest: rx }))
-}
-
-/// The first event (already read, so the headers could go), then the rest as they come.
-struct Events {
-    first: Option<Bytes>,
-    rest: mpsc::Receiver<Bytes>,
-}
-
-impl hyper::body::Body for Events {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
-        }
-        self.rest.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
-    }
+    respond(StatusCode::OK, sse, Body::new(ChannelBody::after(first, rx)))
 }
 
 fn respond(status: StatusCode, sse: bool, body: Body) -> Response {
