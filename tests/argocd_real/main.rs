@@ -15,6 +15,9 @@ mod common;
 mod health;
 mod server;
 mod watch;
+#[path = "../support/watch_checks.rs"]
+mod watch_checks;
+mod watch_cost;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -51,6 +51,8 @@ pub struct Server {
     pub url: String,
     pub origin: String,
     pub port: u16,
+    /// argocd-server's own Prometheus metrics (loopback).
+    pub metrics_url: String,
     /// The API token argocd-up.sh minted for `argomap` (no expiry).
     pub token: String,
     pub secret_key: String,
@@ -85,6 +87,7 @@ impl Server {
             url: get("ARGOMAP_TEST_ARGOCD_URL"),
             origin: get("ARGOMAP_TEST_ARGOCD_ORIGIN"),
             port: get("ARGOMAP_TEST_ARGOCD_PORT").parse().expect("port"),
+            metrics_url: get("ARGOMAP_TEST_ARGOCD_METRICS_URL"),
             token: get("ARGOMAP_TEST_ARGOCD_TOKEN"),
             secret_key: get("ARGOMAP_TEST_ARGOCD_SECRET_KEY"),
             admin_password: get("ARGOMAP_TEST_ARGOCD_ADMIN_PASSWORD"),
@@ -142,6 +145,18 @@ impl Server {
     /// checked by argomap's tests, not here.
     pub fn curl(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Reply {
         curl(method, &format!("{}{path}", self.url), bearer, body, &[])
+    }
+
+    /// gRPC calls of `service`/`method` Argo CD started, by its own count
+    /// (`grpc_server_started_total`): REST requests reach gRPC through grpc-gateway, so this
+    /// counts them as Argo CD served them, whoever sent them.
+    pub fn grpc_started(&self, service: &str, method: &str) -> u64 {
+        let text = curl("GET", &self.metrics_url, None, None, &[]).body;
+        let want = [format!("grpc_method=\"{method}\""), format!("grpc_service=\"{service}\"")];
+        text.lines()
+            .filter(|l| l.starts_with("grpc_server_started_total{") && want.iter().all(|w| l.contains(w)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// An admin session JWT.

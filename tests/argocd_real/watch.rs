@@ -1,7 +1,9 @@
 //! Watch mode against the real argocd-server: changes of Application CRs reach the status
 //! through the stream within 2 s (the interval is a minute, so polling cannot explain it),
 //! a status-only change of an application sends no event and writes nothing, and a restarted
-//! server is followed again after a relist.
+//! server is followed again after a relist. The same assertions run on the fake's stream in
+//! `tests/cluster/watch.rs` (`tests/support/watch_checks.rs`); what five minutes of watching
+//! cost Argo CD is in `watch_cost.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -12,22 +14,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::server::{self, Dest, Opts, Server};
-use crate::{argomap_setup, metric, status_json, until_reason};
-
-/// How fast a change must show: the bound.
-const LIVE: Duration = Duration::from_secs(2);
-
-fn stream_reason(i: &ArgoCdInstance) -> Option<String> {
-    let s = i.status.as_ref()?;
-    s.conditions.iter().find(|c| c.type_ == "ApplicationStream").map(|c| c.reason.clone())
-}
-
-fn unlinked_urls(i: &ArgoCdInstance) -> Vec<String> {
-    i.status
-        .as_ref()
-        .map(|s| s.unlinked_clusters.iter().map(|u| u.argocd_cluster_url.clone()).collect())
-        .unwrap_or_default()
-}
+use crate::watch_checks::*;
+use crate::{argomap_setup, metric, until_reason};
 
 async fn until_stream(client: &kube::Client, ns: &str, want: &str, deadline: Duration) -> ArgoCdInstance {
     instance_where(client, ns, "prod", deadline, &format!("ApplicationStream {want}"), |i| {
@@ -90,7 +78,7 @@ async fn applications_created_and_deleted_show_within_two_seconds_and_status_cha
     )
     .await;
     instance_where(&client, &ns, "prod", LIVE, "the new destination", |i| {
-        unlinked_urls(i).contains(&"https://new.example.com".to_string())
+        unlinked(i, "https://new.example.com")
     })
     .await;
     let shown = started.elapsed();
@@ -98,38 +86,20 @@ async fn applications_created_and_deleted_show_within_two_seconds_and_status_cha
     // Status-only changes. Argo CD compares an event's projected bytes with the last one it
     // sent for that application, `type` included: the first MODIFIED after the ADDED still
     // goes out (and changes nothing); from then on a status change sends nothing at all.
-    let before = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns).get("prod").await.expect("get");
+    let events = || metric(&op, "argomap_stream_events_total", &[("namespace", &ns)]);
+    let primed = events();
     set_health(&client, &acd, "Progressing").await;
-    let quiet = |events: f64| {
-        let (client, ns, op, before) = (client.clone(), ns.clone(), &op, before.clone());
-        async move {
-            // Long enough for an event to cross the stream and a reconcile to write (both well
-            // under a second).
-            let since = Instant::now();
-            while since.elapsed() < Duration::from_secs(4) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let now =
-                    Api::<ArgoCdInstance>::namespaced(client.clone(), &ns).get("prod").await.expect("get");
-                assert_eq!(
-                    now.metadata.resource_version,
-                    before.metadata.resource_version,
-                    "a status write: {:?}",
-                    status_json(&now)
-                );
-            }
-            metric(op, "argomap_stream_events_total", &[("namespace", &ns)]) - events
-        }
-    };
-    let primed = quiet(metric(&op, "argomap_stream_events_total", &[("namespace", &ns)])).await;
-    assert!(primed <= 1.0, "{primed} events for the first status change");
-    let events = metric(&op, "argomap_stream_events_total", &[("namespace", &ns)]);
+    writes_nothing(&client, &ns, "prod", "the first status-only change").await;
+    assert!(events() - primed <= 1.0, "{} events for the first status change", events() - primed);
+    let quiet = events();
     set_health(&client, &acd, "Degraded").await;
-    assert_eq!(quiet(events).await, 0.0, "no event for a status-only change");
+    writes_nothing(&client, &ns, "prod", "a status-only change").await;
+    assert_eq!(events() - quiet, 0.0, "no event for a status-only change");
 
     let started = Instant::now();
     apps(&client, &acd).delete("new", &DeleteParams::default()).await.expect("delete application");
     instance_where(&client, &ns, "prod", LIVE, "the destination gone", |i| {
-        !unlinked_urls(i).contains(&"https://new.example.com".to_string())
+        !unlinked(i, "https://new.example.com")
     })
     .await;
     let gone = started.elapsed();
@@ -156,12 +126,7 @@ async fn a_restarted_server_is_followed_again_after_a_relist() {
 
     server.stop();
     let i = until_stream(&client, &ns, "Reconnecting", Duration::from_secs(20)).await;
-    let message = i
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "ApplicationStream"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = stream_message(&i);
     assert!(message.contains("reconnecting"), "{message}");
 
     // Created while the server is down: only the relist after the reconnect can bring it.
@@ -179,7 +144,7 @@ async fn a_restarted_server_is_followed_again_after_a_relist() {
         "prod",
         Duration::from_secs(10),
         "the application created while down",
-        |i| unlinked_urls(i).contains(&"https://late.example.com".to_string()),
+        |i| unlinked(i, "https://late.example.com"),
     )
     .await;
     assert!(metric(&op, "argomap_stream_relists_total", &[("namespace", &ns)]) >= 2.0);
