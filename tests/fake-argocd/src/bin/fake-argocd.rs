@@ -4,14 +4,22 @@
 //! ```text
 //! fake-argocd --seed tests/demo/argocd-prod.json [--addr 127.0.0.1:0]
 //!             [--url-file PATH] [--token-file PATH] [--ca-file PATH] [--stats-file PATH]
+//!             [--churn-per-minute N]
 //! ```
 //!
 //! It prints `url=...` on stdout once it listens (and writes the URL, with the root path and
 //! no trailing newline, to `--url-file`). With `"account"` in the seed it mints an API token
 //! for `<account>:apiKey`, accepts it, and writes it to `--token-file`. With `"tls": true`
 //! it serves HTTPS with a fresh self-signed certificate whose PEM goes to `--ca-file`.
-//! Files are written before `url=` is printed, so waiting for the URL file is enough. On
-//! stopping it writes the number of requests per endpoint to `--stats-file` as JSON.
+//! Files are written before `url=` is printed, so waiting for the URL file is enough.
+//!
+//! `--stats-file` gets the number of requests per endpoint, and under `"bytes"` the bytes each
+//! sent on the wire, as JSON: rewritten every second while running (a benchmark reads it at the
+//! start and end of its window) and once more on stopping.
+//!
+//! `--churn-per-minute N` changes N applications a minute, evenly spaced and in a fixed order
+//! (round robin over the seed's applications): each moves to the next destination of the seed,
+//! so every change is one a client must see; open application streams get a `MODIFIED` event.
 //!
 //! The seed (unknown keys are rejected):
 //!
@@ -39,7 +47,7 @@ use fake_argocd::{App, CONTROL_PLANE_NAMESPACE, Cluster, Endpoint, FakeArgoCd, O
 use serde::Deserialize;
 
 const USAGE: &str = "usage: fake-argocd --seed FILE [--addr HOST:PORT] [--url-file PATH] \
-                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH]";
+                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH] [--churn-per-minute N]";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -144,8 +152,10 @@ struct Args {
     url_file: Option<PathBuf>,
     token_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
-    /// Written when stopping: requests per endpoint, as JSON (the benchmarks count them).
+    /// Requests and bytes per endpoint, as JSON (the benchmarks count them).
     stats_file: Option<PathBuf>,
+    /// Applications moved to another destination per minute.
+    churn_per_minute: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -171,6 +181,10 @@ fn parse_args() -> Result<Args, String> {
             "--token-file" => args.token_file = Some(value.into()),
             "--ca-file" => args.ca_file = Some(value.into()),
             "--stats-file" => args.stats_file = Some(value.into()),
+            "--churn-per-minute" => {
+                args.churn_per_minute =
+                    value.parse().map_err(|e| format!("--churn-per-minute {value}: {e}"))?;
+            }
             _ => return Err(format!("unknown argument {name}")),
         }
     }
@@ -207,7 +221,8 @@ async fn run(args: Args) -> Result<(), String> {
     let fake = FakeArgoCd::start(opts).await;
     fake.set_in_cluster_enabled(seed.in_cluster_enabled);
     fake.set_clusters(seed.clusters.into_iter().map(Cluster::from).collect());
-    fake.set_applications(seed.applications.into_iter().map(App::from).collect());
+    let apps: Vec<App> = seed.applications.into_iter().map(App::from).collect();
+    fake.set_applications(apps.clone());
     for token in &seed.tokens {
         fake.add_token(token);
     }
@@ -228,27 +243,67 @@ async fn run(args: Args) -> Result<(), String> {
         (None, Some(_)) => return Err("--ca-file needs \"tls\": true in the seed".to_owned()),
         (None, None) => {}
     }
+    let fake = std::sync::Arc::new(fake);
+    if args.churn_per_minute > 0 {
+        tokio::spawn(churn(fake.clone(), apps, args.churn_per_minute));
+    }
     let url = fake.url();
     write(&args.url_file, "URL", &url)?;
     println!("url={url}");
 
-    shutdown_signal().await;
+    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+    let stopping = shutdown_signal();
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            () = &mut stopping => break,
+            _ = every_second.tick() => write(&args.stats_file, "request counts", &stats(&fake))?,
+        }
+    }
     eprintln!("fake-argocd: {url}: stopping");
-    let stats: serde_json::Map<String, serde_json::Value> = [
+    write(&args.stats_file, "request counts", &stats(&fake))?;
+    Ok(())
+}
+
+/// Requests per endpoint, and under `"bytes"` the bytes each sent.
+fn stats(fake: &FakeArgoCd) -> String {
+    const ENDPOINTS: [(&str, Endpoint); 8] = [
         ("version", Endpoint::Version),
         ("session", Endpoint::Session),
         ("userinfo", Endpoint::UserInfo),
         ("clusters", Endpoint::Clusters),
         ("applications", Endpoint::Applications),
+        ("stream", Endpoint::ApplicationStream),
         ("canI", Endpoint::CanI),
         ("other", Endpoint::Other),
-    ]
-    .into_iter()
-    .map(|(name, ep)| (name.to_owned(), fake.requests(ep).into()))
-    .collect();
-    write(&args.stats_file, "request counts", &serde_json::Value::Object(stats).to_string())?;
-    drop(fake);
-    Ok(())
+    ];
+    let mut counts: serde_json::Map<String, serde_json::Value> =
+        ENDPOINTS.iter().map(|(name, ep)| ((*name).to_owned(), fake.requests(*ep).into())).collect();
+    let bytes =
+        ENDPOINTS.iter().map(|(name, ep)| ((*name).to_owned(), fake.bytes_sent(*ep).into())).collect();
+    counts.insert("bytes".to_owned(), serde_json::Value::Object(bytes));
+    serde_json::Value::Object(counts).to_string()
+}
+
+/// `per_minute` moves a minute, round robin over `apps`, each to the next destination.
+async fn churn(fake: std::sync::Arc<FakeArgoCd>, mut apps: Vec<App>, per_minute: u32) {
+    let mut servers: Vec<String> = apps.iter().filter_map(|a| a.dest_server.clone()).collect();
+    servers.sort();
+    servers.dedup();
+    if apps.is_empty() || servers.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60) / per_minute);
+    tick.tick().await; // the first tick is immediate: start one period later
+    for n in 0.. {
+        tick.tick().await;
+        let len = apps.len();
+        let app = &mut apps[n % len];
+        let at = app.dest_server.as_ref().and_then(|s| servers.binary_search(s).ok()).unwrap_or(n);
+        app.dest_server = Some(servers[(at + 1) % servers.len()].clone());
+        app.dest_name = None;
+        fake.set_applications(apps.clone());
+    }
 }
 
 async fn shutdown_signal() {
