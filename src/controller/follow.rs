@@ -381,8 +381,7 @@ fn state_message(state: &StreamState) -> &str {
 
 /// 1 s doubling, at most the interval (polling covers the gap meanwhile).
 fn backoff(failures: u32, interval: Duration) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    Duration::from_secs(1).saturating_mul(1 << exp).min(interval)
+    super::state::doubling(Duration::from_secs(1), failures, interval)
 }
 
 #[cfg(test)]

@@ -221,8 +221,13 @@ fn jittered(interval: Duration) -> Duration {
 
 /// The next check after `failures` failures in a row: 5 s doubling, capped at `interval`.
 pub fn backoff(failures: u32, interval: Duration) -> Duration {
+    doubling(Duration::from_secs(5), failures, interval)
+}
+
+/// `first` after one failure, doubling with each further one, at most `cap`.
+pub fn doubling(first: Duration, failures: u32, cap: Duration) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
-    Duration::from_secs(5).saturating_mul(1 << exp).min(interval)
+    first.saturating_mul(1 << exp).min(cap)
 }
 
 #[cfg(test)]
