@@ -25,6 +25,22 @@ async fn until_stream(client: &kube::Client, ns: &str, want: &str, deadline: Dur
 }
 
 /// An instance in watch mode with a one-minute interval against `server`.
+/// An Argo CD of this test's own in namespace `acd` (one cluster, one application `web` on it),
+/// and argomap's namespace for `test` with instance `prod` watching it every minute.
+pub(crate) async fn watched_server(client: &kube::Client, acd: &str, test: &str) -> (String, Server, String) {
+    let acd = namespace(client, acd).await;
+    server::cluster_secret(client, &acd, "a-cluster", "https://a.example.com").await;
+    server::applications(
+        client,
+        &acd,
+        vec![server::application("web", Dest::Server("https://a.example.com"))],
+    )
+    .await;
+    let server = Server::start(&acd, Opts::default());
+    let ns = watched(client, test, &server).await;
+    (acd, server, ns)
+}
+
 async fn watched(client: &kube::Client, test: &str, server: &Server) -> String {
     argomap_setup(client, test, &server.url, &server.token, &[], |i| {
         i["spec"]["interval"] = json!("60s");
@@ -54,16 +70,7 @@ fn apps(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 #[tokio::test(flavor = "multi_thread")]
 async fn applications_created_and_deleted_show_within_two_seconds_and_status_changes_write_nothing() {
     let client = client().await;
-    let acd = namespace(&client, "acd-watch").await;
-    server::cluster_secret(&client, &acd, "a-cluster", "https://a.example.com").await;
-    server::applications(
-        &client,
-        &acd,
-        vec![server::application("web", Dest::Server("https://a.example.com"))],
-    )
-    .await;
-    let server = Server::start(&acd, Opts::default());
-    let ns = watched(&client, "real-watch", &server).await;
+    let (acd, _server, ns) = watched_server(&client, "acd-watch", "real-watch").await;
     let op = Operator::start(&ns);
     until_reason(&client, &ns, "Connected").await;
     let i = until_stream(&client, &ns, "Streaming", Duration::from_secs(40)).await;
@@ -111,16 +118,7 @@ async fn applications_created_and_deleted_show_within_two_seconds_and_status_cha
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_server_is_followed_again_after_a_relist() {
     let client = client().await;
-    let acd = namespace(&client, "acd-watch-restart").await;
-    server::cluster_secret(&client, &acd, "a-cluster", "https://a.example.com").await;
-    server::applications(
-        &client,
-        &acd,
-        vec![server::application("web", Dest::Server("https://a.example.com"))],
-    )
-    .await;
-    let mut server = Server::start(&acd, Opts::default());
-    let ns = watched(&client, "real-watch-restart", &server).await;
+    let (acd, mut server, ns) = watched_server(&client, "acd-watch-restart", "real-watch-restart").await;
     let op = Operator::start(&ns);
     until_stream(&client, &ns, "Streaming", Duration::from_secs(40)).await;
 

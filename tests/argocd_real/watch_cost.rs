@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use argomap::crd::ArgoCdInstance;
 use kube::Api;
-use serde_json::json;
 
 use crate::common::*;
-use crate::server::{self, Dest, Opts, Server};
+use crate::metric;
+use crate::server::{self, Dest, Server};
+use crate::watch::watched_server;
 use crate::watch_checks::*;
-use crate::{argomap_setup, metric};
 
 /// The window.
 const WINDOW: Duration = Duration::from_secs(300);
@@ -32,20 +32,7 @@ fn counts(server: &Server) -> (u64, u64, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn five_minutes_of_watch_mode_cost_argo_cd_one_stream_and_the_cluster_lists() {
     let client = client().await;
-    let acd = namespace(&client, "acd-watch-cost").await;
-    server::cluster_secret(&client, &acd, "a-cluster", "https://a.example.com").await;
-    server::applications(
-        &client,
-        &acd,
-        vec![server::application("web", Dest::Server("https://a.example.com"))],
-    )
-    .await;
-    let server = Server::start(&acd, Opts::default());
-    let ns = argomap_setup(&client, "real-watch-cost", &server.url, &server.token, &[], |i| {
-        i["spec"]["interval"] = json!("60s");
-        i["spec"]["applications"] = json!({"mode": "Watch"});
-    })
-    .await;
+    let (acd, server, ns) = watched_server(&client, "acd-watch-cost", "real-watch-cost").await;
     let op = Operator::start(&ns);
     let streaming = |i: &ArgoCdInstance| stream_reason(i).as_deref() == Some("Streaming");
     instance_where(&client, &ns, "prod", Duration::from_secs(60), "streaming", streaming).await;
