@@ -25,8 +25,16 @@ fn apps(second: &str) -> Vec<App> {
 }
 
 /// A fake with two applications and 100 ms keepalives, and a follower of it with a 1 s stall
-/// timeout, logged in with a token or (`login`) with a username and password.
+/// timeout and a 10 s interval, logged in with a token or (`login`) with a username and
+/// password.
 async fn follow(login: bool) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
+    follow_every(login, Duration::from_secs(10)).await
+}
+
+async fn follow_every(
+    login: bool,
+    interval: Duration,
+) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
     let users = vec![(USER.to_owned(), PASSWORD.to_owned())];
     let fake = FakeArgoCd::start(Options {
         stream_keepalive: Duration::from_millis(100),
@@ -54,7 +62,7 @@ async fn follow(login: bool) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, Str
     let spec = Spec {
         key: ObjectRef::new("prod").within("faults"),
         client: Arc::new(client),
-        interval: Duration::from_secs(10),
+        interval,
         stall: Duration::from_secs(1),
         metrics: metrics.clone(),
         leadership: Leadership::always(),
@@ -65,7 +73,16 @@ async fn follow(login: bool) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, Str
 
 /// Polls the follower until `want` says yes, within 15 s.
 async fn until(f: &follow::Follower, what: &str, want: impl Fn(&Followed) -> bool) -> Followed {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    until_within(f, what, Duration::from_secs(15), want).await
+}
+
+async fn until_within(
+    f: &follow::Follower,
+    what: &str,
+    within: Duration,
+    want: impl Fn(&Followed) -> bool,
+) -> Followed {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let now = f.current();
         if want(&now) {
@@ -124,6 +141,28 @@ async fn a_stalled_stream_is_dead_and_the_relist_heals_what_it_missed() {
         ),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_relist_heals_a_dropped_event_and_keeps_the_stream() {
+    // A 1 s interval: the relist comes every 9 to 11 s.
+    let (fake, f, metrics, _) = follow_every(false, Duration::from_secs(1)).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    fake.set_applications_dropping_events(apps("https://dropped.example.com"));
+    until_within(
+        &f,
+        "healed by the relist",
+        Duration::from_secs(30),
+        streaming_with("https://dropped.example.com", 1),
+    )
+    .await;
+    // Events still flow on the same stream after the relist.
+    fake.set_applications(apps("https://after.example.com"));
+    until(&f, "an event after the relist", streaming_with("https://after.example.com", 1)).await;
+    assert_eq!(fake.requests(Endpoint::ApplicationStream), 1, "the stream stayed open");
+    assert!(fake.requests(Endpoint::Applications) >= 2, "the first list and a relist");
+    let text = metrics.encode().expect("metrics");
+    assert!(!text.contains("argomap_stream_reconnects_total{"), "no reconnect: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

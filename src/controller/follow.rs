@@ -9,6 +9,8 @@
 //! The task ends when its last handle is dropped (instance deleted, changed, suspended, or
 //! back to polling), on shutdown, and when this process stops leading.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +20,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::argocd::stream::{AppIndex, IndexFull, KEEPALIVE, Line, StreamError, apply_line};
+use crate::argocd::stream::{
+    AppIndex, IndexFull, IndexedApplications, KEEPALIVE, Line, StreamError, apply_line,
+};
 use crate::argocd::tally::AppTally;
 use crate::argocd::{self, ArgoCdError};
 use crate::crd::ArgoCdInstance;
@@ -27,14 +31,25 @@ use crate::metrics::Metrics;
 use crate::model::stream::StreamState;
 
 /// The full list is read again every this many intervals (and after every reconnect): Argo CD
-/// drops events when a watcher falls behind, and the list heals whatever was missed.
+/// drops events when a watcher falls behind, and the list heals whatever was missed. The open
+/// stream stays open across these relists: a new stream would begin by sending every
+/// application again, uncompressed (Argo CD never gzips an event stream), where the list is
+/// gzipped.
 pub const RELIST_INTERVALS: u32 = 10;
+/// A stream is opened again after this long even when healthy (a connection should not live
+/// for ever through proxies); failures reopen it sooner.
+pub const MAX_STREAM_AGE: Duration = Duration::from_secs(6 * 60 * 60);
+/// Lines held for replay while a relist is in flight; past it the relist reconnects instead.
+const MAX_REPLAY_LINES: usize = 100_000;
 /// Changes are published at most this long after the first of a burst.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Default of `--stream-stall-timeout`: three missed keepalives.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(45);
 /// Streams in a row that sent not one byte before stalling: then a proxy is buffering them.
 const SILENT_STREAMS: u32 = 2;
+
+/// A relist in flight beside the stream.
+type Relist<'a> = Pin<Box<dyn Future<Output = Result<IndexedApplications, ArgoCdError>> + Send + 'a>>;
 
 /// What the task publishes.
 #[derive(Clone, Debug)]
@@ -161,7 +176,8 @@ impl Task {
         }
     }
 
-    /// One list and one stream, until the stream fails or the relist period ends.
+    /// One list and one stream, until the stream fails or reaches [`MAX_STREAM_AGE`]; the
+    /// periodic relists happen beside the open stream.
     async fn round(&self, failures: &mut u32, silent: &mut u32) -> Round {
         let (ns, name) = self.labels();
         let client = &self.spec.client;
@@ -181,8 +197,10 @@ impl Task {
                 wait: self.relist_period(),
             };
         };
-        let relist_at = Instant::now() + self.relist_period();
-        let lifetime = relist_at.saturating_duration_since(Instant::now()) + 2 * KEEPALIVE;
+        let mut relist_at = Instant::now() + self.relist_period();
+        let reopen_at = Instant::now() + MAX_STREAM_AGE;
+        // Past the reopening, so that the request's own timeout never ends a healthy stream.
+        let lifetime = MAX_STREAM_AGE + 2 * KEEPALIVE;
         if index.is_empty() {
             // Argo CD answers a stream only with its first event: with no application that is
             // when one appears. The list is the truth meanwhile.
@@ -209,6 +227,12 @@ impl Task {
         // The stream is open (its first event came): until it says otherwise, the list holds.
         self.publish(StreamState::Streaming, &index);
         let mut pending: Option<Instant> = None;
+        // A relist in flight, and the lines read since it started: they are applied to the
+        // index as usual, and again to the list once it is in, since the list may have been
+        // taken before them. Each event carries its application's whole projected state and
+        // the stream keeps their order, so replaying them onto the list leaves every
+        // application as its latest event (or the list, if newer) says.
+        let mut relisting: Option<(Relist<'_>, Vec<String>)> = None;
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
         // The stall is timed from the last line, not from each wait: the other branches
         // (debounce, leadership) would otherwise restart it for ever.
@@ -235,6 +259,13 @@ impl Task {
                             if changed && pending.is_none() {
                                 pending = Some(Instant::now() + DEBOUNCE);
                             }
+                            if let Some((_, lines)) = &mut relisting {
+                                if lines.len() >= MAX_REPLAY_LINES {
+                                    // Too busy to hold them: list and stream afresh.
+                                    return Round::Relist;
+                                }
+                                lines.push(line);
+                            }
                         }
                         Err(e) => break e,
                     }
@@ -243,7 +274,39 @@ impl Task {
                     pending = None;
                     self.publish(StreamState::Streaming, &index);
                 }
-                _ = sleep_until(relist_at) => {
+                _ = sleep_until(relist_at), if relisting.is_none() => {
+                    relisting = Some((Box::pin(client.list_index(metrics)), Vec::new()));
+                }
+                listed = async {
+                    match relisting.as_mut() {
+                        Some((list, _)) => list.await,
+                        None => std::future::pending().await,
+                    }
+                }, if relisting.is_some() => {
+                    let lines = relisting.take().map(|(_, lines)| lines).unwrap_or_default();
+                    relist_at = Instant::now() + self.relist_period();
+                    match listed.map(|listed| replayed(listed, &lines)) {
+                        Ok(Ok(fresh)) => {
+                            metrics.stream_relisted(ns, name);
+                            index = fresh;
+                            *failures = 0;
+                            *silent = 0;
+                            pending.get_or_insert(Instant::now() + DEBOUNCE);
+                        }
+                        Ok(Err(e)) => break e,
+                        Err(e) => {
+                            // The stream is fine: keep following it, and try the list again
+                            // an interval from now.
+                            if e.is_unauthenticated() {
+                                client.renew_session().await;
+                            }
+                            let message = client.redact(&e.to_string()).await;
+                            tracing::info!(namespace = ns, instance = name, error = %message, "relist failed; the stream goes on");
+                            relist_at = Instant::now() + self.spec.interval;
+                        }
+                    }
+                }
+                _ = sleep_until(reopen_at) => {
                     *failures = 0;
                     *silent = 0;
                     return Round::Relist;
@@ -360,6 +423,16 @@ impl Task {
     }
 }
 
+/// A relist's index with the stream's lines read while it was in flight applied again (they
+/// may be newer than the list).
+fn replayed(listed: IndexedApplications, lines: &[String]) -> Result<AppIndex, StreamError> {
+    let mut index = listed.index.ok_or(StreamError::Full(IndexFull))?;
+    for line in lines {
+        apply_line(&mut index, line)?;
+    }
+    Ok(index)
+}
+
 /// Answers that say this server (or a proxy before it) does not serve the stream at all:
 /// retrying soon cannot help, polling can.
 fn cannot_stream(e: &ArgoCdError) -> bool {
@@ -393,6 +466,51 @@ mod tests {
         let i = Duration::from_secs(30);
         let got: Vec<u64> = (1..=7).map(|n| backoff(n, i).as_secs()).collect();
         assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    fn event(kind: &str, name: &str, server: &str) -> String {
+        format!(
+            r#"data: {{"result":{{"type":"{kind}","application":{{"metadata":{{"name":"{name}","namespace":"argocd"}},"spec":{{"destination":{{"server":"{server}"}}}}}}}}}} "#
+        )
+    }
+
+    /// The index a list gives when taken after `events` (applied to `before`).
+    fn listed_after(before: &[(&str, &str)], events: &[String]) -> IndexedApplications {
+        let mut index = AppIndex::default();
+        for (name, server) in before {
+            apply_line(&mut index, &event("ADDED", name, server)).expect("event");
+        }
+        for e in events {
+            apply_line(&mut index, e).expect("event");
+        }
+        IndexedApplications { index: Some(index) }
+    }
+
+    #[test]
+    fn a_relist_replays_what_the_stream_said_while_it_was_in_flight() {
+        let before = [("a", "https://x"), ("b", "https://x"), ("c", "https://y")];
+        // Read from the stream while the list was in flight.
+        let lines = vec![
+            event("MODIFIED", "a", "https://y"),
+            event("DELETED", "b", "https://x"),
+            event("ADDED", "d", "https://z"),
+            event("MODIFIED", "a", "https://z"),
+        ];
+        let whole = listed_after(&before, &lines).index.expect("index");
+        // Whether the list was taken before, between or after those events, and even when it
+        // caught an event the stream dropped, the result is the stream's latest word.
+        for taken_after in 0..=lines.len() {
+            let listed = listed_after(&before, &lines[..taken_after]);
+            assert_eq!(
+                replayed(listed, &lines).expect("replayed"),
+                whole,
+                "list taken after {taken_after} events"
+            );
+        }
+        let healed = listed_after(&[("a", "https://x"), ("c", "https://moved")], &[]);
+        let got = replayed(healed, &[]).expect("replayed");
+        assert_eq!(got.tally().by_server.get("https://moved"), Some(&1), "a dropped change healed");
+        assert!(matches!(replayed(IndexedApplications { index: None }, &lines), Err(StreamError::Full(_))));
     }
 
     #[test]

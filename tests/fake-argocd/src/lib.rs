@@ -263,6 +263,14 @@ impl FakeArgoCd {
         state.apps_resource_version += 1;
     }
 
+    /// Replace the applications without an event to the open streams: what a watcher sees when
+    /// Argo CD drops its events (its per-watcher buffer was full). Only a list shows the change.
+    pub fn set_applications_dropping_events(&self, apps: Vec<App>) {
+        let mut state = self.shared.lock();
+        state.apps = apps;
+        state.apps_resource_version += 1;
+    }
+
     /// Every application stream open now breaks this way at once.
     pub fn break_streams(&self, fault: StreamFault) {
         self.shared.notify(stream::Note::Break(fault));
