@@ -24,7 +24,6 @@ async fn until_stream(client: &kube::Client, ns: &str, want: &str, deadline: Dur
     .await
 }
 
-/// An instance in watch mode with a one-minute interval against `server`.
 /// An Argo CD of this test's own in namespace `acd` (one cluster, one application `web` on it),
 /// and argomap's namespace for `test` with instance `prod` watching it every minute.
 pub(crate) async fn watched_server(client: &kube::Client, acd: &str, test: &str) -> (String, Server, String) {
@@ -41,6 +40,7 @@ pub(crate) async fn watched_server(client: &kube::Client, acd: &str, test: &str)
     (acd, server, ns)
 }
 
+/// An instance in watch mode with a one-minute interval against `server`.
 async fn watched(client: &kube::Client, test: &str, server: &Server) -> String {
     argomap_setup(client, test, &server.url, &server.token, &[], |i| {
         i["spec"]["interval"] = json!("60s");

@@ -44,13 +44,13 @@ async fn five_minutes_of_watch_mode_cost_argo_cd_one_stream_and_the_cluster_list
     // The window is the measurement; meanwhile the stream must stay open throughout.
     while started.elapsed() < WINDOW {
         if changed_after.is_none() && started.elapsed() >= CHANGE_AT {
+            let at = Instant::now();
             server::applications(
                 &client,
                 &acd,
                 vec![server::application("mid", Dest::Server("https://mid.example.com"))],
             )
             .await;
-            let at = Instant::now();
             instance_where(&client, &ns, "prod", LIVE, "the change in the window", |i| {
                 unlinked(i, "https://mid.example.com")
             })
