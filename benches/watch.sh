@@ -9,9 +9,10 @@
 # (spec.applications.mode Poll) checks the first, `watch` (Watch) the second, both every 60 s.
 # Once both are connected and the watch is streaming, the fakes' own counts (requests and bytes
 # on the wire per endpoint, from --stats-file) are read at the start and end of a window of
-# WINDOW seconds and given per hour, with argomap's RSS at both ends. Counts, not times: they
-# do not depend on the machine's load. At the end both statuses must count every application,
-# and their unlinked destinations (the same fleet, the same churn schedule) must agree.
+# WINDOW seconds and given per hour, with argomap's RSS and the watch's relists and reconnects
+# (its metrics) at both ends. Counts, not times: they do not depend on the machine's load. At
+# the end both statuses must count every application, and, being the same fleet under the same
+# churn schedule, must agree per destination up to the changes made since the poll's last check.
 #
 # Starts the control plane if needed (make controlplane-up) and leaves it running; everything
 # else it starts is stopped at the end. Every wait has a deadline; loopback only.
@@ -84,9 +85,30 @@ until [ "$(get poll '{.status.connection.status}')" = connected ] &&
 done
 echo "both connected, watch streaming, after $((SECONDS - start)) s"
 
-cp "$work/poll.stats.json" "$work/poll.t0.json"
-cp "$work/watch.stats.json" "$work/watch.t0.json"
-t0=$(date +%s.%N) rss0=$(rss_mib $op_pid)
+# The fakes rewrite their stats every second: take, for each, the first file written after now.
+# Each fake's window runs between its two files' write times (the rename keeps them).
+snapshot() { # snapshot NAME: copies poll.stats.json and watch.stats.json to *.NAME.json
+  local since m
+  since=$(date +%s.%N)
+  for mode in poll watch; do
+    for _ in $(seq 1 50); do
+      m=$(stat -c %.9Y "$work/$mode.stats.json")
+      python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$m" "$since" && break
+      sleep 0.1
+    done
+    cp -p "$work/$mode.stats.json" "$work/$mode.$1.json"
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" \
+      "$(stat -c %.9Y "$work/$mode.$1.json")" "$since" ||
+      { echo "fake-argocd ($mode) stopped writing its stats" >&2; exit 1; }
+  done
+}
+admin="$(grep 'HTTP server listening' "$work/argomap.log" | grep -w 'server=admin' | sed 's/.*addr=\([^ ]*\).*/\1/' | head -1)"
+# The watch's relists (every full list it read, the first included) and stream reconnects.
+[ -n "$admin" ] || { echo "no admin address in argomap's log" >&2; exit 1; }
+metric() { curl -sf --max-time 10 "http://$admin/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {n += $2} END {print n + 0}'; }
+
+snapshot t0
+rss0=$(rss_mib $op_pid) relists0=$(metric argomap_stream_relists_total) reconnects0=$(metric argomap_stream_reconnects_total)
 # The window is the measurement; the stream must stay open through it.
 end=$((SECONDS + window))
 while [ $SECONDS -lt "$end" ]; do
@@ -94,30 +116,22 @@ while [ $SECONDS -lt "$end" ]; do
   reason="$(get watch "$stream_reason")"
   [ "$reason" = Streaming ] || echo "note: the watch's stream is $reason at $((window - end + SECONDS)) s" >&2
 done
-t1=$(date +%s.%N) rss1=$(rss_mib $op_pid)
-# The fakes rewrite their stats every second: wait for a file newer than the window's end.
-for mode in poll watch; do
-  for _ in $(seq 1 50); do
-    [ "$(stat -c %Y "$work/$mode.stats.json")" -gt "${t1%.*}" ] && break
-    sleep 0.1
-  done
-  cp "$work/$mode.stats.json" "$work/$mode.t1.json"
-done
-admin="$(grep 'HTTP server listening' "$work/argomap.log" | grep -w 'server=admin' | sed 's/.*addr=\([^ ]*\).*/\1/' | head -1)"
-relists=$(curl -sf "http://$admin/metrics" | awk '$1 ~ /^argomap_stream_relists_total/ {print $2}')
+snapshot t1
+rss1=$(rss_mib $op_pid) relists1=$(metric argomap_stream_relists_total) reconnects1=$(metric argomap_stream_reconnects_total)
 
-python3 - "$work" "$t0" "$t1" "$rss0" "$rss1" "${relists:-?}" <<'PY'
-import json, sys
-work, t0, t1, rss0, rss1, relists = sys.argv[1:]
-hour = 3600 / (float(t1) - float(t0))
-rows = {}
+python3 - "$work" "$rss0" "$rss1" "$((relists1 - relists0))" "$((reconnects1 - reconnects0))" "$relists1" <<'PY'
+import json, os, sys
+work, rss0, rss1, relists, reconnects, relists_all = sys.argv[1:]
+rows, seconds = {}, {}
 for mode in ("poll", "watch"):
     a, b = (json.load(open(f"{work}/{mode}.{t}.json")) for t in ("t0", "t1"))
+    seconds[mode] = os.stat(f"{work}/{mode}.t1.json").st_mtime - os.stat(f"{work}/{mode}.t0.json").st_mtime
+    hour = 3600 / seconds[mode]
     rows[mode] = {
         ep: ((b[ep] - a[ep]) * hour, (b["bytes"][ep] - a["bytes"][ep]) * hour)
-        for ep in ("clusters", "applications", "stream", "version", "canI")
+        for ep in ("clusters", "applications", "stream", "version", "session", "userinfo", "canI", "other")
     }
-print(f"window {float(t1) - float(t0):.0f} s; per hour (the window's counts × {hour:.2f}):")
+print(f"windows: poll {seconds['poll']:.1f} s, watch {seconds['watch']:.1f} s; per hour (each window's counts × 3600 / its length):")
 print("| mode | cluster lists | application lists | streams opened | MiB: clusters | MiB: application lists | MiB: stream | MiB in all | requests in all |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 total = {}
@@ -127,22 +141,51 @@ for mode, r in rows.items():
     total[mode] = (sum(mib.values()), req)
     print(f"| {mode} | {r['clusters'][0]:.0f} | {r['applications'][0]:.0f} | {r['stream'][0]:.0f} | "
           f"{mib['clusters']:.2f} | {mib['applications']:.2f} | {mib['stream']:.3f} | {total[mode][0]:.2f} | {req:.0f} |")
-print(f"Poll/Watch: {total['poll'][0] / max(total['watch'][0], 1e-9):.1f}x the bytes, "
-      f"{total['poll'][1] / max(total['watch'][1], 1e-9):.1f}x the requests")
-print(f"argomap RSS: {rss0} MiB at the window's start, {rss1} MiB at its end; watch relists so far: {relists}")
+other = {m: sum(r[ep][0] for ep in ("version", "session", "userinfo", "canI", "other")) for m, r in rows.items()}
+print(f"(requests in all include other endpoints: poll {other['poll']:.0f}/h, watch {other['watch']:.0f}/h)")
+print(f"Poll/Watch: {total['poll'][0] / max(total['watch'][0], 1e-9):.2f}x the bytes, "
+      f"{total['poll'][1] / max(total['watch'][1], 1e-9):.2f}x the requests")
+print(f"watch: {relists} relists and {reconnects} stream reconnects in the window ({relists_all} lists since it started, the first included)")
+print(f"argomap RSS: {rss0} MiB at the window's start, {rss1} MiB at its end")
 PY
+[ "$((reconnects1 - reconnects0))" -eq 0 ] || echo "note: the stream reconnected in the window; see argomap_stream_reconnects_total" >&2
 
-# Both statuses count every application and name the same unlinked destinations. (Counts per
-# destination are not compared: with a change every 1.2 s, a poll's status is always some
-# changes behind the watch's.)
-apps_of() { get "$1" '{.status.summary.applications}'; }
-unlinked_of() { get "$1" '{range .status.unlinkedClusters[*]}{.argocdClusterUrl}{"\n"}{end}' | sort; }
-[ "$(apps_of poll)" = "$apps" ] && [ "$(apps_of watch)" = "$apps" ] ||
-  { echo "applications counted: poll $(apps_of poll), watch $(apps_of watch); want $apps" >&2; exit 1; }
-start=$SECONDS
-until [ "$(unlinked_of poll)" = "$(unlinked_of watch)" ]; do
-  [ $((SECONDS - start)) -lt 120 ] || { echo "poll and watch disagree on the unlinked destinations" >&2; diff <(unlinked_of poll) <(unlinked_of watch) >&2; exit 1; }
-  sleep 1
+# Both statuses must count every application, none unresolved, and agree per destination. Poll's
+# status is its last check's list; the watch's follows the stream within a second. Each change
+# moves one application, so between the two the per-destination counts differ by at most twice
+# the changes made since the poll's check began (its lastCheckedAt, in whole seconds: +2 s). The
+# statuses are read just after a poll check, so that bound is a few changes; a miss is retried on
+# the next check (the watch's status write may land late), and a third is a failure.
+status_of() { $kubectl -n "$ns" get argocdinstance "$1" -o json; }
+checked_of() { get poll '{.status.connection.lastCheckedAt}'; }
+agreed=""
+for attempt in 1 2 3; do
+  before="$(checked_of)" start=$SECONDS
+  until [ "$(checked_of)" != "$before" ]; do
+    [ $((SECONDS - start)) -lt 120 ] || { echo "the poll instance did not check within 120 s" >&2; exit 1; }
+    sleep 0.2
+  done
+  status_of poll >"$work/poll.status.json"
+  status_of watch >"$work/watch.status.json"
+  if python3 - "$work" "$apps" "$churn" "$(date +%s.%N)" <<'PY'; then agreed=$attempt; break; fi
+import datetime, json, math, sys
+work, apps, churn, now = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+st = {m: json.load(open(f"{work}/{m}.status.json"))["status"] for m in ("poll", "watch")}
+for m, s in st.items():
+    if s["summary"]["applications"] != apps or s["summary"]["unresolvedApplications"] != 0:
+        sys.exit(f"{m}: {s['summary']}; want {apps} applications, none unresolved")
+checked = datetime.datetime.fromisoformat(st["poll"]["connection"]["lastCheckedAt"].replace("Z", "+00:00")).timestamp()
+counts = {m: {c["argocdClusterUrl"]: c["applicationsCount"] for c in s["unlinkedClusters"]} for m, s in st.items()}
+urls = set(counts["poll"]) | set(counts["watch"])
+apart = sum(abs(counts["poll"].get(u, 0) - counts["watch"].get(u, 0)) for u in urls)
+bound = 2 * math.ceil(churn * (now - checked + 2) / 60)
+only = {m: sorted(set(counts[m]) - set(counts[o])) for m, o in (("poll", "watch"), ("watch", "poll"))}
+print(f"poll and watch: {len(counts['poll'])} and {len(counts['watch'])} unlinked destinations, "
+      f"{len(urls) - len(only['poll']) - len(only['watch'])} in both; per-destination counts {apart} apart in all "
+      f"(at most {bound}: {now - checked:.1f} s after the poll's check at {churn}/min)")
+sys.exit(0 if apart <= bound else f"only in poll: {only['poll']}, only in watch: {only['watch']}")
+PY
 done
-echo "both count $apps applications and name the same $(unlinked_of poll | grep -c . || true) unlinked destinations"
+[ -n "$agreed" ] || { echo "poll and watch disagree on three checks in a row" >&2; exit 1; }
+echo "both count $apps applications, none unresolved, and agree per destination (check $agreed)"
 $kubectl delete namespace "$ns" --wait=false >/dev/null

@@ -18,8 +18,10 @@
 //! start and end of its window) and once more on stopping.
 //!
 //! `--churn-per-minute N` changes N applications a minute, evenly spaced and in a fixed order
-//! (round robin over the seed's applications): each moves to the next destination of the seed,
-//! so every change is one a client must see; open application streams get a `MODIFIED` event.
+//! (round robin over the seed's applications): each moves to the cluster after its own in the
+//! seed's `clusters` (its URL read with a trailing `/` ignored, as Argo CD does, or its name), so
+//! every change is one a client must see; open application streams get a `MODIFIED` event. It
+//! needs two clusters in the seed.
 //!
 //! The seed (unknown keys are rejected):
 //!
@@ -220,7 +222,8 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let fake = FakeArgoCd::start(opts).await;
     fake.set_in_cluster_enabled(seed.in_cluster_enabled);
-    fake.set_clusters(seed.clusters.into_iter().map(Cluster::from).collect());
+    let clusters: Vec<Cluster> = seed.clusters.into_iter().map(Cluster::from).collect();
+    fake.set_clusters(clusters.clone());
     let apps: Vec<App> = seed.applications.into_iter().map(App::from).collect();
     fake.set_applications(apps.clone());
     for token in &seed.tokens {
@@ -245,7 +248,10 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let fake = std::sync::Arc::new(fake);
     if args.churn_per_minute > 0 {
-        tokio::spawn(churn(fake.clone(), apps, args.churn_per_minute));
+        if clusters.len() < 2 {
+            return Err("--churn-per-minute needs two clusters in the seed".to_owned());
+        }
+        tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute));
     }
     let url = fake.url();
     write(&args.url_file, "URL", &url)?;
@@ -285,22 +291,33 @@ fn stats(fake: &FakeArgoCd) -> String {
     serde_json::Value::Object(counts).to_string()
 }
 
-/// `per_minute` moves a minute, round robin over `apps`, each to the next destination.
-async fn churn(fake: std::sync::Arc<FakeArgoCd>, mut apps: Vec<App>, per_minute: u32) {
-    let mut servers: Vec<String> = apps.iter().filter_map(|a| a.dest_server.clone()).collect();
-    servers.sort();
-    servers.dedup();
-    if apps.is_empty() || servers.is_empty() {
+/// `per_minute` moves a minute, round robin over `apps`, each to the cluster after its own in
+/// the seed's cluster list (found by URL, a trailing `/` ignored as Argo CD does, or by name), so
+/// that every move changes which cluster the application counts for.
+async fn churn(
+    fake: std::sync::Arc<FakeArgoCd>,
+    clusters: Vec<Cluster>,
+    mut apps: Vec<App>,
+    per_minute: u32,
+) {
+    if apps.is_empty() {
         return;
     }
+    let cluster_of = |app: &App| {
+        clusters.iter().position(|c| match (&app.dest_server, &app.dest_name) {
+            (Some(url), _) => c.server.trim_end_matches('/') == url.trim_end_matches('/'),
+            (None, Some(name)) => c.name == *name,
+            (None, None) => false,
+        })
+    };
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60) / per_minute);
     tick.tick().await; // the first tick is immediate: start one period later
     for n in 0.. {
         tick.tick().await;
         let len = apps.len();
+        let at = cluster_of(&apps[n % len]).unwrap_or(n);
         let app = &mut apps[n % len];
-        let at = app.dest_server.as_ref().and_then(|s| servers.binary_search(s).ok()).unwrap_or(n);
-        app.dest_server = Some(servers[(at + 1) % servers.len()].clone());
+        app.dest_server = Some(clusters[(at + 1) % clusters.len()].server.clone());
         app.dest_name = None;
         fake.set_applications(apps.clone());
     }
