@@ -141,8 +141,8 @@ impl Client {
 
     /// Opens the application stream (it begins with an `ADDED` event per application: Argo CD
     /// sends no headers before its first event, so resuming from a resourceVersion would leave
-    /// a quiet server silent). `lifetime` bounds the whole request: the stream is ended and
-    /// opened again (after a relist) by then anyway. The answer comes with the first event.
+    /// a quiet server silent). `lifetime` bounds the whole request; the caller reopens the
+    /// stream before it runs out. The answer comes with the first event.
     pub async fn open_stream(
         &self,
         lifetime: Duration,

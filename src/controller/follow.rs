@@ -49,7 +49,7 @@ pub const DEFAULT_STALL: Duration = Duration::from_secs(45);
 const SILENT_STREAMS: u32 = 2;
 
 /// A relist in flight beside the stream.
-type Relist<'a> = Pin<Box<dyn Future<Output = Result<IndexedApplications, ArgoCdError>> + Send + 'a>>;
+type Listing<'a> = Pin<Box<dyn Future<Output = Result<IndexedApplications, ArgoCdError>> + Send + 'a>>;
 
 /// What the task publishes.
 #[derive(Clone, Debug)]
@@ -136,7 +136,9 @@ struct Task {
 
 /// How one round (list, then stream) ended.
 enum Round {
-    /// The relist period passed: list again at once.
+    /// Ended cleanly: list and stream again at once. The stream reached [`MAX_STREAM_AGE`],
+    /// too many lines came during a relist to replay, or an instance with no application
+    /// still has none (its stream answers only with a first event).
     Relist,
     /// Failed: `state` to show, after `wait`.
     Failed { state: StreamState, wait: Duration },
@@ -232,7 +234,7 @@ impl Task {
         // taken before them. Each event carries its application's whole projected state and
         // the stream keeps their order, so replaying them onto the list leaves every
         // application as its latest event (or the list, if newer) says.
-        let mut relisting: Option<(Relist<'_>, Vec<String>)> = None;
+        let mut relisting: Option<(Listing<'_>, Vec<String>)> = None;
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
         // The stall is timed from the last line, not from each wait: the other branches
         // (debounce, leadership) would otherwise restart it for ever.
@@ -262,6 +264,7 @@ impl Task {
                             if let Some((_, lines)) = &mut relisting {
                                 if lines.len() >= MAX_REPLAY_LINES {
                                     // Too busy to hold them: list and stream afresh.
+                                    tracing::info!(namespace = ns, instance = name, lines = lines.len(), "too many events during a relist to replay; opening the stream again");
                                     return Round::Relist;
                                 }
                                 lines.push(line);
