@@ -63,7 +63,16 @@ pub async fn run(args: RunArgs) -> ExitCode {
         stale_after_intervals: args.stale_after_intervals,
         status_heartbeat: args.status_heartbeat,
         reviews_per_client: args.read_api_reviews_per_client,
-        max_connections: usize::try_from(args.read_api_max_connections).unwrap_or(usize::MAX),
+        max_connections: usize_of(args.read_api_max_connections),
+        max_connections_per_client: usize_of(args.read_api_max_connections_per_client),
+        max_response_bytes: usize_of(args.read_api_max_response_bytes),
+        max_inflight_response_bytes: usize_of(args.read_api_max_inflight_response_bytes),
+        admin_max_connections: usize_of(args.admin_max_connections),
+        admin_max_connections_per_client: usize_of(args.admin_max_connections_per_client),
+        max_header_bytes: usize_of(args.http_max_header_bytes),
+        header_read_timeout: args.http_idle_timeout,
+        write_timeout: args.http_write_timeout,
+        response_deadline: args.http_response_deadline,
         ..Default::default()
     };
     let state = server::AppState::new(
@@ -170,6 +179,11 @@ async fn kube_clients() -> Result<(kube::Client, kube::Client), String> {
     calls.write_timeout = Some(KUBE_CALL_TIMEOUT);
     let client = kube::Client::try_from(calls).map_err(|e| e.to_string())?;
     Ok((client, watch))
+}
+
+/// A count from a flag (`u64` for clap's range check) as a `usize`, saturating.
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// How long the controllers get to finish their reconciles after SIGTERM or SIGINT.

@@ -42,6 +42,7 @@ pub struct Metrics {
     stream_relists: IntCounterVec,
     stream_last_event: GaugeVec,
     stream_up: IntGaugeVec,
+    http_refused: IntCounterVec,
     /// (namespace, instance) → the `destination_applications` label pairs it has now, so
     /// vanished destinations can be removed.
     known_destinations: Mutex<DestinationSeries>,
@@ -178,6 +179,13 @@ impl Metrics {
                 ),
                 inst,
             )?,
+            http_refused: IntCounterVec::new(
+                opts(
+                    "argomap_http_connections_refused_total",
+                    "HTTP connections closed by the connection budget: per_client (the address held its share), evicted (stalled while the budget was full)",
+                ),
+                &["server", "reason"],
+            )?,
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
@@ -204,6 +212,7 @@ impl Metrics {
         m.registry.register(Box::new(m.stream_relists.clone()))?;
         m.registry.register(Box::new(m.stream_last_event.clone()))?;
         m.registry.register(Box::new(m.stream_up.clone()))?;
+        m.registry.register(Box::new(m.http_refused.clone()))?;
         Ok(m)
     }
 
@@ -214,6 +223,11 @@ impl Metrics {
             self.data_age.with_label_values(&[ns.as_str(), name.as_str()]).set((now - at).max(0.0));
         }
         TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+
+    /// A connection closed by a server's connection budget (`server`: admin or read-api).
+    pub fn http_connection_refused(&self, server: &str, reason: &str) {
+        self.http_refused.with_label_values(&[server, reason]).inc();
     }
 
     pub fn reconciled(&self, controller: &str, elapsed: Duration) {

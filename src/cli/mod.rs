@@ -100,9 +100,42 @@ pub struct RunArgs {
     /// destinations with the most applications); 0 turns that family off.
     #[arg(long, env = "ARGOMAP_DESTINATION_METRICS_LIMIT", default_value_t = crate::metrics::DEFAULT_DESTINATION_LIMIT)]
     pub destination_metrics_limit: usize,
-    /// Open connections of the read API; more wait in the listen backlog.
+    /// Open connections of the read API; when all are taken, the one stalled longest gives
+    /// way to a new one, else new ones wait in the listen backlog.
     #[arg(long, env = "ARGOMAP_READ_API_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub read_api_max_connections: u64,
+    /// Open connections of the read API one client address (an IPv6 /64) may hold; more are
+    /// closed at once.
+    #[arg(long, env = "ARGOMAP_READ_API_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_api_max_connections_per_client: u64,
+    /// The largest read-API answer (one organization's JSON); beyond, 413 ResponseTooLarge.
+    #[arg(long, env = "ARGOMAP_READ_API_MAX_RESPONSE_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub read_api_max_response_bytes: u64,
+    /// Read-API answer bytes held at once until their clients have read them; a request
+    /// waits for room within its deadline, else 503.
+    #[arg(long, env = "ARGOMAP_READ_API_MAX_INFLIGHT_RESPONSE_BYTES", default_value_t = 32 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub read_api_max_inflight_response_bytes: u64,
+    /// Open connections of the admin server (probes, metrics), apart from the read API's.
+    #[arg(long, env = "ARGOMAP_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub admin_max_connections: u64,
+    /// Open connections of the admin server one client address may hold.
+    #[arg(long, env = "ARGOMAP_ADMIN_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub admin_max_connections_per_client: u64,
+    /// Both servers: the largest request head (request line and headers); beyond, 431.
+    #[arg(long, env = "ARGOMAP_HTTP_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1 << 20))]
+    pub http_max_header_bytes: u64,
+    /// Both servers: a request head must arrive within this; an idle keep-alive connection is
+    /// closed after it.
+    #[arg(long, env = "ARGOMAP_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = crd::parse_duration)]
+    pub http_idle_timeout: Duration,
+    /// Both servers: a write of an answer the client does not read for this long ends the
+    /// connection.
+    #[arg(long, env = "ARGOMAP_HTTP_WRITE_TIMEOUT", default_value = "10s", value_parser = crd::parse_duration)]
+    pub http_write_timeout: Duration,
+    /// Both servers: every answer must be written whole within this, however slowly its
+    /// client reads.
+    #[arg(long, env = "ARGOMAP_HTTP_RESPONSE_DEADLINE", default_value = "60s", value_parser = crd::parse_duration)]
+    pub http_response_deadline: Duration,
     /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
     #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
     pub read_api_insecure_no_auth: bool,

@@ -150,33 +150,81 @@ pub fn build_with<'a>(
     secret_uids: &SecretUids,
     stale: &dyn Fn(&ArgoCdInstance) -> bool,
 ) -> Built {
-    let mut entries = Vec::new();
+    let mut results = Vec::new();
+    let Ok(skipped) = each_entry(instances, secret_uids, stale, |e| {
+        results.push(e);
+        Ok::<_, std::convert::Infallible>(())
+    });
+    Built { list: ArgoCdInstanceMappingResponseList { results }, skipped }
+}
+
+/// The answer was over the byte limit given to [`write_capped`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the answer is over {limit} bytes")]
+pub struct TooLarge {
+    pub limit: usize,
+}
+
+/// The JSON of [`build_with`]'s list, byte for byte, written entry by entry and abandoned as
+/// soon as it passes `limit` bytes: one entry at a time is held besides the bytes written, so
+/// an organization of many large instances costs at most `limit` plus one entry.
+pub fn write_capped<'a>(
+    instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
+    secret_uids: &SecretUids,
+    stale: &dyn Fn(&ArgoCdInstance) -> bool,
+    limit: usize,
+) -> Result<(Vec<u8>, Vec<Skipped>), TooLarge> {
+    let mut out = b"{\"results\":[".to_vec();
+    let mut first = true;
+    let skipped = each_entry(instances, secret_uids, stale, |e| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        // Writing into a Vec fails only on a serializer error, which these plain types cannot have.
+        serde_json::to_writer(&mut out, &e).map_err(|_| TooLarge { limit })?;
+        if out.len() > limit { Err(TooLarge { limit }) } else { Ok(()) }
+    })?;
+    out.extend_from_slice(b"]}");
+    if out.len() > limit {
+        return Err(TooLarge { limit });
+    }
+    Ok((out, skipped))
+}
+
+/// Hands each instance's entry to `take`, in the answer's order (agent cluster name, Argo CD
+/// URL, namespace, name: all from the spec, so instances are sorted before any entry is
+/// built), and returns the instances left out.
+fn each_entry<'a, E>(
+    instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
+    secret_uids: &SecretUids,
+    stale: &dyn Fn(&ArgoCdInstance) -> bool,
+    mut take: impl FnMut(ArgoCdInstanceMappingResponse) -> Result<(), E>,
+) -> Result<Vec<Skipped>, E> {
+    let mut ordered: Vec<(String, String, &ArgoCdInstance)> =
+        instances.into_iter().map(|i| (i.namespace().unwrap_or_default(), i.name_any(), i)).collect();
+    ordered.sort_by(|(ans, an, a), (bns, bn, b)| {
+        a.spec
+            .agent_cluster
+            .name
+            .cmp(&b.spec.agent_cluster.name)
+            .then_with(|| a.spec.url.cmp(&b.spec.url))
+            .then_with(|| ans.cmp(bns))
+            .then_with(|| an.cmp(bn))
+    });
     let mut skipped = Vec::new();
-    for instance in instances {
-        let namespace = instance.namespace().unwrap_or_default();
-        let name = instance.name_any();
+    for (namespace, name, instance) in ordered {
         match entry(instance, &namespace, secret_uids) {
             Ok(mut e) => {
                 if stale(instance) {
                     e.status = ConnectionState::Error;
                 }
-                entries.push((namespace, name, e))
+                take(e)?;
             }
             Err(reason) => skipped.push(Skipped { namespace, name, reason }),
         }
     }
-    entries.sort_by(|(ans, an, a), (bns, bn, b)| {
-        a.agent_cluster_name
-            .cmp(&b.agent_cluster_name)
-            .then_with(|| a.argocd_url.cmp(&b.argocd_url))
-            .then_with(|| ans.cmp(bns))
-            .then_with(|| an.cmp(bn))
-    });
     skipped.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    Built {
-        list: ArgoCdInstanceMappingResponseList { results: entries.into_iter().map(|(_, _, e)| e).collect() },
-        skipped,
-    }
+    Ok(skipped)
 }
 
 fn entry(
@@ -713,6 +761,41 @@ mod tests {
             breaks(&mut v);
             assert!(!violations(&v).is_empty(), "{what}: validator accepted {v}");
         }
+    }
+
+    #[test]
+    fn the_capped_answer_is_the_built_one_byte_for_byte_and_stops_at_its_limit() {
+        let (full, uids) = full_instance();
+        let mut instances = vec![full.clone()];
+        for (ns, name, agent) in [("b", "z", "Zed"), ("a", "y", "Alpha"), ("c", "x", "Alpha")] {
+            let mut i = full.clone();
+            i.metadata.namespace = Some(ns.into());
+            i.metadata.name = Some(name.into());
+            i.spec.agent_cluster.name = agent.into();
+            instances.push(i);
+        }
+        let mut uids = uids.clone();
+        for ns in ["a", "b", "c"] {
+            let secret = full.spec.credentials.secret_ref.name.clone();
+            uids.insert((ns.into(), secret), "9a3d8c55-3333-4333-8333-333333333399".into());
+        }
+        let stale = |i: &ArgoCdInstance| i.metadata.name.as_deref() == Some("y");
+        let built = build_with(&instances, &uids, &stale);
+        assert_eq!(built.list.results.len(), 4);
+        let expected = serde_json::to_vec(&built.list).expect("json");
+        let (bytes, skipped) = write_capped(&instances, &uids, &stale, usize::MAX).expect("no limit");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            String::from_utf8(expected.clone()).expect("utf-8")
+        );
+        assert_eq!(skipped, built.skipped);
+        assert!(write_capped(&instances, &uids, &stale, expected.len()).is_ok(), "exactly at the limit");
+        assert_eq!(
+            write_capped(&instances, &uids, &stale, expected.len() - 1).err(),
+            Some(TooLarge { limit: expected.len() - 1 })
+        );
+        let empty = write_capped(std::iter::empty(), &uids, &stale, 64).expect("empty");
+        assert_eq!(empty.0, b"{\"results\":[]}");
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub enum ApiError {
     Secrets(#[source] kube::Error),
     #[error("the request did not finish within {0:?}")]
     Timeout(Duration),
+    /// The organization's answer is larger than the read API may send.
+    #[error(
+        "the answer for this organization is over the read API's limit of {0} bytes (--read-api-max-response-bytes)"
+    )]
+    TooLarge(usize),
     #[error("cannot encode the metrics: {0}")]
     Metrics(#[source] prometheus::Error),
 }
@@ -58,6 +63,7 @@ impl ApiError {
             ApiError::Review(e) => e.category(),
             ApiError::Secrets(_) => "KubeError",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::TooLarge(_) => "ResponseTooLarge",
             ApiError::Metrics(_) => "Internal",
         }
     }
@@ -69,6 +75,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Review(e) if matches!(**e, ReviewError::RateLimited | ReviewError::Busy) => {
                 StatusCode::TOO_MANY_REQUESTS
             }

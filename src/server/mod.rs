@@ -5,13 +5,17 @@
 //! - `auth`: TokenReview/SubjectAccessReview of read-API callers, and their caches;
 //! - `error`: the JSON errors.
 //!
-//! Slow clients are cut off by a header-read timeout, which also closes idle keep-alive
-//! connections. Tokens are never logged.
+//! Every client is bounded before it is trusted: its request head by bytes and time (which
+//! also closes idle keep-alive connections), its connections by a budget per server and per
+//! client address (`connections`), and its answer by bytes, by a write that must make progress
+//! and by a deadline for the whole of it (`response`). Tokens are never logged.
 
 mod auth;
+mod connections;
 mod error;
 mod probes;
 mod read_api;
+mod response;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +51,18 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// A client must send its request headers within this (also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
+    /// The largest request head (request line and headers) read; beyond, 431 and the
+    /// connection is closed. It is also the most a connection buffers of what it reads.
+    pub max_header_bytes: usize,
+    /// A write of an answer that the client does not read for this long ends the connection.
+    pub write_timeout: Duration,
+    /// Every answer must be written whole within this, however slowly its client reads.
+    pub response_deadline: Duration,
+    /// The largest read-API answer (one organization's JSON); beyond, 413.
+    pub max_response_bytes: usize,
+    /// Read-API answer bytes held at once, until each is written; a request waits for room
+    /// (within its deadline), else 503.
+    pub max_inflight_response_bytes: usize,
     /// How long a TokenReview or SubjectAccessReview answer is reused.
     pub review_ttl: Duration,
     /// A connected instance is reported as `error` when its last successful check is older
@@ -64,11 +80,18 @@ pub struct HttpConfig {
     pub reviews_per_client: u32,
     /// TokenReviews in flight at once, over all clients; beyond, 429.
     pub max_concurrent_reviews: usize,
-    /// Open connections of the read API; more wait in the listen backlog.
+    /// Open connections of the read API; when all are taken, the one stalled longest (no byte
+    /// moved for a second, no request running) is closed for a new one, else new ones wait in
+    /// the listen backlog.
     pub max_connections: usize,
+    /// Open connections of the read API one client address may hold (an IPv6 /64 counts as
+    /// one address); more are closed at once.
+    pub max_connections_per_client: usize,
     /// Open connections of the admin server (probes, metrics), a budget of its own so that
     /// read-API clients can never starve the kubelet's probes or Prometheus.
     pub admin_max_connections: usize,
+    /// Open connections of the admin server one client address may hold.
+    pub admin_max_connections_per_client: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -79,6 +102,11 @@ impl Default for HttpConfig {
             auth: true,
             request_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            write_timeout: Duration::from_secs(10),
+            response_deadline: Duration::from_secs(60),
+            max_response_bytes: 8 << 20,
+            max_inflight_response_bytes: 32 << 20,
             review_ttl: Duration::from_secs(30),
             stale_after_intervals: 3,
             status_heartbeat: Duration::ZERO,
@@ -87,11 +115,19 @@ impl Default for HttpConfig {
             reviews_per_client: 5,
             max_concurrent_reviews: 16,
             max_connections: 1024,
+            max_connections_per_client: 64,
             admin_max_connections: 64,
+            admin_max_connections_per_client: 8,
             shutdown_grace: Duration::from_secs(10),
         }
     }
 }
+
+/// Default of [`HttpConfig::max_header_bytes`]: a bearer token of a few KiB fits; 1 000
+/// connections hold about 16 MiB of heads at most.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// hyper's smallest read buffer; a smaller `max_header_bytes` is raised to it.
+const MIN_READ_BUFFER: usize = 8 * 1024;
 
 /// Everything the handlers read; cheap to clone.
 #[derive(Clone)]
@@ -109,6 +145,10 @@ struct Inner {
     access: Option<Access>,
     /// Read-API requests worked on at once.
     requests: Semaphore,
+    /// Read-API answer bytes held until written, in KiB.
+    inflight: Arc<Semaphore>,
+    /// The last metrics encoding, shared by the scrapes of the next moment (see `probes`).
+    metrics_text: std::sync::Mutex<Option<(std::time::Instant, bytes::Bytes)>>,
 }
 
 impl AppState {
@@ -122,8 +162,19 @@ impl AppState {
     ) -> Self {
         let access = config.auth.then(|| Access::new(reviewer, &config));
         let requests = Semaphore::new(config.max_concurrent_requests.max(1));
+        let inflight = Arc::new(Semaphore::new(kib(config.max_inflight_response_bytes).max(1)));
         AppState {
-            inner: Arc::new(Inner { config, metrics, readiness, instances, secrets, access, requests }),
+            inner: Arc::new(Inner {
+                config,
+                metrics,
+                readiness,
+                instances,
+                secrets,
+                access,
+                requests,
+                inflight,
+                metrics_text: std::sync::Mutex::new(None),
+            }),
         }
     }
 }
@@ -153,6 +204,11 @@ pub fn router(role: Role, state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+}
+
+/// `bytes` in KiB, rounded up (the unit of the in-flight answer budget).
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }
 
 /// The peer address of a request's connection, put on every request by [`serve`].
@@ -196,10 +252,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let config = state.inner.config.clone();
-    let max_connections = match role {
-        Role::Admin => config.admin_max_connections,
-        Role::ReadApi => config.max_connections,
-    };
     let name: &'static str = role.into();
     if role == Role::ReadApi && !config.auth {
         warn_auth_disabled();
@@ -220,20 +272,21 @@ pub async fn serve(
             }
         })
     });
-    let router = router(role, state);
+    let router = router(role, state.clone());
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_header_size(config.max_header_bytes)
+        .max_buf_size(config.max_header_bytes.max(MIN_READ_BUFFER));
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(max_connections.max(1)));
+    let (max_connections, per_client) = match role {
+        Role::Admin => (config.admin_max_connections, config.admin_max_connections_per_client),
+        Role::ReadApi => (config.max_connections, config.max_connections_per_client),
+    };
+    let budget = connections::Budget::new(max_connections, per_client);
+    let metrics = state.inner.metrics.clone();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            _ = &mut shutdown => break,
-            slot = connections.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break, // never closed
-            },
-        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -246,19 +299,47 @@ pub async fn serve(
                 }
             },
         };
+        let evicted = || metrics.http_connection_refused(name, connections::Refusal::Evicted.into());
+        let admission = tokio::select! {
+            _ = &mut shutdown => break,
+            admitted = budget.admit(peer.ip(), evicted) => match admitted {
+                Ok(admission) => admission,
+                Err(refusal) => {
+                    // Closed at once: it costs nothing but the accept.
+                    metrics.http_connection_refused(name, refusal.into());
+                    tracing::debug!(client = %peer.ip(), server = %name, "connection refused: the client holds its share");
+                    continue;
+                }
+            },
+        };
+        let activity = admission.activity.clone();
         let service = tower::ServiceBuilder::new()
             .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 req
             })
+            .map_future(move |answer| {
+                // Computing an answer is not a stall: the connection is not evicted meanwhile.
+                let handling = activity.handling();
+                async move {
+                    let answer = answer.await;
+                    drop(handling);
+                    answer
+                }
+            })
             .service(router.clone());
+        connections::fix_send_buffer(&stream);
+        let socket = connections::Metered::new(stream, &admission, config.write_timeout);
         let conn =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+            graceful.watch(http.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service)));
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                },
+                _ = admission.evicted() => tracing::debug!("HTTP connection closed: stalled while the budget was full"),
             }
-            drop(slot);
+            drop(admission);
         });
     }
     drop(listener);

@@ -11,11 +11,12 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
@@ -25,9 +26,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::auth::bearer_token;
 use super::error::ApiError;
+use super::response::Encoded;
 use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
-use crate::model::qovery::{self, ArgoCdInstanceMappingResponseList, SecretUids};
+use crate::model::qovery::{self, SecretUids};
 use crate::model::staleness;
 
 /// Route of the read API (axum path syntax).
@@ -77,7 +79,7 @@ pub(super) async fn destination_cluster_mappings(
     let deadline = app.inner.config.request_timeout;
     let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
     match tokio::time::timeout(deadline, organization_mappings(&app.inner, client, &headers, path)).await {
-        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Ok(answer)) => answer.into_response_with("application/json"),
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::Timeout(deadline).into_response(),
     }
@@ -88,7 +90,7 @@ async fn organization_mappings(
     client: Option<IpAddr>,
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Result<ArgoCdInstanceMappingResponseList, ApiError> {
+) -> Result<Encoded, ApiError> {
     // Never closed, so an error cannot happen; were it to, refusing is the safe answer.
     let _slot = app.requests.acquire().await.map_err(|_| ApiError::NotReady)?;
     let caller = match &app.access {
@@ -112,7 +114,7 @@ async fn organization_mappings(
             (Some(access), Some((key, user))) if !access.allowed_everywhere(*key, user).await? => {
                 Err(ApiError::Forbidden)
             }
-            _ => Ok(ArgoCdInstanceMappingResponseList::default()),
+            _ => answer(app, Vec::new(), &SecretUids::new()).await,
         };
     }
     let namespaces: BTreeSet<String> = instances.iter().map(|i| i.namespace().unwrap_or_default()).collect();
@@ -129,17 +131,27 @@ async fn organization_mappings(
         .filter(|i| allowed.contains(&i.namespace().unwrap_or_default()))
         .collect();
     let uids = secret_uids(app.secrets.as_ref(), &visible).await?;
+    answer(app, visible, &uids).await
+}
+
+/// The encoded answer, within [`HttpConfig::max_response_bytes`](super::HttpConfig), holding its
+/// share of the in-flight answer bytes until written.
+async fn answer(app: &Inner, visible: Vec<&ArgoCdInstance>, uids: &SecretUids) -> Result<Encoded, ApiError> {
     let now = jiff::Timestamp::now();
     let (intervals, heartbeat) = (app.config.stale_after_intervals, app.config.status_heartbeat);
     let stale = |i: &ArgoCdInstance| {
         let limit = staleness::stale_limit(i, intervals, heartbeat);
         i.status.as_ref().is_some_and(|s| staleness::is_stale(s, limit, now))
     };
-    let built = qovery::build_with(visible, &uids, &stale);
-    for s in &built.skipped {
+    let (bytes, skipped) = qovery::write_capped(visible, uids, &stale, app.config.max_response_bytes)
+        .map_err(|e| ApiError::TooLarge(e.limit))?;
+    for s in &skipped {
         tracing::debug!(namespace = %s.namespace, instance = %s.name, reason = s.reason.as_str(), "instance left out of the read API response");
     }
-    Ok(built.list)
+    // Waits for room within the request's deadline (the caller's timeout ends the wait).
+    let kib = u32::try_from(super::kib(bytes.len()).max(1)).unwrap_or(u32::MAX);
+    let share = app.inflight.clone().acquire_many_owned(kib).await.map_err(|_| ApiError::NotReady)?;
+    Ok(Encoded::new(Bytes::from(bytes), app.config.response_deadline, Some(share)))
 }
 
 async fn secret_uids(

@@ -577,6 +577,7 @@ fn every_error_has_a_fixed_status_and_category() {
         (ApiError::Review(review()), 503, "ReviewFailed"),
         (ApiError::Secrets(FakeReviewer::error()), 503, "KubeError"),
         (ApiError::Timeout(Duration::from_secs(1)), 503, "Timeout"),
+        (ApiError::TooLarge(1), 413, "ResponseTooLarge"),
         (ApiError::Metrics(prometheus::Error::Msg(String::new())), 500, "Internal"),
     ];
     for (err, status, category) in cases {
@@ -651,4 +652,176 @@ async fn binding_a_taken_port_is_an_error() {
     let addr = first.local_addr().expect("addr");
     let err = bind(addr).await.expect_err("port is taken");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+/// A server of `role` on a loopback port of its own, stopped when the sender is dropped.
+async fn running(role: Role, config: HttpConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (store, mut writer) = reflector::store::<ArgoCdInstance>();
+    writer.apply_watcher_event(&Event::InitDone);
+    let readiness = Readiness::default();
+    readiness.set(true);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let state =
+        AppState::new(config, metrics, readiness, store, Arc::new(SecretUids::new()), Arc::new(reviewer()));
+    let listener = bind(([0, 0, 0, 0], 0).into()).await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(role, listener, state, async {
+        let _ = stopped.await;
+    }));
+    (([127, 0, 0, 1], port).into(), stop)
+}
+
+/// A connection to `to` from the loopback address `127.0.0.<from>` (each its own client).
+async fn connect_from(from: u8, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(([127, 0, 0, from], 0).into()).expect("bind a loopback source");
+    socket.connect(to).await.expect("connect")
+}
+
+/// `GET path` on a fresh connection; the status line, or `None` if not answered within `within`.
+async fn timed_get(to: SocketAddr, path: &str, within: Duration) -> Option<String> {
+    tokio::time::timeout(within, async {
+        let reply =
+            raw_request(to, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
+        reply.lines().next().unwrap_or_default().to_string()
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_431_and_the_connection_closed() {
+    let (addr, _stop) = running(Role::ReadApi, HttpConfig::default()).await;
+    let mut s = connect_from(1, addr).await;
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(64 * 1024));
+    // The server may close before all of it is sent: what matters is its answer.
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("closed");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    // A head under the limit (a bearer token of a few KiB) is read.
+    let token = "t".repeat(8 * 1024);
+    let reply = raw_request(
+        addr,
+        &format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+            path(ORG)
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+}
+
+/// Polls `GET path` until it is answered (within `settle`: the attack's connections must first
+/// stall), then asks it `times` more, each on a new connection that must be answered within 1 s.
+async fn answered_within_a_second(to: SocketAddr, path: &str, settle: Duration, times: usize) -> Vec<String> {
+    let started = std::time::Instant::now();
+    while timed_get(to, path, Duration::from_secs(1)).await.is_none() {
+        assert!(started.elapsed() < settle, "{path} not answered within {settle:?} of the attack");
+    }
+    let mut answers = Vec::new();
+    for n in 0..times {
+        let answer = timed_get(to, path, Duration::from_secs(1)).await;
+        answers.push(answer.unwrap_or_else(|| panic!("{path}: request {n} not answered within 1 s")));
+    }
+    answers
+}
+
+/// Opens `count` connections from `sources` loopback addresses (in turn) that pipeline
+/// `request` and never read a byte of the answers.
+async fn non_readers(
+    to: SocketAddr,
+    sources: std::ops::Range<u8>,
+    count: usize,
+    request: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let sources: Vec<u8> = sources.collect();
+    let mut held = Vec::new();
+    for n in 0..count {
+        let mut s = connect_from(sources[n % sources.len()], to).await;
+        let burst = request.repeat(200);
+        held.push(tokio::spawn(async move {
+            // Writes until the server stops reading (or closes); never reads.
+            while s.write_all(burst.as_bytes()).await.is_ok() {}
+            std::future::pending::<()>().await;
+        }));
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_starve_the_probes() {
+    let (addr, _stop) = running(Role::Admin, HttpConfig::default()).await;
+    // 64 clients, each from an address of its own, as many as the admin budget holds.
+    let attack = non_readers(addr, 10..74, 64, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let probes = answered_within_a_second(addr, "/healthz", Duration::from_secs(20), 4).await;
+    assert!(probes.iter().all(|p| p == "HTTP/1.1 200 OK"), "{probes:?}");
+    // From one address, a client gets its share (8) and no more.
+    let one = non_readers(addr, 200..201, 32, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let probes = answered_within_a_second(addr, "/healthz", Duration::from_secs(20), 4).await;
+    assert!(probes.iter().all(|p| p == "HTTP/1.1 200 OK"), "{probes:?}");
+    for task in attack.into_iter().chain(one) {
+        task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eleven_hundred_read_api_clients_that_never_read_leave_both_servers_answering() {
+    let (api, _stop_api) = running(Role::ReadApi, HttpConfig::default()).await;
+    let (admin, _stop_admin) = running(Role::Admin, HttpConfig::default()).await;
+    // 1 100 connections over 20 addresses (55 each, under the per-client share of 64): more
+    // than the read API's budget of 1 024.
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-a\r\n\r\n", path(ORG));
+    let attack = non_readers(api, 10..30, 1100, &request).await;
+    for n in 0..4 {
+        let answer = timed_get(admin, "/healthz", Duration::from_secs(1)).await;
+        assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"), "probe {n} within 1 s");
+    }
+    // The read API still answers new clients once the flood has stalled: stalled connections
+    // give way.
+    let answers = answered_within_a_second(api, &path(ORG), Duration::from_secs(30), 4).await;
+    assert!(answers.iter().all(|a| a == "HTTP/1.1 401 Unauthorized"), "{answers:?}");
+    for task in attack {
+        task.abort();
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_the_byte_limit_is_413() {
+    let config = HttpConfig { max_response_bytes: 600, ..Default::default() };
+    let h = harness(config, reviewer());
+    get(&h, &path(ORG), Some("token-all")).await.error(StatusCode::PAYLOAD_TOO_LARGE, "ResponseTooLarge");
+    // One instance's answer fits.
+    let config = HttpConfig { max_response_bytes: 4096, ..Default::default() };
+    let h = harness(config, reviewer());
+    assert_eq!(get(&h, &path(OTHER_ORG), Some("token-all")).await.names(), ["c/four"]);
+}
+
+#[tokio::test]
+async fn answers_not_yet_written_hold_the_in_flight_budget() {
+    // Room for one answer of ~1 KiB: a second waits for it, and ends at the request deadline.
+    let config = HttpConfig {
+        max_inflight_response_bytes: 2048,
+        request_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let h = harness(config, reviewer());
+    let req = || {
+        Request::builder()
+            .uri(path(ORG))
+            .header(header::AUTHORIZATION, "Bearer token-all")
+            .extension(ClientAddr(([192, 0, 2, 1], 1).into()))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let held = h.router.clone().oneshot(req()).await.expect("infallible");
+    assert_eq!(held.status(), StatusCode::OK);
+    // Its body is not read yet: the budget is taken.
+    let second = h.router.clone().oneshot(req()).await.expect("infallible");
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    drop(held);
+    let third = h.router.clone().oneshot(req()).await.expect("infallible");
+    assert_eq!(third.status(), StatusCode::OK, "the budget is back once the first answer is gone");
 }
