@@ -81,7 +81,10 @@ pub async fn run(args: RunArgs) -> ExitCode {
         readiness.clone(),
         instances.clone(),
         Arc::new(secrets.clone()),
-        Arc::new(server::KubeReviewer::new(client.clone())),
+        Arc::new(server::KubeReviewer::new(
+            client.clone(),
+            args.read_api_audience.into_iter().filter(|a| !a.is_empty()).collect(),
+        )),
     );
     // Two servers, each with its own port and connection budget: probes and metrics for the
     // kubelet and Prometheus; the read API for its clients.

@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// client reads.
     #[arg(long, env = "ARGOMAP_HTTP_RESPONSE_DEADLINE", default_value = "60s", value_parser = crd::parse_duration)]
     pub http_response_deadline: Duration,
+    /// The audiences read-API tokens must be issued for (`kubectl create token SA --audience
+    /// argomap`); an empty value accepts the API server's own audience instead.
+    #[arg(long, env = "ARGOMAP_READ_API_AUDIENCE", value_delimiter = ',', default_value = crate::server::DEFAULT_AUDIENCE)]
+    pub read_api_audience: Vec<String>,
     /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
     #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
     pub read_api_insecure_no_auth: bool,

@@ -22,6 +22,7 @@ use std::num::NonZeroU32;
 use tokio::sync::Semaphore;
 
 use super::HttpConfig;
+use super::connections::client_key;
 use super::error::ApiError;
 use crate::crd::GROUP;
 
@@ -94,13 +95,21 @@ pub trait Reviewer: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct KubeReviewer {
     client: kube::Client,
+    audiences: Vec<String>,
 }
 
 impl KubeReviewer {
-    pub fn new(client: kube::Client) -> Self {
-        KubeReviewer { client }
+    /// Accepts tokens issued for one of `audiences` (`--read-api-audience`); none: the API
+    /// server's own audience, so that a token sent to argomap also works against the API server.
+    pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
+        KubeReviewer { client, audiences }
     }
 }
+
+/// The audience read-API tokens are issued for by default (`kubectl create token SA --audience
+/// argomap`, or a projected token): such a token is refused by the API server itself, so
+/// whoever sees it on its way to argomap cannot use it there.
+pub const DEFAULT_AUDIENCE: &str = "argomap";
 
 impl Reviewer for KubeReviewer {
     fn authenticate<'a>(
@@ -108,9 +117,10 @@ impl Reviewer for KubeReviewer {
         token: &'a SecretString,
     ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
         Box::pin(async move {
+            let audiences = (!self.audiences.is_empty()).then(|| self.audiences.clone());
             let review = TokenReview {
-                // No audiences: the API server's own, which `kubectl create token` issues for.
-                spec: TokenReviewSpec { token: Some(token.expose_secret().to_owned()), audiences: None },
+                // A token of none of these audiences is not authenticated.
+                spec: TokenReviewSpec { token: Some(token.expose_secret().to_owned()), audiences },
                 ..Default::default()
             };
             let api: Api<TokenReview> = Api::all(self.client.clone());
@@ -151,6 +161,13 @@ impl Reviewer for KubeReviewer {
     }
 }
 
+/// How long a token that was valid is remembered as such (see [`Access`]'s `known`).
+const KNOWN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most SubjectAccessReviews one request may cause (one per namespace of the organization,
+/// for a caller without a cluster-wide grant).
+pub(super) const MAX_NAMESPACE_REVIEWS: usize = 32;
+
 pub(super) type TokenKey = [u8; 32];
 
 /// SHA-256 of the token: the cache key, so no token is kept in memory beyond its request.
@@ -172,6 +189,11 @@ type ClientLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
 pub(super) struct Access {
     reviewer: Arc<dyn Reviewer>,
     users: moka::future::Cache<TokenKey, Option<Arc<User>>>,
+    /// Tokens that were valid at their last review (for [`KNOWN_TOKEN_TTL`]). Their next
+    /// review is not charged to the client address: behind a NAT many clients share one, and
+    /// one of them sending made-up tokens must not get the others refused when their answers
+    /// expire from `users`.
+    known: moka::future::Cache<TokenKey, ()>,
     grants: moka::future::Cache<(TokenKey, Option<String>), bool>,
     per_client: ClientLimiter,
     reviews: Semaphore,
@@ -186,6 +208,10 @@ impl Access {
         Access {
             reviewer,
             users: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            known: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(KNOWN_TOKEN_TTL)
+                .build(),
             grants: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             per_client: governor::RateLimiter::keyed(quota),
             reviews: Semaphore::new(config.max_concurrent_reviews.max(1)),
@@ -210,12 +236,18 @@ impl Access {
             .try_get_with(key, async move {
                 // Only a token not reviewed recently gets here: it costs a TokenReview.
                 if let Some(ip) = client
-                    && self.per_client.check_key(&rate_key(ip)).is_err()
+                    && !self.known.contains_key(&key)
+                    && self.per_client.check_key(&client_key(ip)).is_err()
                 {
                     return Err(ReviewError::RateLimited);
                 }
                 let _slot = self.reviews.try_acquire().map_err(|_| ReviewError::Busy)?;
-                self.reviewer.authenticate(token).await.map(|u| u.map(Arc::new))
+                let user = self.reviewer.authenticate(token).await?;
+                match &user {
+                    Some(_) => self.known.insert(key, ()).await,
+                    None => self.known.invalidate(&key).await,
+                }
+                Ok(user.map(Arc::new))
             })
             .await
             .map_err(ApiError::Review)?;
@@ -224,7 +256,12 @@ impl Access {
 
     async fn can_list(&self, key: TokenKey, user: &User, namespace: Option<&str>) -> Result<bool, ApiError> {
         self.grants
-            .try_get_with((key, namespace.map(str::to_owned)), self.reviewer.can_list(user, namespace))
+            .try_get_with((key, namespace.map(str::to_owned)), async {
+                // Access reviews share the review slots with token reviews; they wait for one
+                // (within the request's deadline) rather than fail, since the token is valid.
+                let _slot = self.reviews.acquire().await.map_err(|_| ReviewError::Busy)?;
+                self.reviewer.can_list(user, namespace).await
+            })
             .await
             .map_err(ApiError::Review)
     }
@@ -245,6 +282,18 @@ impl Access {
         if self.can_list(key, user, None).await? {
             return Ok(namespaces);
         }
+        // One review per namespace, up to a bound: past it the caller needs a cluster-wide
+        // grant. It is told what anyone without access is told (no oracle of an
+        // organization's size); the operator learns why from the log.
+        if namespaces.len() > MAX_NAMESPACE_REVIEWS {
+            tracing::warn!(
+                user = %user.username,
+                namespaces = namespaces.len(),
+                limit = MAX_NAMESPACE_REVIEWS,
+                "read API: the organization spans more namespaces than one request reviews; the caller needs list on argocdinstances cluster-wide"
+            );
+            return Err(ApiError::Forbidden);
+        }
         let answers: Vec<Result<(String, bool), ApiError>> = stream::iter(namespaces)
             .map(|ns| async move { self.can_list(key, user, Some(&ns)).await.map(|ok| (ns, ok)) })
             .buffer_unordered(8)
@@ -258,20 +307,6 @@ impl Access {
             }
         }
         Ok(allowed)
-    }
-}
-
-/// The rate-limit key of a client address.
-fn rate_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 

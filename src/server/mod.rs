@@ -32,7 +32,7 @@ use kube::runtime::reflector::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use auth::{KubeReviewer, RESOURCE, ReviewError, Reviewer, User};
+pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, ReviewError, Reviewer, User};
 pub use error::{ApiError, ErrorBody};
 pub use read_api::{PATH as READ_API_PATH, SecretLookup};
 

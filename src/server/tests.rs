@@ -42,6 +42,9 @@ struct FakeReviewer {
     fail: AtomicBool,
     authentications: AtomicUsize,
     access_reviews: Mutex<Vec<Option<String>>>,
+    /// Access reviews running now, and the most that ever ran at once.
+    access_in_flight: AtomicUsize,
+    access_max_in_flight: AtomicUsize,
 }
 
 impl FakeReviewer {
@@ -82,7 +85,10 @@ impl Reviewer for FakeReviewer {
     ) -> BoxFuture<'a, Result<bool, ReviewError>> {
         Box::pin(async move {
             self.access_reviews.lock().expect("lock").push(namespace.map(str::to_owned));
+            let now = self.access_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.access_max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
+            self.access_in_flight.fetch_sub(1, Ordering::SeqCst);
             if self.fail.load(Ordering::SeqCst) {
                 return Err(ReviewError::AccessReview(Self::error()));
             }
@@ -517,6 +523,79 @@ async fn new_tokens_are_rate_limited_per_client_address() {
 }
 
 #[tokio::test]
+async fn behind_one_address_a_client_sending_made_up_tokens_does_not_lock_out_known_ones() {
+    // As behind a NAT: a valid client and an attacker share one address.
+    let config =
+        HttpConfig { reviews_per_client: 1, review_ttl: Duration::from_millis(50), ..Default::default() };
+    let h = harness(config, reviewer());
+    let nat: SocketAddr = ([198, 51, 100, 7], 5000).into();
+    let valid = send_from(&h.router, "GET", &path(ORG), Some("Bearer token-a"), nat).await;
+    assert_eq!(valid.names(), ["a/one", "a/two"]);
+    let reviewed = h.reviewer.authentications.load(Ordering::SeqCst);
+    let router = &h.router;
+    let spray = |round: usize| async move {
+        let mut limited = 0;
+        for n in 0..10 {
+            let auth = format!("Bearer made-up-{round}-{n}");
+            if send_from(router, "GET", &path(ORG), Some(&auth), nat).await.status
+                == StatusCode::TOO_MANY_REQUESTS
+            {
+                limited += 1;
+            }
+        }
+        limited
+    };
+    // The valid token is reviewed again once its answer expires, with the address's quota
+    // spent by the attacker every time, and is never refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut round = 0;
+    while h.reviewer.authentications.load(Ordering::SeqCst) < reviewed + 3 {
+        assert!(std::time::Instant::now() < deadline, "the valid token was not reviewed again");
+        assert!(spray(round).await > 0, "the address's quota is spent");
+        let r = send_from(&h.router, "GET", &path(ORG), Some("Bearer token-a"), nat).await;
+        assert_eq!(r.names(), ["a/one", "a/two"], "round {round}");
+        round += 1;
+    }
+}
+
+#[tokio::test]
+async fn access_reviews_of_one_request_are_bounded_and_share_the_review_slots() {
+    // 40 namespaces of one organization, a caller allowed in some of them only.
+    let secrets: SecretUids = (0..40)
+        .map(|n| {
+            (
+                (format!("ns{n:02}"), "i-creds".to_string()),
+                format!("9a3d8c55-3333-4333-8333-3333333333{n:02}"),
+            )
+        })
+        .collect();
+    let instances: Vec<ArgoCdInstance> = (0..40).map(|n| instance(&format!("ns{n:02}"), "i", ORG)).collect();
+    let reviewer = FakeReviewer { delay: Duration::from_millis(20), ..FakeReviewer::default() }
+        .with("token-some", "some", &["ns00", "ns01"])
+        .with("token-all", "root", &["*"]);
+    let config = HttpConfig { max_concurrent_reviews: 2, ..Default::default() };
+    let h = harness_with(config, reviewer, Arc::new(secrets.clone()), instances.clone());
+    // Past the bound, only the cluster-wide question is asked, and the caller is refused as
+    // anyone without access is.
+    get(&h, &path(ORG), Some("token-some")).await.error(StatusCode::FORBIDDEN, "Forbidden");
+    assert_eq!(h.reviewer.reviews(), [None]);
+    // A cluster-wide grant needs one question.
+    assert_eq!(get(&h, &path(ORG), Some("token-all")).await.names().len(), 40);
+    // Under the bound, one question per namespace, never more at once than the review slots.
+    let few: Vec<ArgoCdInstance> = instances.into_iter().take(20).collect();
+    let reviewer = FakeReviewer { delay: Duration::from_millis(20), ..FakeReviewer::default() }.with(
+        "token-some",
+        "some",
+        &["ns00", "ns01"],
+    );
+    let config = HttpConfig { max_concurrent_reviews: 2, ..Default::default() };
+    let h = harness_with(config, reviewer, Arc::new(secrets), few);
+    assert_eq!(get(&h, &path(ORG), Some("token-some")).await.names().len(), 2);
+    assert_eq!(h.reviewer.reviews().len(), 21);
+    assert!(h.reviewer.access_max_in_flight.load(Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test]
 async fn reviews_in_flight_are_bounded() {
     let config = HttpConfig { max_concurrent_reviews: 1, reviews_per_client: 100, ..Default::default() };
     let h = harness(config, FakeReviewer { delay: Duration::from_secs(3), ..reviewer() });
@@ -730,21 +809,26 @@ async fn answered_within_a_second(to: SocketAddr, path: &str, settle: Duration, 
 }
 
 /// Opens `count` connections from `sources` loopback addresses (in turn) that pipeline
-/// `request` and never read a byte of the answers.
+/// `burst` (`rounds` times, or until the server stops reading) and never read a byte of the
+/// answers.
 async fn non_readers(
     to: SocketAddr,
     sources: std::ops::Range<u8>,
     count: usize,
-    request: &str,
+    burst: &str,
+    rounds: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let sources: Vec<u8> = sources.collect();
     let mut held = Vec::new();
     for n in 0..count {
         let mut s = connect_from(sources[n % sources.len()], to).await;
-        let burst = request.repeat(200);
+        let burst = burst.to_owned();
         held.push(tokio::spawn(async move {
-            // Writes until the server stops reading (or closes); never reads.
-            while s.write_all(burst.as_bytes()).await.is_ok() {}
+            for _ in 0..rounds {
+                if s.write_all(burst.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
             std::future::pending::<()>().await;
         }));
     }
@@ -755,11 +839,15 @@ async fn non_readers(
 async fn clients_that_never_read_cannot_starve_the_probes() {
     let (addr, _stop) = running(Role::Admin, HttpConfig::default()).await;
     // 64 clients, each from an address of its own, as many as the admin budget holds.
-    let attack = non_readers(addr, 10..74, 64, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let attack =
+        non_readers(addr, 10..74, 64, &"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200), usize::MAX)
+            .await;
     let probes = answered_within_a_second(addr, "/healthz", Duration::from_secs(20), 4).await;
     assert!(probes.iter().all(|p| p == "HTTP/1.1 200 OK"), "{probes:?}");
     // From one address, a client gets its share (8) and no more.
-    let one = non_readers(addr, 200..201, 32, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let one =
+        non_readers(addr, 200..201, 32, &"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200), usize::MAX)
+            .await;
     let probes = answered_within_a_second(addr, "/healthz", Duration::from_secs(20), 4).await;
     assert!(probes.iter().all(|p| p == "HTTP/1.1 200 OK"), "{probes:?}");
     for task in attack.into_iter().chain(one) {
@@ -768,19 +856,28 @@ async fn clients_that_never_read_cannot_starve_the_probes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eleven_hundred_read_api_clients_that_never_read_leave_both_servers_answering() {
+async fn eleven_hundred_read_api_clients_that_never_read_leave_the_probes_answering() {
     let (api, _stop_api) = running(Role::ReadApi, HttpConfig::default()).await;
     let (admin, _stop_admin) = running(Role::Admin, HttpConfig::default()).await;
     // 1 100 connections over 20 addresses (55 each, under the per-client share of 64): more
     // than the read API's budget of 1 024.
     let request = format!("GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-a\r\n\r\n", path(ORG));
-    let attack = non_readers(api, 10..30, 1100, &request).await;
+    let attack = non_readers(api, 10..30, 1100, &request, 1).await;
     for n in 0..4 {
         let answer = timed_get(admin, "/healthz", Duration::from_secs(1)).await;
         assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"), "probe {n} within 1 s");
     }
-    // The read API still answers new clients once the flood has stalled: stalled connections
-    // give way.
+    for task in attack {
+        task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_api_budget_of_clients_that_never_read_gives_way_to_new_clients() {
+    let config = HttpConfig { max_connections: 48, ..Default::default() };
+    let (api, _stop) = running(Role::ReadApi, config).await;
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-a\r\n\r\n", path(ORG));
+    let attack = non_readers(api, 10..74, 64, &request.repeat(200), usize::MAX).await;
     let answers = answered_within_a_second(api, &path(ORG), Duration::from_secs(30), 4).await;
     assert!(answers.iter().all(|a| a == "HTTP/1.1 401 Unauthorized"), "{answers:?}");
     for task in attack {

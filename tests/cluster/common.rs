@@ -366,3 +366,76 @@ pub fn admin_token() -> String {
     let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
     v["users"][0]["user"]["token"].as_str().expect("admin token").to_string()
 }
+
+/// A token for the read API (audience `argomap`) of ServiceAccount `argomap-test-reader` in
+/// `default`, which may list ArgoCdInstances cluster-wide (created once, shared by the tests
+/// that read every organization). Returns once the API server's authorizer says so.
+pub async fn reader_token(client: &Client) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    const NAME: &str = "argomap-test-reader";
+    let ignore_conflict = |r: Result<(), kube::Error>, what: &str| match r {
+        Ok(()) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create {what}: {e}"),
+    };
+    let pp = PostParams::default();
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": NAME}})).expect("sa");
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "default");
+    ignore_conflict(accounts.create(&pp, &sa).await.map(|_| ()), "service account");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": NAME},
+        "rules": [{"apiGroups": ["argomap.io"], "resources": ["argocdinstances"], "verbs": ["list"]}]
+    }))
+    .expect("cluster role");
+    ignore_conflict(
+        Api::<ClusterRole>::all(client.clone()).create(&pp, &role).await.map(|_| ()),
+        "cluster role",
+    );
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": NAME},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": "default"}]
+    }))
+    .expect("binding");
+    ignore_conflict(
+        Api::<ClusterRoleBinding>::all(client.clone()).create(&pp, &binding).await.map(|_| ()),
+        "cluster role binding",
+    );
+    let reviews = Api::<SubjectAccessReview>::all(client.clone());
+    eventually(Duration::from_secs(10), "the reader's ClusterRoleBinding takes effect", || {
+        let (reviews, pp) = (&reviews, &pp);
+        async move {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(format!("system:serviceaccount:default:{NAME}")),
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some("list".into()),
+                        group: Some("argomap.io".into()),
+                        resource: Some("argocdinstances".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = reviews.create(pp, &review).await.map_err(|e| e.to_string())?;
+            if answer.status.is_some_and(|s| s.allowed) { Ok(()) } else { Err("not yet allowed".into()) }
+        }
+    })
+    .await;
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![argomap::server::DEFAULT_AUDIENCE.into()],
+            expiration_seconds: Some(3600),
+            bound_object_ref: None,
+        },
+        ..Default::default()
+    };
+    let answer = accounts.create_token_request(NAME, &pp, &request).await.expect("TokenRequest");
+    answer.status.expect("TokenRequest status").token
+}

@@ -991,7 +991,8 @@ async fn healthz_is_200_and_readyz_is_200_once_synced() {
 // ---------------------------------------------------------------------------------------------
 // The read API with ServiceAccount tokens
 
-/// A token of ServiceAccount `name` (created if needed) from the TokenRequest API.
+/// A read-API token (audience `argomap`) of ServiceAccount `name` (created if needed) from the
+/// TokenRequest API.
 async fn service_account_token(client: &Client, ns: &str, name: &str) -> String {
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
     if accounts.get_opt(name).await.expect("get service account").is_none() {
@@ -1000,7 +1001,11 @@ async fn service_account_token(client: &Client, ns: &str, name: &str) -> String 
         accounts.create(&PostParams::default(), &sa).await.expect("create service account");
     }
     let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        spec: TokenRequestSpec {
+            audiences: vec![argomap::server::DEFAULT_AUDIENCE.into()],
+            expiration_seconds: Some(3600),
+            bound_object_ref: None,
+        },
         ..Default::default()
     };
     let answer =
@@ -1236,14 +1241,63 @@ async fn probes_and_metrics_answer_while_the_read_api_connections_are_all_taken(
     for _ in 0..20 {
         idle.push(tokio::net::TcpStream::connect(&read_api).await.expect("connect"));
     }
-    let quick = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
-    let stuck = quick.get(mapping_url(&s.op, ORG)).send().await;
-    assert!(stuck.is_err(), "the read API is saturated (else this test proves nothing): {stuck:?}");
+    let quick = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("client");
     for path in ["/healthz", "/readyz", "/metrics"] {
         let r = quick.get(format!("{}{path}", s.op.admin)).send().await;
         assert!(r.as_ref().is_ok_and(|r| r.status() == 200), "{path} while the read API is full: {r:?}");
     }
+    // The idle connections give way (after a second without a byte) to a client with a request.
+    let started = std::time::Instant::now();
+    let r = quick.get(mapping_url(&s.op, ORG)).send().await;
+    assert!(r.as_ref().is_ok_and(|r| r.status() == 401), "a new client is answered: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    metrics_where(&s.op, "the eviction is counted", |e| {
+        let evicted = e
+            .samples
+            .iter()
+            .filter(|x| x.name == "argomap_http_connections_refused_total")
+            .filter(|x| x.labels.get("reason").map(String::as_str) == Some("evicted"))
+            .filter(|x| x.labels.get("server").map(String::as_str) == Some("read-api"))
+            .map(|x| x.value)
+            .sum::<f64>();
+        if evicted >= 1.0 { Ok(()) } else { Err(format!("{evicted} evictions")) }
+    })
+    .await;
     drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_tokens_issued_for_argomap_are_accepted() {
+    let s = setup("obs-audience").await;
+    ready(&s.op).await;
+    let url = mapping_url(&s.op, ORG);
+    // The API server's own tokens (the admin's; a ServiceAccount's without an audience) could be
+    // replayed against it: refused.
+    assert_error(&get(&url, Some(&bearer(&admin_token()))).await.expect("GET"), 401, "Unauthorized");
+    let accounts = Api::<ServiceAccount>::namespaced(s.client.clone(), &s.ns);
+    grant_list(&s.client, &s.ns, "plain").await;
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "plain"}})).expect("sa");
+    accounts.create(&PostParams::default(), &sa).await.expect("create service account");
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        ..Default::default()
+    };
+    let plain = accounts
+        .create_token_request("plain", &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("status")
+        .token;
+    assert_error(&get(&url, Some(&bearer(&plain))).await.expect("GET"), 401, "Unauthorized");
+    // The same ServiceAccount with a token for argomap is let in.
+    let for_argomap = bearer(&service_account_token(&s.client, &s.ns, "plain").await);
+    get_until(&url, Some(&for_argomap), 200, FAST).await;
+    // An empty --read-api-audience accepts the API server's audience (the old behaviour).
+    let ns = namespace(&s.client, "obs-audience-any").await;
+    let op = Operator::start_with(&ns, &["--read-api-audience", ""]);
+    get_until(&format!("{}/readyz", op.admin), None, 200, CHECK).await;
+    get_until(&mapping_url(&op, ORG), Some(&bearer(&admin_token())), 200, FAST).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1298,8 +1352,8 @@ async fn only_a_caller_who_sees_everything_learns_an_organization_is_unknown() {
     let unknown = get(&mapping_url(&s.op, OTHER_ORG), Some(&no_rbac)).await.expect("GET");
     assert_error(&existing, 403, "Forbidden");
     assert_eq!((unknown.status, unknown.body.clone()), (existing.status, existing.body.clone()));
-    // The control plane's admin may list everywhere: for it an unknown organization is empty.
-    let admin = bearer(&admin_token());
+    // A reader allowed to list everywhere: for it an unknown organization is empty.
+    let admin = bearer(&reader_token(&s.client).await);
     let r = get(&mapping_url(&s.op, OTHER_ORG), Some(&admin)).await.expect("GET");
     assert_eq!((r.status, r.json()), (200, json!({"results": []})), "{}", r.show());
 }

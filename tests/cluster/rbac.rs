@@ -154,7 +154,7 @@ async fn the_chart_rbac_is_enough_and_a_missing_rule_is_caught() {
             "{}/organization/5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b11/argoCdDestinationClusterMapping",
             op.http
         ),
-        &admin_token(),
+        &reader_token(&client).await,
     )
     .await;
     assert_eq!(http.0, 200, "{}", http.1);
@@ -265,7 +265,7 @@ async fn two_watched_namespaces_work_under_their_roles_and_nothing_else_is_allow
             "{}/organization/5e1c0e4e-8f5a-4c36-9d38-1f0d9c7c2b11/argoCdDestinationClusterMapping",
             op.http
         ),
-        &admin_token(),
+        &reader_token(&client).await,
     )
     .await;
     assert_eq!(http.0, 200, "{}", http.1);

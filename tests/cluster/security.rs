@@ -8,8 +8,8 @@ use argomap::crd::ArgoCdInstance;
 use fake_argocd::{Endpoint, FakeArgoCd, Fault};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
 use serde_json::json;
 
 use crate::common::*;
@@ -61,14 +61,14 @@ async fn a_secret_without_the_opt_in_label_is_never_sent() {
     // from that cache, leaves the instance out (it has no known credentials Secret).
     let read_api =
         format!("{}/organization/{}/argoCdDestinationClusterMapping", op.http, argomap::fixtures::ORG);
-    assert_eq!(read_api_results(&read_api).await, 0, "an unlabelled Secret is in argomap's cache");
+    assert_eq!(read_api_results(&client, &read_api).await, 0, "an unlabelled Secret is in argomap's cache");
 
     // Opting in is picked up by the label-selected watch: checked at once, no restart.
     let label = json!({"metadata": {"labels": {"argomap.io/credentials": "true"}}});
     secrets.patch("argocd-readonly", &PatchParams::default(), &Patch::Merge(&label)).await.expect("label");
     instance_where(&client, &ns, "prod", CHECK, "connected once labelled", connected).await;
     eventually(CHECK, "the labelled Secret is known to the read API", || async {
-        match read_api_results(&read_api).await {
+        match read_api_results(&client, &read_api).await {
             1 => Ok(()),
             n => Err(format!("{n} entries")),
         }
@@ -76,12 +76,12 @@ async fn a_secret_without_the_opt_in_label_is_never_sent() {
     .await;
 }
 
-/// Entries of a read-API answer, asked with the control plane's admin token.
-async fn read_api_results(url: &str) -> usize {
+/// Entries of a read-API answer, asked by a reader of every namespace.
+async fn read_api_results(client: &Client, url: &str) -> usize {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let text = reqwest::Client::new()
         .get(url)
-        .bearer_auth(admin_token())
+        .bearer_auth(reader_token(client).await)
         .send()
         .await
         .expect("GET read API")
