@@ -59,6 +59,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let readiness = Readiness::default();
     let config = server::HttpConfig {
         auth: !args.read_api_insecure_no_auth,
+        read_api_audiences: args.read_api_audience.into_iter().filter(|a| !a.is_empty()).collect(),
+        metrics_auth: args.metrics_auth,
+        metrics_audiences: args.metrics_audience.into_iter().filter(|a| !a.is_empty()).collect(),
         review_ttl: args.read_api_review_ttl,
         stale_after_intervals: args.stale_after_intervals,
         status_heartbeat: args.status_heartbeat,
@@ -81,10 +84,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         readiness.clone(),
         instances.clone(),
         Arc::new(secrets.clone()),
-        Arc::new(server::KubeReviewer::new(
-            client.clone(),
-            args.read_api_audience.into_iter().filter(|a| !a.is_empty()).collect(),
-        )),
+        Arc::new(server::KubeReviewer::new(client.clone())),
     );
     // Two servers, each with its own port and connection budget: probes and metrics for the
     // kubelet and Prometheus; the read API for its clients.

@@ -140,6 +140,14 @@ pub struct RunArgs {
     /// argomap`); an empty value accepts the API server's own audience instead.
     #[arg(long, env = "ARGOMAP_READ_API_AUDIENCE", value_delimiter = ',', default_value = crate::server::DEFAULT_AUDIENCE)]
     pub read_api_audience: Vec<String>,
+    /// Serve /metrics only to callers allowed to `get` the non-resource URL /metrics
+    /// (TokenReview, then SubjectAccessReview), as kube-rbac-proxy does. The chart turns it on.
+    #[arg(long, env = "ARGOMAP_METRICS_AUTH")]
+    pub metrics_auth: bool,
+    /// With --metrics-auth: the audiences scrape tokens must be issued for; none (the default)
+    /// accepts the API server's own, which a Prometheus ServiceAccount token has.
+    #[arg(long, env = "ARGOMAP_METRICS_AUDIENCE", value_delimiter = ',')]
+    pub metrics_audience: Vec<String>,
     /// Serve the read API without TokenReview/SubjectAccessReview. Local use only.
     #[arg(long, env = "ARGOMAP_READ_API_INSECURE_NO_AUTH")]
     pub read_api_insecure_no_auth: bool,

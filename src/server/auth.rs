@@ -1,8 +1,10 @@
-//! Who may read the read API: the bearer token is checked with a TokenReview, then a
-//! SubjectAccessReview asks whether its user may `list argocdinstances.argomap.io` (the
-//! contract's "VIEWER role"), first cluster-wide, else per namespace. Answers are kept for a short
-//! time in bounded caches keyed by the SHA-256 of the token (never the token), and concurrent
-//! requests with one token share one review.
+//! Who may read what: the bearer token is checked with a TokenReview (for the audiences of the
+//! endpoint asked), then a SubjectAccessReview asks whether its user may `list
+//! argocdinstances.argomap.io` (the read API; the contract's "VIEWER role"), first
+//! cluster-wide, else per namespace, or `get` the non-resource URL `/metrics` (the admin
+//! server's metrics, when authenticated scraping is on, as kube-rbac-proxy does). Answers are
+//! kept for a short time in bounded caches keyed by the SHA-256 of the token (never the
+//! token), and concurrent requests with one token share one review.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,7 +13,9 @@ use axum::http::{HeaderMap, header};
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use kube::Api;
 use kube::api::PostParams;
 use secrecy::{ExposeSecret, SecretString};
@@ -77,17 +81,24 @@ impl ReviewError {
 /// Authentication and authorization of read-API callers; Kubernetes reviews in production
 /// ([`KubeReviewer`]), a fake in tests.
 pub trait Reviewer: Send + Sync + 'static {
-    /// The token's user; `Ok(None)` when the token is not valid.
+    /// The token's user; `Ok(None)` when the token is not valid for one of `audiences` (none:
+    /// the API server's own).
     fn authenticate<'a>(
         &'a self,
         token: &'a SecretString,
+        audiences: &'a [String],
     ) -> BoxFuture<'a, Result<Option<User>, ReviewError>>;
-    /// Whether `user` may list ArgoCdInstances in `namespace` (`None`: in every namespace).
-    fn can_list<'a>(
-        &'a self,
-        user: &'a User,
-        namespace: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, ReviewError>>;
+    /// Whether `user` may do what `question` asks.
+    fn can<'a>(&'a self, user: &'a User, question: &'a Question) -> BoxFuture<'a, Result<bool, ReviewError>>;
+}
+
+/// What a caller must be allowed to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Question {
+    /// `list argocdinstances.argomap.io` in a namespace (`None`: in every namespace).
+    ListInstances(Option<String>),
+    /// `get` a non-resource URL (`/metrics`).
+    GetPath(&'static str),
 }
 
 /// TokenReview and SubjectAccessReview against the API server. Needs `create` on
@@ -95,14 +106,11 @@ pub trait Reviewer: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct KubeReviewer {
     client: kube::Client,
-    audiences: Vec<String>,
 }
 
 impl KubeReviewer {
-    /// Accepts tokens issued for one of `audiences` (`--read-api-audience`); none: the API
-    /// server's own audience, so that a token sent to argomap also works against the API server.
-    pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
-        KubeReviewer { client, audiences }
+    pub fn new(client: kube::Client) -> Self {
+        KubeReviewer { client }
     }
 }
 
@@ -115,9 +123,10 @@ impl Reviewer for KubeReviewer {
     fn authenticate<'a>(
         &'a self,
         token: &'a SecretString,
+        audiences: &'a [String],
     ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
         Box::pin(async move {
-            let audiences = (!self.audiences.is_empty()).then(|| self.audiences.clone());
+            let audiences = (!audiences.is_empty()).then(|| audiences.to_vec());
             let review = TokenReview {
                 // A token of none of these audiences is not authenticated.
                 spec: TokenReviewSpec { token: Some(token.expose_secret().to_owned()), audiences },
@@ -130,26 +139,32 @@ impl Reviewer for KubeReviewer {
         })
     }
 
-    fn can_list<'a>(
-        &'a self,
-        user: &'a User,
-        namespace: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
+    fn can<'a>(&'a self, user: &'a User, question: &'a Question) -> BoxFuture<'a, Result<bool, ReviewError>> {
         Box::pin(async move {
+            let (resource_attributes, non_resource_attributes) = match question {
+                Question::ListInstances(namespace) => (
+                    Some(ResourceAttributes {
+                        verb: Some("list".into()),
+                        group: Some(GROUP.into()),
+                        resource: Some(RESOURCE.into()),
+                        namespace: namespace.clone(),
+                        ..Default::default()
+                    }),
+                    None,
+                ),
+                Question::GetPath(path) => (
+                    None,
+                    Some(NonResourceAttributes { verb: Some("get".into()), path: Some((*path).into()) }),
+                ),
+            };
             let review = SubjectAccessReview {
                 spec: SubjectAccessReviewSpec {
                     user: Some(user.username.clone()),
                     uid: user.uid.clone(),
                     groups: Some(user.groups.clone()),
                     extra: Some(user.extra.clone()),
-                    resource_attributes: Some(ResourceAttributes {
-                        verb: Some("list".into()),
-                        group: Some(GROUP.into()),
-                        resource: Some(RESOURCE.into()),
-                        namespace: namespace.map(str::to_owned),
-                        ..Default::default()
-                    }),
-                    non_resource_attributes: None,
+                    resource_attributes,
+                    non_resource_attributes,
                 },
                 ..Default::default()
             };
@@ -188,25 +203,28 @@ type ClientLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
 /// address ([`HttpConfig::reviews_per_client`]) and in flight ([`HttpConfig::max_concurrent_reviews`]).
 pub(super) struct Access {
     reviewer: Arc<dyn Reviewer>,
+    /// The audiences tokens must be issued for (none: the API server's own).
+    audiences: Vec<String>,
     users: moka::future::Cache<TokenKey, Option<Arc<User>>>,
     /// Tokens that were valid at their last review (for [`KNOWN_TOKEN_TTL`]). Their next
     /// review is not charged to the client address: behind a NAT many clients share one, and
     /// one of them sending made-up tokens must not get the others refused when their answers
     /// expire from `users`.
     known: moka::future::Cache<TokenKey, ()>,
-    grants: moka::future::Cache<(TokenKey, Option<String>), bool>,
+    grants: moka::future::Cache<(TokenKey, Question), bool>,
     per_client: ClientLimiter,
     reviews: Semaphore,
 }
 
 impl Access {
-    pub(super) fn new(reviewer: Arc<dyn Reviewer>, config: &HttpConfig) -> Self {
+    pub(super) fn new(reviewer: Arc<dyn Reviewer>, audiences: Vec<String>, config: &HttpConfig) -> Self {
         let (capacity, ttl) = (config.review_cache_capacity, config.review_ttl);
         let rate = NonZeroU32::new(config.reviews_per_client).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
         let quota = governor::Quota::per_second(rate).allow_burst(burst);
         Access {
             reviewer,
+            audiences,
             users: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             known: moka::future::Cache::builder()
                 .max_capacity(capacity)
@@ -242,7 +260,7 @@ impl Access {
                     return Err(ReviewError::RateLimited);
                 }
                 let _slot = self.reviews.try_acquire().map_err(|_| ReviewError::Busy)?;
-                let user = self.reviewer.authenticate(token).await?;
+                let user = self.reviewer.authenticate(token, &self.audiences).await?;
                 match &user {
                     Some(_) => self.known.insert(key, ()).await,
                     None => self.known.invalidate(&key).await,
@@ -254,13 +272,13 @@ impl Access {
         user.map(|u| (key, u)).ok_or(ApiError::InvalidToken)
     }
 
-    async fn can_list(&self, key: TokenKey, user: &User, namespace: Option<&str>) -> Result<bool, ApiError> {
+    async fn can(&self, key: TokenKey, user: &User, question: Question) -> Result<bool, ApiError> {
         self.grants
-            .try_get_with((key, namespace.map(str::to_owned)), async {
+            .try_get_with((key, question.clone()), async {
                 // Access reviews share the review slots with token reviews; they wait for one
                 // (within the request's deadline) rather than fail, since the token is valid.
                 let _slot = self.reviews.acquire().await.map_err(|_| ReviewError::Busy)?;
-                self.reviewer.can_list(user, namespace).await
+                self.reviewer.can(user, &question).await
             })
             .await
             .map_err(ApiError::Review)
@@ -268,7 +286,17 @@ impl Access {
 
     /// Whether the caller may list instances in every namespace (one cluster-wide answer).
     pub(super) async fn allowed_everywhere(&self, key: TokenKey, user: &User) -> Result<bool, ApiError> {
-        self.can_list(key, user, None).await
+        self.can(key, user, Question::ListInstances(None)).await
+    }
+
+    /// Whether the caller may `get` the non-resource URL `path`.
+    pub(super) async fn may_get(
+        &self,
+        key: TokenKey,
+        user: &User,
+        path: &'static str,
+    ) -> Result<bool, ApiError> {
+        self.can(key, user, Question::GetPath(path)).await
     }
 
     /// The namespaces of `namespaces` where the caller may list instances.
@@ -279,7 +307,7 @@ impl Access {
         namespaces: BTreeSet<String>,
     ) -> Result<BTreeSet<String>, ApiError> {
         // One cluster-wide answer (a ClusterRoleBinding) covers every namespace at once.
-        if self.can_list(key, user, None).await? {
+        if self.allowed_everywhere(key, user).await? {
             return Ok(namespaces);
         }
         // One review per namespace, up to a bound: past it the caller needs a cluster-wide
@@ -295,7 +323,9 @@ impl Access {
             return Err(ApiError::Forbidden);
         }
         let answers: Vec<Result<(String, bool), ApiError>> = stream::iter(namespaces)
-            .map(|ns| async move { self.can_list(key, user, Some(&ns)).await.map(|ok| (ns, ok)) })
+            .map(|ns| async move {
+                self.can(key, user, Question::ListInstances(Some(ns.clone()))).await.map(|ok| (ns, ok))
+            })
             .buffer_unordered(8)
             .collect()
             .await;

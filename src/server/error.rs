@@ -29,6 +29,9 @@ pub enum ApiError {
         "not allowed to list argocdinstances.argomap.io in a namespace holding instances of this organization"
     )]
     Forbidden,
+    /// The caller may not `get` the non-resource URL `/metrics`.
+    #[error("not allowed to get /metrics (a ClusterRole with nonResourceURLs: [/metrics], verbs: [get])")]
+    MetricsForbidden,
     #[error("no such path")]
     NotFound,
     #[error("method not allowed")]
@@ -56,7 +59,7 @@ impl ApiError {
         match self {
             ApiError::BadOrganizationId | ApiError::BadPath(_) => "BadRequest",
             ApiError::MissingToken | ApiError::InvalidToken => "Unauthorized",
-            ApiError::Forbidden => "Forbidden",
+            ApiError::Forbidden | ApiError::MetricsForbidden => "Forbidden",
             ApiError::NotFound => "NotFound",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotReady => "NotReady",
@@ -72,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::BadOrganizationId | ApiError::BadPath(_) => StatusCode::BAD_REQUEST,
             ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::MetricsForbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

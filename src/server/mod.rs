@@ -47,6 +47,13 @@ pub struct HttpConfig {
     /// Review tokens and access. `false` only for local use (`--read-api-insecure-no-auth`):
     /// anyone reaching the port then reads every organization; `serve` warns loudly at start.
     pub auth: bool,
+    /// The audiences read-API tokens must be issued for (none: the API server's own).
+    pub read_api_audiences: Vec<String>,
+    /// `/metrics` only for callers allowed to `get` that non-resource URL (`--metrics-auth`).
+    pub metrics_auth: bool,
+    /// The audiences scrape tokens must be issued for (none: the API server's own, which is
+    /// what a Prometheus ServiceAccount token has).
+    pub metrics_audiences: Vec<String>,
     /// Deadline of one read-API request, reviews and Secret reads included.
     pub request_timeout: Duration,
     /// A client must send its request headers within this (also ends idle keep-alive connections).
@@ -100,6 +107,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             auth: true,
+            read_api_audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            metrics_auth: false,
+            metrics_audiences: Vec::new(),
             request_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -141,8 +151,10 @@ struct Inner {
     readiness: Readiness,
     instances: Store<ArgoCdInstance>,
     secrets: Arc<dyn SecretLookup>,
-    /// `None` when auth is off.
+    /// Read-API callers; `None` when auth is off.
     access: Option<Access>,
+    /// Scrapers of `/metrics`; `None` unless `metrics_auth`.
+    metrics_access: Option<Access>,
     /// Read-API requests worked on at once.
     requests: Semaphore,
     /// Read-API answer bytes held until written, in KiB.
@@ -160,7 +172,10 @@ impl AppState {
         secrets: Arc<dyn SecretLookup>,
         reviewer: Arc<dyn Reviewer>,
     ) -> Self {
-        let access = config.auth.then(|| Access::new(reviewer, &config));
+        let access =
+            config.auth.then(|| Access::new(reviewer.clone(), config.read_api_audiences.clone(), &config));
+        let metrics_access =
+            config.metrics_auth.then(|| Access::new(reviewer, config.metrics_audiences.clone(), &config));
         let requests = Semaphore::new(config.max_concurrent_requests.max(1));
         let inflight = Arc::new(Semaphore::new(kib(config.max_inflight_response_bytes).max(1)));
         AppState {
@@ -171,6 +186,7 @@ impl AppState {
                 instances,
                 secrets,
                 access,
+                metrics_access,
                 requests,
                 inflight,
                 metrics_text: std::sync::Mutex::new(None),
@@ -260,18 +276,22 @@ pub async fn serve(
         tracing::info!(%addr, server = %name, "HTTP server listening");
     }
     // The per-client limiter forgets clients that went quiet, so it holds only recent ones.
-    let sweeper = (role == Role::ReadApi).then(|| {
+    let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(30));
             loop {
                 every.tick().await;
-                if let Some(access) = &state.inner.access {
+                let access = match role {
+                    Role::Admin => &state.inner.metrics_access,
+                    Role::ReadApi => &state.inner.access,
+                };
+                if let Some(access) = access {
                     access.forget_idle_clients();
                 }
             }
         })
-    });
+    };
     let router = router(role, state.clone());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -343,9 +363,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if let Some(task) = sweeper {
-        task.abort();
-    }
+    sweeper.abort();
     tracing::info!(server = %name, "HTTP server shutting down");
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?config.shutdown_grace, server = %name, "HTTP requests still running at shutdown were dropped");

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-use super::auth::{bearer_token, token_key};
+use super::auth::{Question, bearer_token, token_key};
 use super::*;
 use crate::crd::{
     ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ConnectionState, ConnectionStatus,
@@ -45,6 +45,8 @@ struct FakeReviewer {
     /// Access reviews running now, and the most that ever ran at once.
     access_in_flight: AtomicUsize,
     access_max_in_flight: AtomicUsize,
+    /// The audiences of each token review.
+    audiences_asked: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeReviewer {
@@ -67,9 +69,11 @@ impl Reviewer for FakeReviewer {
     fn authenticate<'a>(
         &'a self,
         token: &'a SecretString,
+        audiences: &'a [String],
     ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
         Box::pin(async move {
             self.authentications.fetch_add(1, Ordering::SeqCst);
+            self.audiences_asked.lock().expect("lock").push(audiences.to_vec());
             tokio::time::sleep(self.delay).await;
             if self.fail.load(Ordering::SeqCst) {
                 return Err(ReviewError::TokenReview(Self::error()));
@@ -78,12 +82,13 @@ impl Reviewer for FakeReviewer {
         })
     }
 
-    fn can_list<'a>(
-        &'a self,
-        user: &'a User,
-        namespace: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
+    fn can<'a>(&'a self, user: &'a User, question: &'a Question) -> BoxFuture<'a, Result<bool, ReviewError>> {
         Box::pin(async move {
+            let grants = self.grants.get(&user.username).cloned().unwrap_or_default();
+            let namespace = match question {
+                Question::GetPath(path) => return Ok(grants.iter().any(|g| g == path)),
+                Question::ListInstances(namespace) => namespace.as_deref(),
+            };
             self.access_reviews.lock().expect("lock").push(namespace.map(str::to_owned));
             let now = self.access_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.access_max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -92,7 +97,6 @@ impl Reviewer for FakeReviewer {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(ReviewError::AccessReview(Self::error()));
             }
-            let grants = self.grants.get(&user.username).cloned().unwrap_or_default();
             Ok(grants.iter().any(|g| g == "*" || Some(g.as_str()) == namespace))
         })
     }
@@ -650,6 +654,7 @@ fn every_error_has_a_fixed_status_and_category() {
         (ApiError::MissingToken, 401, "Unauthorized"),
         (ApiError::InvalidToken, 401, "Unauthorized"),
         (ApiError::Forbidden, 403, "Forbidden"),
+        (ApiError::MetricsForbidden, 403, "Forbidden"),
         (ApiError::NotFound, 404, "NotFound"),
         (ApiError::MethodNotAllowed, 405, "MethodNotAllowed"),
         (ApiError::NotReady, 503, "NotReady"),
@@ -921,4 +926,37 @@ async fn answers_not_yet_written_hold_the_in_flight_budget() {
     drop(held);
     let third = h.router.clone().oneshot(req()).await.expect("infallible");
     assert_eq!(third.status(), StatusCode::OK, "the budget is back once the first answer is gone");
+}
+
+#[tokio::test]
+async fn metrics_scrapers_need_a_token_allowed_to_get_metrics_when_auth_is_on() {
+    let reviewer = reviewer().with("token-scraper", "prometheus", &["/metrics"]);
+    let config = HttpConfig { metrics_auth: true, ..Default::default() };
+    let h = harness(config, reviewer);
+    let scrape = |auth: Option<&'static str>| send(&h.admin, "GET", "/metrics", auth);
+    scrape(None).await.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    scrape(Some("Bearer nope")).await.error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    // A valid token of someone who may read every organization, but not /metrics.
+    scrape(Some("Bearer token-all")).await.error(StatusCode::FORBIDDEN, "Forbidden");
+    let ok = scrape(Some("Bearer token-scraper")).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(ok.text.contains("argomap_build_info"));
+    // The probes never need a token (the kubelet sends none).
+    assert_eq!(admin(&h, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(admin(&h, "/readyz").await.status, StatusCode::OK);
+    // Scrape tokens are reviewed for the API server's audience, read-API tokens for argomap's.
+    get(&h, &path(ORG), Some("token-a")).await.names();
+    let asked = h.reviewer.audiences_asked.lock().expect("lock").clone();
+    assert!(asked.contains(&vec![]), "{asked:?}");
+    assert!(asked.contains(&vec![DEFAULT_AUDIENCE.to_string()]), "{asked:?}");
+    // A token valid for /metrics is not thereby valid for the read API: separate caches.
+    assert_eq!(asked.iter().filter(|a| a.is_empty()).count(), 3, "{asked:?}");
+}
+
+#[tokio::test]
+async fn without_metrics_auth_metrics_are_open_as_before() {
+    let h = harness(HttpConfig::default(), reviewer());
+    let r = admin(&h, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 0);
 }

@@ -165,6 +165,10 @@ if [ -s "$work/default.yaml" ]; then
   expect default "PodDisruptionBudget" '^kind: PodDisruptionBudget$'
   expect default "both CRDs" 'name: clustermappings.argomap.io'
   expect_not default "no NetworkPolicy by default" '^kind: NetworkPolicy$'
+  expect default "authenticated scraping on by default" '^ +- --metrics-auth$'
+  expect default "the metrics-reader ClusterRole" "^  name: $release-metrics-reader\$"
+  expect default "it grants get on /metrics only" '^  - nonResourceURLs: \["/metrics"\]$'
+  expect default "read-API tokens for the argomap audience" '^ +- --read-api-audience=argomap$'
   expect_not default "no dashboard ConfigMap by default" 'name: argomap-chart-test-dashboards$'
   # The helm test hook: a Pod that asks the Service's admin port (8081) for /readyz.
   expect default "helm test hook Pod" '^    helm.sh/hook: test$'
@@ -174,15 +178,18 @@ fi
 if [ -s "$work/watch-namespace.yaml" ]; then
   expect watch-namespace "--namespace" "^ +- --namespace=$watched\$"
   expect watch-namespace "Role in the watched namespace" "^  namespace: $watched\$"
-  if awk '/^kind: ClusterRole$/ { getline; getline; print }' "$work/watch-namespace.yaml" | grep -q -- '-reviews$' &&
-    [ "$(grep -c '^kind: ClusterRole$' "$work/watch-namespace.yaml")" = 1 ]; then
-    ok "(watch-namespace) the only ClusterRole is the reviews one"
+  # Cluster-scoped by nature, and granting argomap nothing it reads: the reviews, and the
+  # scrapers' /metrics (a non-resource URL, only in a ClusterRole).
+  if [ "$(awk '/^kind: ClusterRole$/ { getline; getline; print }' "$work/watch-namespace.yaml" |
+    sed 's/.*-//' | sort | tr '\n' ' ')" = "reader reviews " ]; then
+    ok "(watch-namespace) the only ClusterRoles are the reviews and the metrics-reader ones"
   else
-    bad "(watch-namespace) a ClusterRole other than -reviews is rendered"
+    bad "(watch-namespace) a ClusterRole other than -reviews and -metrics-reader is rendered"
   fi
 fi
 if [ -s "$work/all-features.yaml" ]; then
   expect all-features "NetworkPolicy" '^kind: NetworkPolicy$'
+  expect all-features "metricsAuth.readers bound to the metrics-reader" '^    name: prometheus-k8s$'
   expect all-features "egress rules" '^  egress:$'
   expect all-features "lease name from values" '^ +- --lease-name=argomap-chart-lease$'
   expect all-features "image by digest" 'image: "registry.example.com/argomap@sha256:0123'
@@ -219,13 +226,13 @@ refuse() { # refuse DESCRIPTION MESSAGE-REGEX helm-args...
 }
 refuse "a namespace listed twice" 'watchNamespaces' --set 'watchNamespaces={a,a}'
 # Two watched namespaces: one --namespace=a,b, and a Role + RoleBinding in each, no ClusterRole
-# but the reviews one (tests/cluster/rbac.rs runs argomap under exactly these).
+# but the reviews and metrics-reader ones (tests/cluster/rbac.rs runs argomap under exactly these).
 if "$helm" template "$release" "$chart" --namespace "$ns" --kube-version "$kube_version" \
   --set 'watchNamespaces={a,b}' >"$work/two-namespaces.yaml" 2>&1 &&
   grep -Eq -- '^ +- --namespace=a,b$' "$work/two-namespaces.yaml" &&
   [ "$(awk '/^kind: (Role|RoleBinding)$/ { k = $2 } k && /^  namespace: / { print k, $2; k = "" }' \
     "$work/two-namespaces.yaml" | grep -E ' (a|b)$' | sort | tr '\n' ' ')" = "Role a Role b RoleBinding a RoleBinding b " ] &&
-  [ "$(grep -c '^kind: ClusterRole$' "$work/two-namespaces.yaml")" = 1 ]; then
+  [ "$(grep -c '^kind: ClusterRole$' "$work/two-namespaces.yaml")" = 2 ]; then
   ok "two watched namespaces: --namespace=a,b, a Role and a RoleBinding in each"
 else
   bad "two watched namespaces"; cat "$work/two-namespaces.yaml"
@@ -251,8 +258,9 @@ if [ -s "$work/monitoring.yaml" ]; then
     grep -q '^kind: ServiceMonitor$' "$work/monitoring.yaml" &&
     grep -q '^kind: PrometheusRule$' "$work/monitoring.yaml" &&
     grep -Eq '^    - port: admin$' "$work/monitoring.yaml" &&
-    grep -Eq '^      honorLabels: true$' "$work/monitoring.yaml"; then
-    ok "ServiceMonitor + PrometheusRule render (monitoring.coreos.com/v1, port admin, honorLabels)"
+    grep -Eq '^      honorLabels: true$' "$work/monitoring.yaml" &&
+    grep -Eq '^      bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token$' "$work/monitoring.yaml"; then
+    ok "ServiceMonitor + PrometheusRule render (monitoring.coreos.com/v1, port admin, honorLabels, Prometheus' token)"
   else
     bad "ServiceMonitor/PrometheusRule render"; cat "$work/monitoring.yaml"
   fi

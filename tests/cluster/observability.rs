@@ -1266,6 +1266,82 @@ async fn probes_and_metrics_answer_while_the_read_api_connections_are_all_taken(
     drop(idle);
 }
 
+/// A token of ServiceAccount `name` in `ns` (created if needed) for the API server's own
+/// audience, as a Prometheus ServiceAccount has.
+async fn plain_token(client: &Client, ns: &str, name: &str) -> String {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    if accounts.get_opt(name).await.expect("get service account").is_none() {
+        let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).expect("sa");
+        accounts.create(&PostParams::default(), &sa).await.expect("create service account");
+    }
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        ..Default::default()
+    };
+    accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("status")
+        .token
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_metrics_auth_only_a_scraper_allowed_to_get_metrics_reads_them() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let s = setup_with("obs-metrics-auth", &["--metrics-auth"]).await;
+    // The probes need no token: the kubelet sends none.
+    ready(&s.op).await;
+    get_until(&format!("{}/healthz", s.op.admin), None, 200, FAST).await;
+    let url = format!("{}/metrics", s.op.admin);
+    assert_error(&get(&url, None).await.expect("GET"), 401, "Unauthorized");
+    assert_error(&get(&url, Some("Bearer not-a-token")).await.expect("GET"), 401, "Unauthorized");
+    let nobody = bearer(&plain_token(&s.client, &s.ns, "nobody").await);
+    assert_error(&get(&url, Some(&nobody)).await.expect("GET"), 403, "Forbidden");
+    // What the chart's <fullname>-metrics-reader grants, bound to a Prometheus-like account.
+    let name = format!("{}-metrics-reader", s.ns);
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    }))
+    .expect("cluster role");
+    Api::<ClusterRole>::all(s.client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": s.ns}]
+    }))
+    .expect("binding");
+    Api::<ClusterRoleBinding>::all(s.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+    // argomap keeps a denial for the review TTL: ask only once the API server's authorizer
+    // has the binding.
+    let reviews = Api::<SubjectAccessReview>::all(s.client.clone());
+    let user = format!("system:serviceaccount:{}:prometheus", s.ns);
+    eventually(FAST, "the metrics-reader binding takes effect", || {
+        let (reviews, user) = (&reviews, &user);
+        async move {
+            let review: SubjectAccessReview = serde_json::from_value(json!({
+                "spec": {"user": user, "nonResourceAttributes": {"verb": "get", "path": "/metrics"}}
+            }))
+            .map_err(|e| e.to_string())?;
+            let answer = reviews.create(&PostParams::default(), &review).await.map_err(|e| e.to_string())?;
+            if answer.status.is_some_and(|s| s.allowed) { Ok(()) } else { Err("not yet".into()) }
+        }
+    })
+    .await;
+    let prometheus = bearer(&plain_token(&s.client, &s.ns, "prometheus").await);
+    let r = get_until(&url, Some(&prometheus), 200, FAST).await;
+    assert!(r.body.contains("argomap_instance_up{"), "{}", r.body);
+    promtool_check(&r.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_tokens_issued_for_argomap_are_accepted() {
     let s = setup("obs-audience").await;
