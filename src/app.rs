@@ -57,7 +57,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let (_, mapping_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
     let readiness = Readiness::default();
+    let read_api_tls = match (args.read_api_tls_cert_file, args.read_api_tls_key_file) {
+        (Some(cert), Some(key)) => match server::tls_server_config(server::TlsFiles { cert, key }) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve the read API over TLS");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let config = server::HttpConfig {
+        read_api_tls,
         auth: !args.read_api_insecure_no_auth,
         read_api_audiences: args.read_api_audience.into_iter().filter(|a| !a.is_empty()).collect(),
         metrics_auth: args.metrics_auth,

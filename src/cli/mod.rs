@@ -140,6 +140,13 @@ pub struct RunArgs {
     /// argomap`); an empty value accepts the API server's own audience instead.
     #[arg(long, env = "ARGOMAP_READ_API_AUDIENCE", value_delimiter = ',', default_value = crate::server::DEFAULT_AUDIENCE)]
     pub read_api_audience: Vec<String>,
+    /// Serve the read API over TLS with this certificate chain (PEM; a mounted
+    /// `kubernetes.io/tls` Secret's `tls.crt`). Read again when it changes.
+    #[arg(long, env = "ARGOMAP_READ_API_TLS_CERT_FILE", requires = "read_api_tls_key_file")]
+    pub read_api_tls_cert_file: Option<std::path::PathBuf>,
+    /// The key of --read-api-tls-cert-file (PEM; the Secret's `tls.key`).
+    #[arg(long, env = "ARGOMAP_READ_API_TLS_KEY_FILE", requires = "read_api_tls_cert_file")]
+    pub read_api_tls_key_file: Option<std::path::PathBuf>,
     /// Serve /metrics only to callers allowed to `get` the non-resource URL /metrics
     /// (TokenReview, then SubjectAccessReview), as kube-rbac-proxy does. The chart turns it on.
     #[arg(long, env = "ARGOMAP_METRICS_AUTH")]

@@ -16,6 +16,7 @@ mod error;
 mod probes;
 mod read_api;
 mod response;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use tokio::sync::Semaphore;
 pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, ReviewError, Reviewer, User};
 pub use error::{ApiError, ErrorBody};
 pub use read_api::{PATH as READ_API_PATH, SecretLookup};
+pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 
 use crate::crd::ArgoCdInstance;
 use crate::metrics::Metrics;
@@ -101,6 +103,9 @@ pub struct HttpConfig {
     pub admin_max_connections_per_client: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// The read API's TLS (`--read-api-tls-cert-file` and `--read-api-tls-key-file`); plain
+    /// HTTP when `None`.
+    pub read_api_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -129,6 +134,7 @@ impl Default for HttpConfig {
             admin_max_connections: 64,
             admin_max_connections_per_client: 8,
             shutdown_grace: Duration::from_secs(10),
+            read_api_tls: None,
         }
     }
 }
@@ -304,6 +310,11 @@ pub async fn serve(
         Role::ReadApi => (config.max_connections, config.max_connections_per_client),
     };
     let budget = connections::Budget::new(max_connections, per_client);
+    // Only the read API speaks TLS: the kubelet's probes and Prometheus use plain HTTP.
+    let tls = match role {
+        Role::ReadApi => config.read_api_tls.clone().map(tokio_rustls::TlsAcceptor::from),
+        Role::Admin => None,
+    };
     let metrics = state.inner.metrics.clone();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -350,14 +361,31 @@ pub async fn serve(
             .service(router.clone());
         connections::fix_send_buffer(&stream);
         let socket = connections::Metered::new(stream, &admission, config.write_timeout);
-        let conn =
-            graceful.watch(http.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service)));
+        let service = TowerToHyperService::new(service);
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let tls = tls.clone();
+        let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
-            tokio::select! {
-                ended = conn => if let Err(e) = ended {
+            let served = async move {
+                let ended = match tls {
+                    None => watcher.watch(http.serve_connection(TokioIo::new(socket), service)).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(socket)).await {
+                            Ok(Ok(stream)) => {
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await
+                            }
+                            Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => return tracing::debug!("TLS handshake not finished in time"),
+                        }
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(error = %e, "HTTP connection ended with an error");
-                },
-                _ = admission.evicted() => tracing::debug!("HTTP connection closed: stalled while the budget was full"),
+                }
+            };
+            tokio::select! {
+                () = served => {},
+                () = admission.evicted() => tracing::debug!("HTTP connection closed: stalled while the budget was full"),
             }
             drop(admission);
         });

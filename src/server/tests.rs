@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
 use pretty_assertions::assert_eq;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -959,4 +960,42 @@ async fn without_metrics_auth_metrics_are_open_as_before() {
     let r = admin(&h, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(h.reviewer.authentications.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_read_api_speaks_tls_when_given_a_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pair = super::tls::tests::self_signed();
+    let files = super::tls::tests::write(dir.path(), &pair);
+    let config =
+        HttpConfig { read_api_tls: Some(tls_server_config(files).expect("tls")), ..Default::default() };
+    let (addr, _stop) = running(Role::ReadApi, config.clone()).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(pair.0.as_bytes()).expect("pem");
+    roots.add(cert).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    let request = format!("GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path(ORG));
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = timed_get(addr, &path(ORG), Duration::from_secs(5)).await;
+    assert!(plain.as_deref().is_none_or(|l| !l.starts_with("HTTP/1.1")), "{plain:?}");
+    // The admin server stays plain HTTP (the kubelet's probes, Prometheus).
+    let (admin, _stop_admin) = running(Role::Admin, config).await;
+    let answer = timed_get(admin, "/healthz", Duration::from_secs(5)).await;
+    assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
 }

@@ -190,6 +190,8 @@ fi
 if [ -s "$work/all-features.yaml" ]; then
   expect all-features "NetworkPolicy" '^kind: NetworkPolicy$'
   expect all-features "metricsAuth.readers bound to the metrics-reader" '^    name: prometheus-k8s$'
+  expect all-features "the read API's TLS Secret mounted" '^            secretName: argomap-read-api-tls$'
+  expect all-features "and given to argomap" '^ +- --read-api-tls-cert-file=/etc/argomap/read-api-tls/tls.crt$'
   expect all-features "egress rules" '^  egress:$'
   expect all-features "lease name from values" '^ +- --lease-name=argomap-chart-lease$'
   expect all-features "image by digest" 'image: "registry.example.com/argomap@sha256:0123'
