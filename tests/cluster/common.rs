@@ -156,6 +156,22 @@ impl Operator {
         panic!("argomap did not exit within 30 s of SIGTERM (log: {})", self.log.display());
     }
 
+    /// Resident memory of the process now and at its peak, in KiB (`VmRSS`, `VmHWM`).
+    #[allow(dead_code, reason = "not every suite sharing this file measures memory")]
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Whether the process is still running (it did not crash).
     #[allow(dead_code, reason = "used by the fault matrix, which shares this file")]
     pub fn is_running(&mut self) -> bool {

@@ -4,6 +4,7 @@
 
 mod common;
 mod gitops;
+mod greedy_clients;
 mod leader;
 mod observability;
 mod rbac;
