@@ -49,6 +49,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         max_response_bytes: args.max_response_bytes,
         stale_after_intervals: args.stale_after_intervals,
         stream_stall: args.stream_stall_timeout,
+        organization_binding: args.organization_binding,
     };
     tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 
@@ -56,6 +57,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let (instances, instance_writer) = reflector::store();
     let (_, mapping_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
+    let (namespaces, namespace_writer) = reflector::store();
     let readiness = Readiness::default();
     let read_api_tls = match (args.read_api_tls_cert_file, args.read_api_tls_key_file) {
         (Some(cert), Some(key)) => match server::tls_server_config(server::TlsFiles { cert, key }) {
@@ -70,6 +72,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let config = server::HttpConfig {
         read_api_tls,
         auth: !args.read_api_insecure_no_auth,
+        organization_binding: args.organization_binding,
         read_api_audiences: args.read_api_audience.into_iter().filter(|a| !a.is_empty()).collect(),
         metrics_auth: args.metrics_auth,
         metrics_audiences: args.metrics_audience.into_iter().filter(|a| !a.is_empty()).collect(),
@@ -94,6 +97,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         metrics.clone(),
         readiness.clone(),
         instances.clone(),
+        namespaces,
         Arc::new(secrets.clone()),
         Arc::new(server::KubeReviewer::new(client.clone())),
     );
@@ -141,8 +145,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
         (leader::Leadership::always(), None)
     };
 
-    let writers =
-        controller::Writers { instances: instance_writer, mappings: mapping_writer, secrets: secret_writer };
+    let writers = controller::Writers {
+        instances: instance_writer,
+        mappings: mapping_writer,
+        secrets: secret_writer,
+        namespaces: namespace_writer,
+    };
     // Ready once every watch has listed what exists (set by the controller's streams).
     let synced = Arc::new(Synced::new(readiness));
     // A signal that comes before the controllers' first list completes can leave kube-runtime

@@ -26,6 +26,8 @@ pub enum Watch {
     Instances,
     Mappings,
     Secrets,
+    /// Namespaces bound to an organization (none watched with `--organization-binding=none`).
+    Namespaces,
 }
 
 /// Which watches have listed everything once. Set from the watch streams' `InitDone`, not by
@@ -36,6 +38,7 @@ pub struct Synced {
     instances: AtomicBool,
     mappings: AtomicBool,
     secrets: AtomicBool,
+    namespaces: AtomicBool,
     readiness: Readiness,
 }
 
@@ -48,7 +51,7 @@ impl Synced {
     /// Everything synced already: for callers that bring their own filled caches.
     pub fn done() -> Self {
         let s = Synced::default();
-        for w in [Watch::Instances, Watch::Mappings, Watch::Secrets] {
+        for w in [Watch::Instances, Watch::Mappings, Watch::Secrets, Watch::Namespaces] {
             s.mark(w);
         }
         s
@@ -58,6 +61,7 @@ impl Synced {
         self.instances.load(Ordering::SeqCst)
             && self.mappings.load(Ordering::SeqCst)
             && self.secrets.load(Ordering::SeqCst)
+            && self.namespaces.load(Ordering::SeqCst)
     }
 
     pub fn mark(&self, watch: Watch) {
@@ -65,6 +69,7 @@ impl Synced {
             Watch::Instances => &self.instances,
             Watch::Mappings => &self.mappings,
             Watch::Secrets => &self.secrets,
+            Watch::Namespaces => &self.namespaces,
         };
         if !flag.swap(true, Ordering::SeqCst) && self.all() {
             self.readiness.set(true);

@@ -140,6 +140,11 @@ pub struct RunArgs {
     /// argomap`); an empty value accepts the API server's own audience instead.
     #[arg(long, env = "ARGOMAP_READ_API_AUDIENCE", value_delimiter = ',', default_value = crate::server::DEFAULT_AUDIENCE)]
     pub read_api_audience: Vec<String>,
+    /// How organizations are bound to namespaces: `namespace-label` (an instance counts for its
+    /// `spec.organizationId` only when its namespace is labelled argomap.io/organization-id with
+    /// it; administrators label namespaces) or `none` (trust spec.organizationId as written).
+    #[arg(long, env = "ARGOMAP_ORGANIZATION_BINDING", default_value = "namespace-label", value_parser = clap::value_parser!(crate::model::organization::Binding))]
+    pub organization_binding: crate::model::organization::Binding,
     /// Serve the read API over TLS with this certificate chain (PEM; a mounted
     /// `kubernetes.io/tls` Secret's `tls.crt`). Read again when it changes.
     #[arg(long, env = "ARGOMAP_READ_API_TLS_CERT_FILE", requires = "read_api_tls_key_file")]

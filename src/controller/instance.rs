@@ -24,9 +24,9 @@ use super::{Context, Error, STANDBY_RECHECK, apply, follow};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
-use crate::model::staleness;
 use crate::model::status::{self, to_second};
 use crate::model::stream::{StreamState, stream_condition};
+use crate::model::{organization, staleness};
 
 /// The controller's entry: only the leader works, and only once every watch has synced.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -141,6 +141,23 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     if let Some(stream) = &stream {
         let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
         let c = stream_condition(prev, instance.metadata.generation, now, stream, follow::RELIST_INTERVALS);
+        eval.instance.conditions.push(c);
+    }
+
+    if let Some(org) = &instance.spec.organization_id {
+        let ns = key.namespace.as_deref().unwrap_or_default();
+        let label = super::organization_label(&ctx.namespaces, ns);
+        let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        let binding = ctx.settings.organization_binding;
+        let c = organization::bound_condition(
+            prev,
+            instance.metadata.generation,
+            now,
+            binding,
+            org,
+            ns,
+            label.as_deref(),
+        );
         eval.instance.conditions.push(c);
     }
 

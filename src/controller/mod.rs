@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -40,12 +40,13 @@ pub use cluster_mapping::reconcile_mapping;
 pub use error::Error;
 pub use instance::reconcile_instance;
 pub use watch::WATCH_SECONDS;
-use watch::watch;
+use watch::{watch, watch_each};
 
 use crate::argocd;
 use crate::crd::{ArgoCdInstance, CREDENTIALS_SELECTOR, ClusterMapping, MANAGER, REFRESH_ANNOTATION};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::model::organization::{self, ORGANIZATION_LABEL};
 use crate::readiness::{Synced, Watch};
 use crate::shutdown::Shutdown;
 use state::States;
@@ -66,6 +67,8 @@ pub struct Settings {
     pub stale_after_intervals: u32,
     /// Watch mode: a stream silent this long is dead (Argo CD sends a keepalive every 15 s).
     pub stream_stall: Duration,
+    /// How organizations are bound to namespaces (the `OrganizationBound` condition).
+    pub organization_binding: organization::Binding,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
             stale_after_intervals: 3,
             stream_stall: follow::DEFAULT_STALL,
+            organization_binding: organization::Binding::default(),
         }
     }
 }
@@ -103,6 +107,9 @@ pub struct Context {
     pub mappings: Store<ClusterMapping>,
     /// Metadata of the opted-in Secrets (labelled `argomap.io/credentials: "true"`).
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Metadata of the namespaces bound to an organization (labelled
+    /// `argomap.io/organization-id`).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     states: States,
@@ -129,6 +136,7 @@ impl Context {
             synced: Arc::new(Synced::done()),
             mappings,
             secrets,
+            namespaces: reflector::store().0,
             metrics,
             states: States::default(),
             retries: Default::default(),
@@ -175,6 +183,7 @@ pub struct Writers {
     pub instances: reflector::store::Writer<ArgoCdInstance>,
     pub mappings: reflector::store::Writer<ClusterMapping>,
     pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
+    pub namespaces: reflector::store::Writer<PartialObjectMeta<Namespace>>,
 }
 
 /// Runs both controllers until `shutdown`, then lets reconciles in flight finish. `client`
@@ -263,6 +272,35 @@ pub async fn run(
         .inspect_ok(on_init_done(&synced, Watch::Secrets))
         .touched_objects();
 
+    // Namespaces bound to an organization, metadata only: one watch over all (or one per
+    // watched namespace, by name), selecting the label, so a namespace whose label goes is a
+    // deletion here.
+    let namespace_reader = writers.namespaces.as_reader();
+    let namespace_stream = match settings.organization_binding {
+        organization::Binding::None => {
+            synced.mark(Watch::Namespaces);
+            futures::stream::pending().boxed()
+        }
+        organization::Binding::NamespaceLabel => {
+            let wc = wc.clone().labels(ORGANIZATION_LABEL);
+            let apis: Vec<(Api<PartialObjectMeta<Namespace>>, watcher::Config)> = if settings
+                .namespaces
+                .is_empty()
+            {
+                vec![(Api::all(watch_client.clone()), wc)]
+            } else {
+                let by_name = |ns: &String| wc.clone().fields(&format!("metadata.name={ns}"));
+                settings.namespaces.iter().map(|ns| (Api::all(watch_client.clone()), by_name(ns))).collect()
+            };
+            watch_each(apis)
+                .modify(strip_namespace_metadata)
+                .reflect(writers.namespaces)
+                .inspect_ok(on_init_done(&synced, Watch::Namespaces))
+                .touched_objects()
+                .boxed()
+        }
+    };
+
     // Watch mode's tasks wake the reconcile of their instance when its applications changed.
     let (notify, followed) = futures::channel::mpsc::unbounded::<ObjectRef<ArgoCdInstance>>();
     let hub = follow::Hub { notify, cancel: tokio_util::sync::CancellationToken::new() };
@@ -271,6 +309,7 @@ pub async fn run(
         settings: settings.clone(),
         mappings: mapping_reader,
         secrets: secret_reader,
+        namespaces: namespace_reader,
         metrics: metrics.clone(),
         recorder: recorder(&client),
         leadership,
@@ -282,6 +321,7 @@ pub async fn run(
     });
 
     let by_secret = instance_reader.clone();
+    let by_namespace = instance_reader.clone();
     let (stale_ctx, stale_instances) = (ctx.clone(), instance_reader.clone());
     let instance_controller = Controller::for_stream(instance_stream, instance_reader)
         // Unbounded reconciles: what is bounded is the checks (`slots`), so a reconcile that only
@@ -298,6 +338,17 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|i| i.namespace() == ns && references_secret(i, &name))
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A namespace bound, unbound or moved to another organization: its instances'
+        // OrganizationBound condition.
+        .watches_stream(namespace_stream, move |n: PartialObjectMeta<Namespace>| {
+            let ns = n.name_any();
+            by_namespace
+                .state()
+                .into_iter()
+                .filter(|i| i.namespace().as_deref() == Some(ns.as_str()) && i.spec.organization_id.is_some())
                 .map(|i| ObjectRef::from_obj(i.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -364,6 +415,18 @@ pub async fn run(
 pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     secret.metadata.annotations = None;
     secret.metadata.managed_fields = None;
+}
+
+/// Keeps of a Namespace only what the binding needs: name and labels.
+fn strip_namespace_metadata(ns: &mut PartialObjectMeta<Namespace>) {
+    ns.metadata.annotations = None;
+    ns.metadata.managed_fields = None;
+}
+
+/// The organization the namespace `ns` is bound to, as last seen.
+fn organization_label(namespaces: &Store<PartialObjectMeta<Namespace>>, ns: &str) -> Option<String> {
+    let namespace = namespaces.get(&ObjectRef::new(ns))?;
+    organization::label_of(namespace.metadata.labels.as_ref()).map(str::to_owned)
 }
 
 /// The instance a ClusterMapping names.

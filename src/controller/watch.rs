@@ -32,10 +32,26 @@ where
         + Sync
         + 'static,
 {
+    watch_each(apis.into_iter().map(|api| (api, wc.clone())).collect())
+}
+
+/// [`watch`], each API with a configuration of its own (a field selector per object).
+pub(super) fn watch_each<K>(
+    apis: Vec<(Api<K>, watcher::Config)>,
+) -> BoxStream<'static, watcher::Result<Event<K>>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let mut watches: Vec<_> = apis
         .into_iter()
         .enumerate()
-        .map(|(i, api)| watch_one(api, wc.clone()).backoff(watch_backoff()).map(move |e| (i, e)).boxed())
+        .map(|(i, (api, wc))| watch_one(api, wc).backoff(watch_backoff()).map(move |e| (i, e)).boxed())
         .collect();
     if watches.len() == 1 {
         return watches.remove(0).map(|(_, e)| e).boxed();

@@ -11,12 +11,14 @@
 //! - `staleness`: when a connected status no longer tells the truth;
 //! - `evaluate`: one check's outcome turned into those statuses;
 //! - `events`: the transitions worth a Kubernetes Event;
+//! - `organization`: whether an instance's namespace is bound to its organization;
 //! - `qovery`: the read API's view (Qovery's response shape).
 
 pub mod destinations;
 pub mod evaluate;
 pub mod events;
 pub mod linkage;
+pub mod organization;
 pub mod qovery;
 pub mod size;
 pub mod staleness;

@@ -40,8 +40,11 @@ pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 
 use crate::crd::ArgoCdInstance;
 use crate::metrics::Metrics;
+use crate::model::organization;
 use crate::readiness::Readiness;
 use auth::Access;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
 
 /// Knobs of the server. `Default` holds the production values.
 #[derive(Clone, Debug)]
@@ -51,6 +54,8 @@ pub struct HttpConfig {
     pub auth: bool,
     /// The audiences read-API tokens must be issued for (none: the API server's own).
     pub read_api_audiences: Vec<String>,
+    /// Which instances count for their `spec.organizationId` (see `model::organization`).
+    pub organization_binding: organization::Binding,
     /// `/metrics` only for callers allowed to `get` that non-resource URL (`--metrics-auth`).
     pub metrics_auth: bool,
     /// The audiences scrape tokens must be issued for (none: the API server's own, which is
@@ -113,6 +118,7 @@ impl Default for HttpConfig {
         HttpConfig {
             auth: true,
             read_api_audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            organization_binding: organization::Binding::default(),
             metrics_auth: false,
             metrics_audiences: Vec::new(),
             request_timeout: Duration::from_secs(10),
@@ -156,6 +162,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     instances: Store<ArgoCdInstance>,
+    /// Namespaces bound to an organization (the controller's watch).
+    namespaces: Store<PartialObjectMeta<Namespace>>,
     secrets: Arc<dyn SecretLookup>,
     /// Read-API callers; `None` when auth is off.
     access: Option<Access>,
@@ -175,6 +183,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         readiness: Readiness,
         instances: Store<ArgoCdInstance>,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
         secrets: Arc<dyn SecretLookup>,
         reviewer: Arc<dyn Reviewer>,
     ) -> Self {
@@ -190,6 +199,7 @@ impl AppState {
                 metrics,
                 readiness,
                 instances,
+                namespaces,
                 secrets,
                 access,
                 metrics_access,

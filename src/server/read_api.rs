@@ -30,7 +30,7 @@ use super::response::Encoded;
 use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
 use crate::model::qovery::{self, SecretUids};
-use crate::model::staleness;
+use crate::model::{organization, staleness};
 
 /// Route of the read API (axum path syntax).
 pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
@@ -105,8 +105,20 @@ async fn organization_mappings(
     if !app.readiness.is_ready() {
         return Err(ApiError::NotReady);
     }
-    let instances: Vec<Arc<ArgoCdInstance>> =
-        app.instances.state().into_iter().filter(|i| qovery::in_organization(i, &organization_id)).collect();
+    // Only instances whose namespace is bound to the organization (else the instance's
+    // OrganizationBound condition says why it is left out).
+    let bound = |i: &ArgoCdInstance| {
+        let ns = i.namespace().unwrap_or_default();
+        let namespace = app.namespaces.get(&ObjectRef::new(&ns));
+        let label = namespace.as_ref().and_then(|n| organization::label_of(n.metadata.labels.as_ref()));
+        organization::is_bound(app.config.organization_binding, &organization_id, label)
+    };
+    let instances: Vec<Arc<ArgoCdInstance>> = app
+        .instances
+        .state()
+        .into_iter()
+        .filter(|i| qovery::in_organization(i, &organization_id) && bound(i))
+        .collect();
     if instances.is_empty() {
         // Truthful only for a caller who could see every organization's instances; anyone else
         // gets the answer an organization it cannot see gives (403): no existence oracle.

@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use axum::body::Body;
 use axum::http::Request;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Event;
 use pretty_assertions::assert_eq;
 use rustls::pki_types::pem::PemObject;
@@ -181,13 +183,40 @@ fn harness_with(
     let readiness = Readiness::default();
     readiness.set(true);
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let state = AppState::new(config, metrics, readiness.clone(), store, secrets, reviewer.clone());
+    let state = AppState::new(
+        config,
+        metrics,
+        readiness.clone(),
+        store,
+        bound_namespaces(),
+        secrets,
+        reviewer.clone(),
+    );
     Harness {
         router: router(Role::ReadApi, state.clone()),
         admin: router(Role::Admin, state),
         reviewer,
         readiness,
     }
+}
+
+/// Namespaces a, b, d and ns00..ns39 bound to ORG, c to OTHER_ORG; e carries no label.
+fn bound_namespaces() -> Store<PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>> {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    let mut bound: Vec<(String, &str)> = ["a", "b", "d"].iter().map(|n| (n.to_string(), ORG)).collect();
+    bound.extend((0..40).map(|n| (format!("ns{n:02}"), ORG)));
+    bound.push(("c".into(), OTHER_ORG));
+    for (name, org) in bound {
+        let ns: PartialObjectMeta<k8s_openapi::api::core::v1::Namespace> = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {crate::model::organization::ORGANIZATION_LABEL: org}}
+        }))
+        .expect("namespace");
+        writer.apply_watcher_event(&Event::InitApply(ns));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    store
 }
 
 /// Instances of ORG in namespaces a and b, one of OTHER_ORG in c, one with no Secret in d.
@@ -692,6 +721,7 @@ async fn serve_answers_cuts_slow_clients_and_shuts_down() {
         metrics,
         Readiness::default(),
         store,
+        bound_namespaces(),
         Arc::new(SecretUids::new()),
         Arc::new(reviewer()),
     );
@@ -746,8 +776,15 @@ async fn running(role: Role, config: HttpConfig) -> (SocketAddr, tokio::sync::on
     let readiness = Readiness::default();
     readiness.set(true);
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let state =
-        AppState::new(config, metrics, readiness, store, Arc::new(SecretUids::new()), Arc::new(reviewer()));
+    let state = AppState::new(
+        config,
+        metrics,
+        readiness,
+        store,
+        bound_namespaces(),
+        Arc::new(SecretUids::new()),
+        Arc::new(reviewer()),
+    );
     let listener = bind(([0, 0, 0, 0], 0).into()).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -998,4 +1035,30 @@ async fn the_read_api_speaks_tls_when_given_a_certificate() {
     let (admin, _stop_admin) = running(Role::Admin, config).await;
     let answer = timed_get(admin, "/healthz", Duration::from_secs(5)).await;
     assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
+}
+
+#[tokio::test]
+async fn an_instance_counts_for_its_organization_only_when_its_namespace_is_bound_to_it() {
+    let instances = vec![
+        instance("a", "one", ORG),
+        // Claims ORG from a namespace bound to another organization, and from an unbound one.
+        instance("c", "intruder", ORG),
+        instance("e", "unbound", ORG),
+    ];
+    let secrets: SecretUids = [("a", "one"), ("c", "intruder"), ("e", "unbound")]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (ns, name))| {
+            ((ns.to_string(), format!("{name}-creds")), format!("9a3d8c55-3333-4333-8333-3333333333{n:02}"))
+        })
+        .collect();
+    let h = harness_with(HttpConfig::default(), reviewer(), Arc::new(secrets.clone()), instances.clone());
+    assert_eq!(get(&h, &path(ORG), Some("token-all")).await.names(), ["a/one"]);
+    // Trusting spec.organizationId as written (--organization-binding=none): all three.
+    let config =
+        HttpConfig { organization_binding: crate::model::organization::Binding::None, ..Default::default() };
+    let h = harness_with(config, reviewer(), Arc::new(secrets), instances);
+    let mut names = get(&h, &path(ORG), Some("token-all")).await.names();
+    names.sort();
+    assert_eq!(names, ["a/one", "c/intruder", "e/unbound"]);
 }

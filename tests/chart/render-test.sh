@@ -181,11 +181,12 @@ if [ -s "$work/watch-namespace.yaml" ]; then
   # Cluster-scoped by nature, and granting argomap nothing it reads: the reviews, and the
   # scrapers' /metrics (a non-resource URL, only in a ClusterRole).
   if [ "$(awk '/^kind: ClusterRole$/ { getline; getline; print }' "$work/watch-namespace.yaml" |
-    sed 's/.*-//' | sort | tr '\n' ' ')" = "reader reviews " ]; then
-    ok "(watch-namespace) the only ClusterRoles are the reviews and the metrics-reader ones"
+    sed 's/.*-//' | sort | tr '\n' ' ')" = "namespaces reader reviews " ]; then
+    ok "(watch-namespace) the only ClusterRoles are the reviews, metrics-reader and namespaces ones"
   else
-    bad "(watch-namespace) a ClusterRole other than -reviews and -metrics-reader is rendered"
+    bad "(watch-namespace) a ClusterRole other than -reviews, -metrics-reader and -namespaces is rendered"
   fi
+  expect watch-namespace "namespaces read by name only" "^      - $watched\$"
 fi
 if [ -s "$work/all-features.yaml" ]; then
   expect all-features "NetworkPolicy" '^kind: NetworkPolicy$'
@@ -228,13 +229,13 @@ refuse() { # refuse DESCRIPTION MESSAGE-REGEX helm-args...
 }
 refuse "a namespace listed twice" 'watchNamespaces' --set 'watchNamespaces={a,a}'
 # Two watched namespaces: one --namespace=a,b, and a Role + RoleBinding in each, no ClusterRole
-# but the reviews and metrics-reader ones (tests/cluster/rbac.rs runs argomap under exactly these).
+# but the reviews, metrics-reader and namespaces ones (tests/cluster/rbac.rs runs argomap under exactly these).
 if "$helm" template "$release" "$chart" --namespace "$ns" --kube-version "$kube_version" \
   --set 'watchNamespaces={a,b}' >"$work/two-namespaces.yaml" 2>&1 &&
   grep -Eq -- '^ +- --namespace=a,b$' "$work/two-namespaces.yaml" &&
   [ "$(awk '/^kind: (Role|RoleBinding)$/ { k = $2 } k && /^  namespace: / { print k, $2; k = "" }' \
     "$work/two-namespaces.yaml" | grep -E ' (a|b)$' | sort | tr '\n' ' ')" = "Role a Role b RoleBinding a RoleBinding b " ] &&
-  [ "$(grep -c '^kind: ClusterRole$' "$work/two-namespaces.yaml")" = 2 ]; then
+  [ "$(grep -c '^kind: ClusterRole$' "$work/two-namespaces.yaml")" = 3 ]; then
   ok "two watched namespaces: --namespace=a,b, a Role and a RoleBinding in each"
 else
   bad "two watched namespaces"; cat "$work/two-namespaces.yaml"
@@ -386,7 +387,7 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
   lease="$(grep -Eo -- '--lease-name=[^ ]+' "$work/default.yaml" | cut -d= -f2)"
   # Start clean: what a previous run left (nothing is ever deleted with the namespaces here).
   kc delete rolebinding,role "$release" -n "$watched" --ignore-not-found >/dev/null
-  kc delete clusterrolebinding,clusterrole "$release" --ignore-not-found >/dev/null
+  kc delete clusterrolebinding,clusterrole "$release" "$release-namespaces" --ignore-not-found >/dev/null
 
   # Cluster-wide (default values).
   apply_rbac default
@@ -404,6 +405,7 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
   can patch "leases.coordination.k8s.io/$lease" "$ns"
   can create tokenreviews.authentication.k8s.io -
   can create subjectaccessreviews.authorization.k8s.io -
+  can watch namespaces -
   # ... and nothing more.
   can update argocdinstances.argomap.io - no
   can patch argocdinstances.argomap.io - no
@@ -420,7 +422,7 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
 
   # One watched namespace: the same release switched to a Role. Remove the cluster-wide
   # binding first, as helm upgrade would.
-  kc delete clusterrolebinding,clusterrole "$release" --ignore-not-found >/dev/null
+  kc delete clusterrolebinding,clusterrole "$release" "$release-namespaces" --ignore-not-found >/dev/null
   apply_rbac watch-namespace
   can list secrets "$watched"
   can watch argocdinstances.argomap.io "$watched"
@@ -431,6 +433,8 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
   can list argocdinstances.argomap.io default no
   can create events.events.k8s.io default no
   can create tokenreviews.authentication.k8s.io -
+  can get "namespaces/$watched" -
+  can get namespaces/default - no
 fi
 
 echo "$passed passed, $failed failed"

@@ -35,13 +35,21 @@ pub async fn client() -> Client {
 }
 
 /// A fresh namespace named after the test (the control plane has no namespace controller, so
-/// namespaces are never deleted: names carry a random suffix).
+/// namespaces are never deleted: names carry a random suffix), bound to the organization of
+/// [`instance_json`]'s instances as an administrator binds a tenant's namespace.
 pub async fn namespace(client: &Client, test: &str) -> String {
+    namespace_labelled(client, test, Some(fixtures::ORG)).await
+}
+
+/// [`namespace`], bound to `organization` (`None`: to none).
+pub async fn namespace_labelled(client: &Client, test: &str, organization: Option<&str>) -> String {
     let api = Api::<Namespace>::all(client.clone());
+    let labels = organization
+        .map(|org| [(argomap::model::organization::ORGANIZATION_LABEL.to_string(), org.to_string())].into());
     for _ in 0..5 {
         let name = format!("{test}-{:06x}", rand::random::<u32>() & 0xff_ffff);
         let ns = Namespace {
-            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            metadata: ObjectMeta { name: Some(name.clone()), labels: labels.clone(), ..Default::default() },
             ..Default::default()
         };
         match api.create(&PostParams::default(), &ns).await {

@@ -1343,6 +1343,65 @@ async fn with_metrics_auth_only_a_scraper_allowed_to_get_metrics_reads_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_instance_counts_for_its_organization_only_while_its_namespace_is_bound_to_it() {
+    use argomap::model::organization::ORGANIZATION_LABEL;
+    use k8s_openapi::api::core::v1::Namespace;
+    let client = client().await;
+    let ns = namespace_labelled(&client, "obs-org", None).await;
+    let (argocd, token) = fake_with_expiry(now_secs() + 30 * 24 * 3600).await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let op = Operator::start(&ns);
+    let condition = |i: &ArgoCdInstance| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "OrganizationBound"))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    // Unbound: connected, Ready, and left out of its organization's answer, saying why.
+    let i = instance_where(&client, &ns, "prod", CHECK, "NamespaceNotInOrganization", |i| {
+        connected(i) && condition(i).is_some_and(|c| c.1 == "NamespaceNotInOrganization")
+    })
+    .await;
+    let (status, _, message) = condition(&i).expect("condition");
+    assert_eq!(status, "False");
+    assert!(
+        message.contains(&format!("kubectl label namespace {ns} {ORGANIZATION_LABEL}={ORG}")),
+        "{message}"
+    );
+    get_until(&format!("{}/readyz", op.admin), None, 200, CHECK).await;
+    let reader = bearer(&reader_token(&client).await);
+    let url = mapping_url(&op, ORG);
+    let results = |r: &Reply| r.json()["results"].as_array().map(Vec::len).unwrap_or_default();
+    assert_eq!(results(&get_until(&url, Some(&reader), 200, FAST).await), 0);
+    // An administrator binds the namespace: the condition turns at once, the answer holds it.
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let bind = json!({"metadata": {"labels": {ORGANIZATION_LABEL: ORG}}});
+    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&bind)).await.expect("label");
+    instance_where(&client, &ns, "prod", FAST, "NamespaceLabelled", |i| {
+        condition(i).is_some_and(|c| c.0 == "True" && c.1 == "NamespaceLabelled")
+    })
+    .await;
+    eventually(FAST, "the instance in its organization's answer", || {
+        let (url, reader) = (&url, &reader);
+        async move {
+            let r = get(url, Some(reader)).await?;
+            if results(&r) == 1 { Ok(()) } else { Err(r.show()) }
+        }
+    })
+    .await;
+    // Bound to another organization: out again.
+    let other = json!({"metadata": {"labels": {ORGANIZATION_LABEL: OTHER_ORG}}});
+    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&other)).await.expect("relabel");
+    instance_where(&client, &ns, "prod", FAST, "NamespaceInOtherOrganization", |i| {
+        condition(i).is_some_and(|c| c.1 == "NamespaceInOtherOrganization")
+    })
+    .await;
+    assert_eq!(results(&get(&url, Some(&reader)).await.expect("GET")), 0);
+    drop(argocd);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn only_tokens_issued_for_argomap_are_accepted() {
     let s = setup("obs-audience").await;
     ready(&s.op).await;

@@ -62,6 +62,8 @@ fn apply_rbac_of(release: &str, release_ns: &str, values: &[&str], drop_resource
         "templates/rbac-leader-election.yaml",
         "--show-only",
         "templates/rbac-reviews.yaml",
+        "--show-only",
+        "templates/rbac-namespaces.yaml",
     ]));
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&rendered) {
