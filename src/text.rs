@@ -16,6 +16,26 @@ pub fn cap(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// `s` as a server's word may reach status, Events, logs, tables and metric labels: without
+/// control characters (a newline forging a log line, an escape sequence for a terminal) or
+/// bidirectional overrides, and cut to `max` bytes on a character boundary, marked with `…`.
+pub fn printable(s: &str, max: usize) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control() && !is_bidi_control(*c)).collect();
+    if clean.len() <= max {
+        return clean;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &clean[..end])
+}
+
+/// The explicit bidirectional formatting characters (embeddings, overrides, isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
@@ -46,6 +66,16 @@ mod tests {
         assert!(capped.len() <= MESSAGE_CAP);
         assert!(capped.ends_with('…'));
         assert_eq!(cap("short"), "short");
+    }
+
+    #[test]
+    fn server_words_lose_control_characters_and_are_cut() {
+        assert_eq!(printable("v3.6.1\n2026-01-01 ERROR forged", 64), "v3.6.12026-01-01 ERROR forged");
+        assert_eq!(printable("a\u{1b}[31mred\u{7f}\u{202E}b", 64), "a[31mredb");
+        let long = printable(&"é".repeat(100), 21);
+        assert!(long.len() <= 21 && long.ends_with('…'), "{long}");
+        assert_eq!(printable("", 8), "");
+        assert_eq!(printable("exactly8", 8), "exactly8");
     }
 
     #[test]

@@ -22,6 +22,8 @@ use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, j
 
 /// Cap on the body of an error answer: only its message is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest Argo CD version kept (`v3.6.1+abcdef0` is 14 characters).
+pub const VERSION_CAP: usize = 64;
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -227,6 +229,7 @@ impl Client {
         }
     }
 
+    /// Argo CD's version (`/api/version`), asked once per client.
     async fn version(&self, observer: &dyn RequestObserver) -> Result<Option<String>, ArgoCdError> {
         let mut cached = self.version.lock().await;
         if cached.is_none() {
@@ -235,7 +238,8 @@ impl Client {
             let bearer = self.bearer(observer).await?;
             let v: VersionMessage =
                 self.request("version", Method::GET, "/api/version", Some(&bearer), None, observer).await?;
-            *cached = v.version.filter(|s| !s.is_empty());
+            // A version is a few dozen characters; a server may send anything.
+            *cached = v.version.filter(|s| !s.is_empty()).map(|s| crate::text::printable(&s, VERSION_CAP));
         }
         Ok(cached.clone())
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::url::normalize_url;
 use crate::argocd::tally::AppTally;
 use crate::argocd::types::{Application, Cluster};
+use crate::text::printable;
 
 /// One destination cluster of an Argo CD.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,17 @@ pub struct Destinations {
 }
 
 const UNRESOLVED_EXAMPLES: usize = 5;
+/// Longest Argo CD cluster name kept (Argo CD sets no limit; a Kubernetes name is 253).
+pub const NAME_CAP: usize = 253;
+/// Longest destination URL kept (longer ones are cut, and then match no mapping).
+pub const URL_CAP: usize = 2048;
+/// Longest connection state kept (Argo CD's are `Successful`, `Failed`, `Unknown`).
+const STATE_CAP: usize = 64;
+
+/// A destination URL as argomap keeps it: normalised, printable and bounded.
+fn destination_url(server: &str) -> String {
+    printable(&normalize_url(server), URL_CAP)
+}
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -58,9 +70,9 @@ pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations 
     let mut by_name: HashMap<&str, Vec<String>> = HashMap::new();
     for c in clusters {
         let Some(server) = non_empty(&c.server) else { continue };
-        let url = normalize_url(server);
-        let name = non_empty(&c.name);
-        if let Some(name) = name {
+        let url = destination_url(server);
+        let name = non_empty(&c.name).map(|n| printable(n, NAME_CAP));
+        if let Some(name) = non_empty(&c.name) {
             by_name.entry(name).or_default().push(url.clone());
         }
         let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
@@ -70,14 +82,15 @@ pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations 
             applications: 0,
             listed: true,
         });
-        entry.name = entry.name.take().or(name.map(String::from));
-        entry.connection_state = entry.connection_state.take().or(c.connection_status().map(String::from));
+        entry.name = entry.name.take().or(name);
+        entry.connection_state =
+            entry.connection_state.take().or(c.connection_status().map(|s| printable(s, STATE_CAP)));
     }
 
     out.applications = apps.total;
     out.apps_name_destinations = apps.any_destination;
     out.unresolved = apps.unaddressed;
-    out.unresolved_examples = apps.unaddressed_examples.clone();
+    out.unresolved_examples = apps.unaddressed_examples.iter().map(|e| printable(e, NAME_CAP)).collect();
     let count = |out: &mut Destinations, url: String, n: u64| {
         let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
             url,
@@ -89,7 +102,7 @@ pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations 
         entry.applications += n;
     };
     for (server, n) in &apps.by_server {
-        count(&mut out, normalize_url(server), *n);
+        count(&mut out, destination_url(server), *n);
     }
     // Sorted, so the examples of unresolved names do not depend on hashing.
     let mut names: Vec<(&String, &(u64, String))> = apps.by_name.iter().collect();
@@ -100,7 +113,7 @@ pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations 
             _ => {
                 out.unresolved += n;
                 if out.unresolved_examples.len() < UNRESOLVED_EXAMPLES {
-                    out.unresolved_examples.push(first.clone());
+                    out.unresolved_examples.push(printable(first, NAME_CAP));
                 }
             }
         }
@@ -175,6 +188,20 @@ mod tests {
         ];
         let d = destinations(&[cluster("https://a", "a")], &apps);
         assert_eq!(d.by_url["https://a"].applications, 2);
+    }
+
+    #[test]
+    fn what_argo_cd_names_is_kept_printable_and_bounded() {
+        let mut huge = Cluster {
+            server: Some(format!("https://{}.example.com", "x".repeat(10_000))),
+            ..Default::default()
+        };
+        huge.name = Some(format!("prod\n{}", "n".repeat(1 << 20)));
+        let d = destinations(&[huge], &[]);
+        let (url, info) = d.by_url.iter().next().expect("one destination");
+        assert!(url.len() <= URL_CAP && url.ends_with('…'));
+        let name = info.name.as_deref().expect("name");
+        assert!(name.len() <= NAME_CAP && name.starts_with("prodn") && !name.contains('\n'), "{name}");
     }
 
     #[test]

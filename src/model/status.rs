@@ -801,11 +801,12 @@ mod tests {
         assert_eq!(s.summary.as_ref().expect("summary").unlinked_clusters, 600, "counts stay exact");
         let bytes = serde_json::to_vec(&s).expect("json").len();
         assert!(bytes < 512 * 1024, "status is {bytes} bytes");
-        // One URL larger than the whole budget is left out, not written.
+        // One URL larger than the whole budget is kept cut (destinations bound their URLs).
         let huge = vec![cluster(&format!("https://{}.example.com", "y".repeat(LIST_BYTES)))];
         let (d, l) = observed(&huge, &[]);
         let s = status_at(t("2026-11-22T10:00:00Z"), None, &d, &l);
-        assert!(s.truncated && s.unlinked_clusters.is_empty());
+        let url = &s.unlinked_clusters[0].argocd_cluster_url;
+        assert!(!s.truncated && url.len() <= crate::model::destinations::URL_CAP && url.ends_with('…'));
     }
 
     #[test]

@@ -555,3 +555,35 @@ async fn kube_apiserver_down_30s_and_etcd_restarted() {
     );
     assert!(new.iter().all(|r| !r.starts_with("ConnectionFailed")), "no failure was reported: {new:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn argocd_huge_version_and_cluster_name_keep_objects_small() {
+    let client = client().await;
+    let ns = namespace(&client, "fault-huge-words").await;
+    // A server whose version and cluster name are half a megabyte each (the version answer,
+    // with Argo CD's other fields, stays under the 1 MiB argomap reads of it), with control
+    // characters. Before the cap, each went whole into the instance's and mapping's status.
+    let huge = "a".repeat(500_000);
+    let opts = Options { version: format!("v3.6.1+\n{huge}"), ..Default::default() };
+    let argocd = FakeArgoCd::start(opts).await;
+    let token = fake_argocd::jwt("argomap:apiKey", None);
+    argocd.add_token(&token);
+    argocd.set_clusters(vec![fake_argocd::Cluster::new(MAPPED, format!("prod\u{1b}[2J{huge}"))]);
+    argocd.set_applications(fake_argocd::sample_apps());
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_mapping(&client, &ns, mapping_json("prod-eks", "prod", MAPPED)).await;
+    create_instance(&client, &ns, instance("prod", &argocd.url(), INTERVAL, TIMEOUT)).await;
+    let _op = Operator::start(&ns);
+    let i = instance_where(&client, &ns, "prod", Duration::from_secs(30), "connected", connected).await;
+    let bytes = serde_json::to_vec(&i).expect("json").len();
+    assert!(bytes < 16 * 1024, "the instance is {bytes} bytes");
+    let version = i.status.and_then(|s| s.connection).and_then(|c| c.argocd_version).expect("version");
+    assert!(version.len() <= 64 && version.starts_with("v3.6.1+aaa") && version.ends_with('…'), "{version}");
+    mapping_where(&client, &ns, "prod-eks", "Linked", AT_ONCE).await;
+    let m = Api::<argomap::crd::ClusterMapping>::namespaced(client.clone(), &ns)
+        .get("prod-eks")
+        .await
+        .expect("mapping");
+    let name = m.status.and_then(|s| s.argocd_cluster_name).expect("name");
+    assert!(name.len() <= 253 && name.starts_with("prod[2J") && !name.contains('\u{1b}'), "{name}");
+}
