@@ -234,3 +234,72 @@ async fn a_proxy_that_buffers_the_stream_means_polling() {
     assert!(why.contains("buffering"), "{why}");
     assert_eq!(fake.requests(Endpoint::ApplicationStream), 2, "two silent streams, then polling");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_ends_every_stream_at_once_gets_one_round_an_interval() {
+    let interval = Duration::from_secs(4);
+    let (fake, f, _, _) = follow_every(false, interval).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    // From now on every stream sends its ADDED events, then half a line, and ends.
+    fake.set_stream_fault(Some(StreamFault::CutLine));
+    fake.break_streams(StreamFault::CutLine);
+    let before = fake.requests(Endpoint::Applications) + fake.requests(Endpoint::ApplicationStream);
+    let started = tokio::time::Instant::now();
+    let window = interval * 4;
+    // At any moment: at most a list and a stream an interval, after a burst of two rounds.
+    // (Polling costs an application list and a cluster list an interval; the reconcile adds
+    // its own two while the stream is down: twice polling in all.)
+    while started.elapsed() < window {
+        let spent =
+            fake.requests(Endpoint::Applications) + fake.requests(Endpoint::ApplicationStream) - before;
+        let intervals = started.elapsed().as_secs_f64() / interval.as_secs_f64();
+        let bound = 2 * (intervals.floor() as u64 + 2);
+        assert!(spent <= bound, "{spent} requests in {:?} (bound {bound})", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reconnecting(&f.current()).is_some(), "{:?}", f.current().state);
+}
+
+/// Peak resident memory of this test process, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_padded_events_during_a_held_relist_holds_no_lines() {
+    // A 1 s interval: the first relist comes after 9 to 11 s.
+    let (fake, f, _, _) = follow_every(false, Duration::from_secs(1)).await;
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    let lists = fake.requests(Endpoint::Applications);
+    // Every list from now on is held open; the open stream is not.
+    fake.set_fault(Some(fake_argocd::Fault::Latency(Duration::from_secs(120))));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fake.requests(Endpoint::Applications) == lists {
+        assert!(tokio::time::Instant::now() < deadline, "no relist within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = peak_rss();
+    // 300 MB of events while the relist is in flight, a megabyte each.
+    fake.break_streams(StreamFault::Flood { lines: 300, pad: 1 << 20 });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // The flood is read (the stream stays open, its events are applied) ...
+    loop {
+        let now = f.current();
+        assert!(now.state.is_streaming(), "{:?}", now.state);
+        if fake.open_streams() == 1 && fake.bytes_sent(Endpoint::ApplicationStream) > 300 << 20 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the flood was not sent within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ... and what was kept for the replay is one entry per application, not the lines.
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 100 << 20, "peak RSS grew {} MiB during the flood", grown >> 20);
+}

@@ -99,13 +99,30 @@ impl AppIndex {
     /// Forgets one application; whether it was there.
     fn remove(&mut self, f: &AppFields<'_>) -> bool {
         let key = format!("{}/{}", f.namespace, f.name);
-        match self.apps.remove(key.as_str()) {
+        self.remove_key(&key)
+    }
+
+    fn remove_key(&mut self, key: &str) -> bool {
+        match self.apps.remove(key) {
             Some(e) => {
                 self.bytes -= key.len() + e.server.len() + e.name.len();
                 true
             }
             None => false,
         }
+    }
+
+    /// Sets one application's destination by key (a replayed change).
+    fn set(&mut self, key: &str, entry: &Entry) -> Result<(), IndexFull> {
+        let size = key.len() + entry.server.len() + entry.name.len();
+        let before = self.apps.get(key).map_or(0, |e| key.len() + e.server.len() + e.name.len());
+        let grown = self.bytes - before + size;
+        if grown > MAX_INDEX_BYTES || (before == 0 && self.apps.len() >= MAX_INDEXED_APPS) {
+            return Err(IndexFull);
+        }
+        self.bytes = grown;
+        self.apps.insert(key.into(), entry.clone());
+        Ok(())
     }
 
     /// The per-destination counts, as a list of these applications would give.
@@ -117,6 +134,63 @@ impl AppIndex {
             t.add_fields(AppFields { namespace, name, server: &e.server, destination_name: &e.name });
         }
         t
+    }
+}
+
+/// The latest word of the stream on each application it spoke of while a relist was in
+/// flight: replayed onto the list once it is in, since the list may be older. Each event
+/// carries its application's whole projected state, so the last one per application is all a
+/// replay needs: what is kept follows the applications that changed, not the lines read (a
+/// server padding every line, or sending millions of them, adds nothing), within the index's
+/// own bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `None`: deleted.
+    apps: BTreeMap<Box<str>, Option<Entry>>,
+    bytes: usize,
+}
+
+impl Changes {
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// Bytes of names and destinations held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn record(&mut self, f: &AppFields<'_>, deleted: bool) -> Result<(), IndexFull> {
+        let key = format!("{}/{}", f.namespace, f.name);
+        let entry = (!deleted)
+            .then(|| Entry { server: f.server.trim().into(), name: f.destination_name.trim().into() });
+        let size =
+            |k: &str, e: &Option<Entry>| k.len() + e.as_ref().map_or(0, |e| e.server.len() + e.name.len());
+        let before = self.apps.get(key.as_str()).map(|e| size(&key, e));
+        let grown = self.bytes - before.unwrap_or(0) + size(&key, &entry);
+        if grown > MAX_INDEX_BYTES || (before.is_none() && self.apps.len() >= MAX_INDEXED_APPS) {
+            return Err(IndexFull);
+        }
+        self.bytes = grown;
+        self.apps.insert(key.into(), entry);
+        Ok(())
+    }
+
+    /// `index` with these changes applied on top.
+    pub fn replay_onto(&self, index: &mut AppIndex) -> Result<(), IndexFull> {
+        for (key, entry) in &self.apps {
+            match entry {
+                Some(e) => index.set(key, e)?,
+                None => {
+                    index.remove_key(key);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -243,6 +317,16 @@ struct FrameError {
 
 /// Applies one line of the stream to `index`.
 pub fn apply_line(index: &mut AppIndex, line: &str) -> Result<Line, StreamError> {
+    apply_line_recording(index, None, line)
+}
+
+/// [`apply_line`], also recording an event's application in `changes` (while a relist is in
+/// flight).
+pub fn apply_line_recording(
+    index: &mut AppIndex,
+    changes: Option<&mut Changes>,
+    line: &str,
+) -> Result<Line, StreamError> {
     let line = line.trim_end_matches('\r');
     // SSE: `data:` carries the event; comments (`:`), blank separators and other fields
     // (`event:`, `id:`, `retry:`) carry nothing argomap reads.
@@ -276,6 +360,10 @@ pub fn apply_line(index: &mut AppIndex, line: &str) -> Result<Line, StreamError>
         // is not an application change.
         _ => return Ok(Line::Idle),
     };
+    let deleted = kind == EventKind::Deleted;
+    if let Some(changes) = changes {
+        app.with_fields(|f| changes.record(&f, deleted)).map_err(StreamError::Full)?;
+    }
     let changed = match kind {
         EventKind::Deleted => app.with_fields(|f| index.remove(&f)),
         _ => app.with_fields(|f| index.upsert(&f)).map_err(StreamError::Full)?,

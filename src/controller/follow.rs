@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::argocd::stream::{
-    AppIndex, IndexFull, IndexedApplications, KEEPALIVE, Line, StreamError, apply_line,
+    AppIndex, Changes, IndexFull, IndexedApplications, KEEPALIVE, Line, StreamError, apply_line_recording,
 };
 use crate::argocd::tally::AppTally;
 use crate::argocd::{self, ArgoCdError};
@@ -39,8 +39,10 @@ pub const RELIST_INTERVALS: u32 = 10;
 /// A stream is opened again after this long even when healthy (a connection should not live
 /// for ever through proxies); failures reopen it sooner.
 pub const MAX_STREAM_AGE: Duration = Duration::from_secs(6 * 60 * 60);
-/// Lines held for replay while a relist is in flight; past it the relist reconnects instead.
-const MAX_REPLAY_LINES: usize = 100_000;
+/// Rounds (a list and a stream) in any window of this many intervals: a server that ends
+/// every stream at once gets one list and one stream an interval (with the reconcile's own
+/// list and cluster list, twice what polling costs it), however soon it hangs up.
+const ROUNDS_PER_WINDOW: u32 = 2;
 /// Changes are published at most this long after the first of a burst.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Default of `--stream-stall-timeout`: three missed keepalives.
@@ -159,10 +161,22 @@ impl Task {
     async fn run(self) {
         let mut failures = 0u32;
         let mut silent = 0u32;
+        // When the last rounds started: at most ROUNDS_PER_WINDOW in ROUNDS_PER_WINDOW intervals.
+        let mut starts: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+        let window = self.spec.interval.saturating_mul(ROUNDS_PER_WINDOW);
         loop {
             if self.cancel.is_cancelled() || !self.spec.leadership.is_leader() {
                 return;
             }
+            if starts.len() == ROUNDS_PER_WINDOW as usize
+                && let Some(oldest) = starts.pop_front()
+            {
+                tokio::select! {
+                    _ = sleep_until(oldest + window) => {}
+                    _ = self.cancel.cancelled() => return,
+                }
+            }
+            starts.push_back(Instant::now());
             match self.round(&mut failures, &mut silent).await {
                 Round::Relist => {}
                 Round::Stop => return,
@@ -234,7 +248,8 @@ impl Task {
         // taken before them. Each event carries its application's whole projected state and
         // the stream keeps their order, so replaying them onto the list leaves every
         // application as its latest event (or the list, if newer) says.
-        let mut relisting: Option<(Listing<'_>, Vec<String>)> = None;
+        let mut relisting: Option<(Listing<'_>, Changes)> = None;
+        let opened_at = Instant::now();
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
         // The stall is timed from the last line, not from each wait: the other branches
         // (debounce, leadership) would otherwise restart it for ever.
@@ -254,20 +269,13 @@ impl Task {
                         Err(e) => break e,
                     };
                     stall_at = Instant::now() + self.spec.stall;
-                    match apply_line(&mut index, &line) {
+                    let changes = relisting.as_mut().map(|(_, changes)| changes);
+                    match apply_line_recording(&mut index, changes, &line) {
                         Ok(Line::Idle) => {}
                         Ok(Line::Event { kind, changed }) => {
                             metrics.stream_event(ns, name, kind, Timestamp::now());
                             if changed && pending.is_none() {
                                 pending = Some(Instant::now() + DEBOUNCE);
-                            }
-                            if let Some((_, lines)) = &mut relisting {
-                                if lines.len() >= MAX_REPLAY_LINES {
-                                    // Too busy to hold them: list and stream afresh.
-                                    tracing::info!(namespace = ns, instance = name, lines = lines.len(), "too many events during a relist to replay; opening the stream again");
-                                    return Round::Relist;
-                                }
-                                lines.push(line);
                             }
                         }
                         Err(e) => break e,
@@ -278,7 +286,7 @@ impl Task {
                     self.publish(StreamState::Streaming, &index);
                 }
                 _ = sleep_until(relist_at), if relisting.is_none() => {
-                    relisting = Some((Box::pin(client.list_index(metrics)), Vec::new()));
+                    relisting = Some((Box::pin(client.list_index(metrics)), Changes::default()));
                 }
                 listed = async {
                     match relisting.as_mut() {
@@ -286,9 +294,9 @@ impl Task {
                         None => std::future::pending().await,
                     }
                 }, if relisting.is_some() => {
-                    let lines = relisting.take().map(|(_, lines)| lines).unwrap_or_default();
+                    let changes = relisting.take().map(|(_, changes)| changes).unwrap_or_default();
                     relist_at = Instant::now() + self.relist_period();
-                    match listed.map(|listed| replayed(listed, &lines)) {
+                    match listed.map(|listed| replayed(listed, &changes)) {
                         Ok(Ok(fresh)) => {
                             metrics.stream_relisted(ns, name);
                             index = fresh;
@@ -353,8 +361,10 @@ impl Task {
                 self.failed(failures, &e.to_string(), unauthenticated).await
             }
             other => {
-                // A stream that ran a while and ended is a routine reconnect, not a failure streak.
-                if stream.any_bytes {
+                // A stream that ran a while (an interval at least) and ended is a routine
+                // reconnect, not a failure streak. One that ends soon after its first events
+                // is a failure, however many bytes it sent.
+                if stream.any_bytes && opened_at.elapsed() >= self.spec.interval {
                     *failures = 0;
                 }
                 self.failed(failures, &other.to_string(), false).await
@@ -426,13 +436,11 @@ impl Task {
     }
 }
 
-/// A relist's index with the stream's lines read while it was in flight applied again (they
-/// may be newer than the list).
-fn replayed(listed: IndexedApplications, lines: &[String]) -> Result<AppIndex, StreamError> {
+/// A relist's index with what the stream said while it was in flight applied again (it may be
+/// newer than the list).
+fn replayed(listed: IndexedApplications, changes: &Changes) -> Result<AppIndex, StreamError> {
     let mut index = listed.index.ok_or(StreamError::Full(IndexFull))?;
-    for line in lines {
-        apply_line(&mut index, line)?;
-    }
+    changes.replay_onto(&mut index).map_err(StreamError::Full)?;
     Ok(index)
 }
 
@@ -463,6 +471,7 @@ fn backoff(failures: u32, interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::argocd::stream::apply_line;
 
     #[test]
     fn reconnects_back_off_up_to_the_interval() {
@@ -475,6 +484,15 @@ mod tests {
         format!(
             r#"data: {{"result":{{"type":"{kind}","application":{{"metadata":{{"name":"{name}","namespace":"argocd"}},"spec":{{"destination":{{"server":"{server}"}}}}}}}}}} "#
         )
+    }
+
+    /// What the stream said while a relist was in flight: `lines`, recorded.
+    fn recorded(lines: &[String]) -> Changes {
+        let (mut scratch, mut changes) = (AppIndex::default(), Changes::default());
+        for line in lines {
+            apply_line_recording(&mut scratch, Some(&mut changes), line).expect("event");
+        }
+        changes
     }
 
     /// The index a list gives when taken after `events` (applied to `before`).
@@ -505,15 +523,47 @@ mod tests {
         for taken_after in 0..=lines.len() {
             let listed = listed_after(&before, &lines[..taken_after]);
             assert_eq!(
-                replayed(listed, &lines).expect("replayed"),
+                replayed(listed, &recorded(&lines)).expect("replayed"),
                 whole,
                 "list taken after {taken_after} events"
             );
         }
         let healed = listed_after(&[("a", "https://x"), ("c", "https://moved")], &[]);
-        let got = replayed(healed, &[]).expect("replayed");
+        let got = replayed(healed, &Changes::default()).expect("replayed");
         assert_eq!(got.tally().by_server.get("https://moved"), Some(&1), "a dropped change healed");
-        assert!(matches!(replayed(IndexedApplications { index: None }, &lines), Err(StreamError::Full(_))));
+        assert!(matches!(
+            replayed(IndexedApplications { index: None }, &recorded(&lines)),
+            Err(StreamError::Full(_))
+        ));
+    }
+
+    #[test]
+    fn what_a_relist_replays_follows_the_applications_not_the_lines() {
+        // A server padding every line to a megabyte, and repeating them: what is held for the
+        // replay is one small entry per application.
+        let padding = "x".repeat(1 << 20);
+        let padded = |n: usize| {
+            format!(
+                r#"data: {{"result":{{"type":"MODIFIED","application":{{"metadata":{{"name":"app-{}","namespace":"argocd","annotations":{{"pad":"{padding}"}}}},"spec":{{"destination":{{"server":"https://s{n}"}}}}}}}}}} "#,
+                n % 3
+            )
+        };
+        let lines: Vec<String> = (0..200).map(padded).collect();
+        let changes = recorded(&lines);
+        assert_eq!(changes.len(), 3);
+        assert!(changes.bytes() < 100, "{} bytes held for 200 MB of lines", changes.bytes());
+        // The last word on each application is what the replay applies.
+        let index = replayed(listed_after(&[], &[]), &changes).expect("replayed");
+        let tally = index.tally();
+        assert_eq!((tally.by_server.get("https://s197"), tally.total), (Some(&1), 3));
+    }
+
+    #[test]
+    fn a_deletion_after_a_change_is_replayed_as_a_deletion() {
+        let lines = vec![event("MODIFIED", "a", "https://y"), event("DELETED", "a", "https://y")];
+        let listed = listed_after(&[("a", "https://x"), ("b", "https://x")], &[]);
+        let index = replayed(listed, &recorded(&lines)).expect("replayed");
+        assert_eq!(index.len(), 1);
     }
 
     #[test]

@@ -191,6 +191,10 @@ pub enum StreamFault {
     /// For a new stream, Go's plain-text `404 page not found` instead of the stream (a proxy
     /// that routes only the list, or a path it does not know); for an open one, the end.
     NotRouted,
+    /// A hostile server: `lines` `MODIFIED` events of the streamed applications in turn, each
+    /// carrying `pad` bytes in an annotation whatever `fields` asked for, then the stream goes
+    /// on as before.
+    Flood { lines: usize, pad: usize },
 }
 
 /// A running fake Argo CD. Dropping it stops the server and closes its connections.

@@ -101,6 +101,14 @@ impl Writer {
         Some(self.frame(&text))
     }
 
+    /// A `MODIFIED` event of `app` with `pad` bytes in an annotation, ignoring the projection
+    /// (a hostile server's).
+    fn padded(&self, app: &App, pad: usize) -> String {
+        let mut wire = serde_json::to_value(wire_app(app, now_unix())).unwrap_or_default();
+        wire["metadata"]["annotations"] = json!({"pad": "x".repeat(pad)});
+        self.frame(&json!({"result": {"type": "MODIFIED", "application": wire}}).to_string())
+    }
+
     fn frame(&self, json: &str) -> String {
         if self.sse { format!("data: {json} \n\n\n") } else { format!("{json}\n") }
     }
@@ -176,9 +184,20 @@ pub(crate) async fn applications(shared: &Shared, req: Request) -> Response {
         let mut broken = fault;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         loop {
+            if let Some(StreamFault::Flood { lines, pad }) = broken {
+                broken = None;
+                for n in 0..lines {
+                    let Some(app) = apps.get(n % apps.len().max(1)) else { break };
+                    if tx.send(Bytes::from(writer.padded(app, pad))).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             if let Some(fault) = broken.take() {
                 let last = match fault {
                     StreamFault::NotRouted => return,
+                    StreamFault::Flood { .. } => continue,
                     StreamFault::Stall | StreamFault::Unanswered => {
                         // Silent, and open until the client hangs up.
                         tx.closed().await;

@@ -193,6 +193,16 @@ async fn collect_stream_bodies(bodies: &mut Bodies) {
             assert_eq!(e["result"]["type"], kind, "{e}");
             bodies.add_value(format!("stream {query:?} {kind}"), STREAM_RESULT, mode, e);
         }
+        // A hostile flood: padded MODIFIED events, whatever the projection asked for.
+        fake.break_streams(StreamFault::Flood { lines: 2, pad: 64 });
+        for n in 0..2 {
+            let e = s.event(WAIT).await.expect("padded event");
+            assert_eq!(
+                e["result"]["application"]["metadata"]["annotations"]["pad"].as_str().map(str::len),
+                Some(64)
+            );
+            bodies.add_value(format!("stream {query:?} flood {n}"), STREAM_RESULT, Mode::Full, e);
+        }
         fake.break_streams(StreamFault::Error(401));
         let e = s.event(WAIT).await.expect("error chunk");
         bodies.add_value(format!("stream {query:?} error"), STREAM_RESULT, Mode::Full, e);
