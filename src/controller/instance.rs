@@ -20,7 +20,7 @@ use kube::{Api, ResourceExt};
 
 use super::credentials::{self, CredentialsError, Resolved};
 use super::state::{self, Failure, InstanceState, Plan, Trigger};
-use super::{Context, Error, STANDBY_RECHECK, apply, follow};
+use super::{Context, Error, STANDBY_RECHECK, apply, follow, slots};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
@@ -212,6 +212,11 @@ fn followed_changes(state: &mut InstanceState) -> Option<Outcome> {
 
 /// [`fetch`] in a check slot and within `--max-check-duration`; `None` when the check was
 /// cancelled (instance deleted or changed, shutdown) before it ended.
+///
+/// New, failing and slow servers wait in probation, apart from the ones that answer (see
+/// `slots`). A check in the proven lane that has not ended within [`slots::PROVEN_LEASH`] (a
+/// new instance whose server hangs, or one that became slow) gives its slot back and goes on
+/// in probation, so that no server holds a proven slot for longer.
 async fn fetch_in_slot(
     instance: &ArgoCdInstance,
     ctx: &Context,
@@ -220,10 +225,31 @@ async fn fetch_in_slot(
     connect: bool,
     watching: bool,
 ) -> Option<Result<Observed, Failure>> {
-    // Servers that hung last time wait in the slow lane.
-    let timed_out = state.last_failure.as_ref().is_some_and(|(r, _)| *r == Reason::Timeout);
-    let slot = ctx.slots.acquire(instance, timed_out).await?;
     let deadline = ctx.settings.max_check_duration;
+    let last = state.last_check.map(|took| if state.last_failure.is_some() { Err(()) } else { Ok(took) });
+    let slow_after = deadline.min(instance.spec.timeout_duration());
+    let mut leashed = Duration::ZERO;
+    if slots::Lane::of(last, slow_after) == slots::Lane::Proven {
+        let slot = ctx.slots.acquire(instance, slots::Lane::Proven).await?;
+        let leash = slots::PROVEN_LEASH.min(deadline);
+        let started = Instant::now();
+        let ran = tokio::select! {
+            r = tokio::time::timeout(leash, fetch(instance, ctx, state, resolved, connect, watching)) => r.ok(),
+            _ = slot.cancel.cancelled() => {
+                ctx.slots.release(instance, slot);
+                return None;
+            }
+        };
+        ctx.slots.release(instance, slot);
+        if let Some(result) = ran {
+            state.last_check = Some(started.elapsed());
+            return Some(result);
+        }
+        tracing::debug!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), ?leash, "check not done within the proven lane's leash; going on in probation");
+        leashed = leash;
+    }
+    let slot = ctx.slots.acquire(instance, slots::Lane::Probation).await?;
+    let started = Instant::now();
     let fetched = tokio::select! {
         r = tokio::time::timeout(deadline, fetch(instance, ctx, state, resolved, connect, watching)) => {
             Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
@@ -234,6 +260,9 @@ async fn fetch_in_slot(
         _ = slot.cancel.cancelled() => None,
     };
     ctx.slots.release(instance, slot);
+    if fetched.is_some() {
+        state.last_check = Some(leashed + started.elapsed());
+    }
     fetched
 }
 

@@ -28,6 +28,8 @@ pub struct InstanceState {
     pub last_failure: Option<(Reason, String)>,
     /// Failures in a row.
     pub failures: u32,
+    /// How long the last check that ended took (its lane, see `slots`).
+    pub last_check: Option<Duration>,
     pub next_check: Option<Instant>,
     pub checked_generation: Option<i64>,
     pub handled_refresh: Option<String>,

@@ -587,3 +587,55 @@ async fn argocd_huge_version_and_cluster_name_keep_objects_small() {
     let name = m.status.and_then(|s| s.argocd_cluster_name).expect("name");
     assert!(name.len() <= 253 && name.starts_with("prod[2J") && !name.contains('\u{1b}'), "{name}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_hanging_and_crawling_servers_do_not_delay_a_healthy_instance() {
+    let client = client().await;
+    let ns = namespace(&client, "f-starve").await;
+    let (healthy, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_instance(&client, &ns, instance("ok", &healthy.url(), INTERVAL, TIMEOUT)).await;
+    let op = Operator::start(&ns);
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    instance_where(&client, &ns, "ok", Duration::from_secs(30), "connected", connected).await;
+    // Then, beside it: 8 new instances whose Argo CD never answers (with a 10 minute timeout,
+    // so each check holds its slot for --max-check-duration), and 8 whose Argo CD answers just
+    // under their 2 s timeout.
+    let hanging = FakeArgoCd::start(Options::default()).await;
+    hanging.add_token(&token);
+    hanging.set_fault(Some(Fault::Latency(Duration::from_secs(3600))));
+    let crawling = FakeArgoCd::start(Options::default()).await;
+    crawling.add_token(&token);
+    crawling.set_clusters(fake_argocd::sample_clusters());
+    crawling.set_fault(Some(Fault::Latency(Duration::from_millis(1700))));
+    for i in 0..8 {
+        create_instance(&client, &ns, instance(&format!("hang-{i}"), &hanging.url(), INTERVAL, "10m")).await;
+        create_instance(&client, &ns, instance(&format!("crawl-{i}"), &crawling.url(), INTERVAL, TIMEOUT))
+            .await;
+    }
+    // The healthy instance is checked on every interval (10 s, +10% jitter) for 45 s: every
+    // gap between two checks at most 11 s, and 2 s of slack for a loaded machine.
+    let checked_at = |i: &ArgoCdInstance| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.connection.as_ref())
+            .and_then(|c| c.last_checked_at.clone())
+            .map(|t| t.0)
+    };
+    let started = std::time::Instant::now();
+    let mut seen: Vec<jiff::Timestamp> = Vec::new();
+    while started.elapsed() < Duration::from_secs(45) {
+        let i = api.get("ok").await.expect("get");
+        if let Some(at) = checked_at(&i)
+            && seen.last() != Some(&at)
+        {
+            seen.push(at);
+        }
+        let since =
+            seen.last().map(|at| jiff::Timestamp::now().duration_since(*at).as_secs_f64()).unwrap_or(0.0);
+        assert!(since <= 13.0, "the healthy instance was last checked {since:.1} s ago: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(seen.len() >= 4, "checks seen: {seen:?}");
+    drop(op);
+}
