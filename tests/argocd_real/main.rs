@@ -259,10 +259,17 @@ async fn read_only_token_exact_status_from_check_and_run() {
     .await;
     let _op = Operator::start(&ns);
     let i = until_reason(&client, &ns, "Connected").await;
+    // The instance's namespace is bound to its organization, as every test namespace is.
+    let mut conditions = fleet_conditions("2 linked, 1 unlinked, 0 orphaned", Some(1));
+    conditions.as_array_mut().expect("array").push(json!({
+        "lastTransitionTime": "<time>", "observedGeneration": 1, "reason": "NamespaceLabelled", "status": "True",
+        "type": "OrganizationBound",
+        "message": format!("namespace {ns} is labelled argomap.io/organization-id={}", argomap::fixtures::ORG),
+    }));
     assert_eq!(
         status_json(&i),
         json!({
-            "conditions": fleet_conditions("2 linked, 1 unlinked, 0 orphaned", Some(1)),
+            "conditions": conditions,
             "connection": connected_connection(),
             "linkedClusters": [
                 {"applicationsCount": 2, "argocdClusterName": "a-cluster", "argocdClusterUrl": "https://a.example.com",
