@@ -44,6 +44,13 @@ impl Client {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(ArgoCdError::InvalidUrl("the URL must not carry user info".into()));
         }
+        // argomap appends Argo CD's paths to the base URL: a query or fragment in it would let
+        // whoever writes the URL choose the path that is really asked for.
+        if config.url.contains(['?', '#']) {
+            return Err(ArgoCdError::InvalidUrl(
+                "the URL must not carry a query (?) or a fragment (#)".into(),
+            ));
+        }
         let tls = tls::client_config(&config.tls).map_err(ArgoCdError::TlsSetup)?;
         let http = reqwest::Client::builder()
             // A redirect is reported, never followed: following it would send the token (or the
@@ -525,6 +532,16 @@ mod tests {
             Err(ArgoCdError::InvalidUrl(_))
         ));
         assert!(matches!(Client::new(cfg("ftp://argocd.example.com")), Err(ArgoCdError::InvalidUrl(_))));
+        for url in [
+            "http://host:8080/internal/admin/secret-path?",
+            "https://argocd.example.com/x?a=b",
+            "https://argocd.example.com/#frag",
+        ] {
+            assert!(
+                matches!(Client::new(cfg(url)), Err(ArgoCdError::InvalidUrl(m)) if m.contains("query")),
+                "{url}"
+            );
+        }
         assert!(Client::new(cfg("https://argocd.example.com/argocd/")).is_ok());
     }
 }

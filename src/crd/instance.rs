@@ -11,7 +11,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectionState, DURATION_PATTERN, KnownCluster, LocalRef, Reason, URL_RULE, UUID_PATTERN};
+use super::{
+    ConnectionState, DURATION_PATTERN, INSTANCE_URL_RULE, KnownCluster, LocalRef, Reason, UUID_PATTERN,
+};
 
 /// An Argo CD server that argomap checks.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -51,7 +53,7 @@ use super::{ConnectionState, DURATION_PATTERN, KnownCluster, LocalRef, Reason, U
 pub struct ArgoCdInstanceSpec {
     /// Base URL of the Argo CD server, with its --rootpath prefix if any.
     #[schemars(length(min = 8, max = 2048))]
-    #[x_kube(validation = Rule::new(URL_RULE).message("url must be an http:// or https:// URL without user info"))]
+    #[x_kube(validation = Rule::new(INSTANCE_URL_RULE).message("url must be an http:// or https:// URL without user info, query or fragment"))]
     pub url: String,
     pub credentials: CredentialsSpec,
     /// The cluster this Argo CD runs on ("agent cluster").

@@ -42,6 +42,9 @@ const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 // http or https, a host, an optional path; no user info (credentials belong in the Secret).
 const URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+([/?][^#\\s]*)?$')";
+// An Argo CD server's base URL: the same, without a query or fragment (argomap appends Argo CD's
+// paths to it, and a `?` would let the URL's writer choose the path really asked for).
+const INSTANCE_URL_RULE: &str = r"self.matches('^https?://[^/@?#\\s]+(/[^?#\\s]*)?$')";
 
 /// A reference to an object in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]

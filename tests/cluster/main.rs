@@ -58,6 +58,14 @@ async fn schema_and_cel_reject_invalid_specs_naming_the_field() {
             Box::new(|v| v["spec"]["url"] = json!("https://admin:pw@argocd.example.com")),
             "spec.url",
         ),
+        (
+            "a query: the URL's writer would choose the path asked for",
+            Box::new(|v| {
+                v["spec"]["url"] = json!("http://argocd.example.com:8080/internal/admin/secret-path?")
+            }),
+            "spec.url",
+        ),
+        ("a fragment", Box::new(|v| v["spec"]["url"] = json!("https://argocd.example.com/#x")), "spec.url"),
         ("interval 5s", Box::new(|v| v["spec"]["interval"] = json!("5s")), "spec.interval"),
         ("interval garbage", Box::new(|v| v["spec"]["interval"] = json!("soon")), "spec.interval"),
         (
