@@ -108,6 +108,19 @@ async fn html_at_a_wrong_url_is_invalid_response() {
 }
 
 #[tokio::test]
+async fn a_server_that_answers_any_json_object_is_not_argo_cd() {
+    init();
+    // `{}` to every path: before, a check of it was "connected" with no destination.
+    let app = axum::Router::new().fallback(|| async { axum::Json(serde_json::json!({})) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let err = snapshot(token_config(&url, "a-token")).await.expect_err("not Argo CD");
+    assert_eq!(reason(&err), "InvalidResponse");
+    assert!(err.to_string().contains("no \"Version\"") && err.to_string().contains("spec.url"), "{err}");
+}
+
+#[tokio::test]
 async fn every_failure_has_its_reason() {
     let (argocd, token) = fake_with_data(Options::default()).await;
     let cases = [

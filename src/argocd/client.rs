@@ -245,8 +245,17 @@ impl Client {
             let bearer = self.bearer(observer).await?;
             let v: VersionMessage =
                 self.request("version", Method::GET, "/api/version", Some(&bearer), None, observer).await?;
+            // Argo CD always names its version, to anyone: an answer without one is not Argo
+            // CD's API (a wrong URL, another service answering JSON), and nothing it lists
+            // could be trusted.
+            let Some(version) = v.version.filter(|s| !s.trim().is_empty()) else {
+                return Err(ArgoCdError::Decode {
+                    endpoint: "version",
+                    detail: "the answer has no \"Version\", which Argo CD always sends: this is not Argo CD's API (check spec.url)".into(),
+                });
+            };
             // A version is a few dozen characters; a server may send anything.
-            *cached = v.version.filter(|s| !s.is_empty()).map(|s| crate::text::printable(&s, VERSION_CAP));
+            *cached = Some(crate::text::printable(&version, VERSION_CAP));
         }
         Ok(cached.clone())
     }
