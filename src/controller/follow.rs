@@ -39,9 +39,9 @@ pub const RELIST_INTERVALS: u32 = 10;
 /// A stream is opened again after this long even when healthy (a connection should not live
 /// for ever through proxies); failures reopen it sooner.
 pub const MAX_STREAM_AGE: Duration = Duration::from_secs(6 * 60 * 60);
-/// Rounds (a list and a stream) in any window of this many intervals: a server that ends
-/// every stream at once gets one list and one stream an interval (with the reconcile's own
-/// list and cluster list, twice what polling costs it), however soon it hangs up.
+/// Rounds that Argo CD served a list in, in any window of this many intervals: a server that
+/// ends every stream at once gets one list and one stream an interval (with the reconcile's
+/// own list and cluster list, twice what polling costs it), however soon it hangs up.
 const ROUNDS_PER_WINDOW: u32 = 2;
 /// Changes are published at most this long after the first of a burst.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -161,23 +161,33 @@ impl Task {
     async fn run(self) {
         let mut failures = 0u32;
         let mut silent = 0u32;
-        // When the last rounds started: at most ROUNDS_PER_WINDOW in ROUNDS_PER_WINDOW intervals.
-        let mut starts: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+        // When the last rounds that Argo CD served a list started: at most ROUNDS_PER_WINDOW
+        // in ROUNDS_PER_WINDOW intervals. A round that could not even list (a server down)
+        // cost Argo CD nothing, and only backs off.
+        let mut served: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
         let window = self.spec.interval.saturating_mul(ROUNDS_PER_WINDOW);
         loop {
             if self.cancel.is_cancelled() || !self.spec.leadership.is_leader() {
                 return;
             }
-            if starts.len() == ROUNDS_PER_WINDOW as usize
-                && let Some(oldest) = starts.pop_front()
+            if served.len() == ROUNDS_PER_WINDOW as usize
+                && let Some(oldest) = served.front()
             {
                 tokio::select! {
-                    _ = sleep_until(oldest + window) => {}
+                    _ = sleep_until(*oldest + window) => {}
                     _ = self.cancel.cancelled() => return,
                 }
             }
-            starts.push_back(Instant::now());
-            match self.round(&mut failures, &mut silent).await {
+            let started = Instant::now();
+            let mut listed = false;
+            let ended = self.round(&mut failures, &mut silent, &mut listed).await;
+            if listed {
+                served.push_back(started);
+                if served.len() > ROUNDS_PER_WINDOW as usize {
+                    served.pop_front();
+                }
+            }
+            match ended {
                 Round::Relist => {}
                 Round::Stop => return,
                 Round::Failed { state, wait } => {
@@ -194,7 +204,7 @@ impl Task {
 
     /// One list and one stream, until the stream fails or reaches [`MAX_STREAM_AGE`]; the
     /// periodic relists happen beside the open stream.
-    async fn round(&self, failures: &mut u32, silent: &mut u32) -> Round {
+    async fn round(&self, failures: &mut u32, silent: &mut u32, listed_ok: &mut bool) -> Round {
         let (ns, name) = self.labels();
         let client = &self.spec.client;
         let metrics = self.spec.metrics.as_ref();
@@ -207,6 +217,7 @@ impl Task {
             Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
         metrics.stream_relisted(ns, name);
+        *listed_ok = true;
         let Some(mut index) = listed.index else {
             return Round::Failed {
                 state: StreamState::TooManyApplications(IndexFull.to_string()),
