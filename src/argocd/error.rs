@@ -78,9 +78,11 @@ impl ArgoCdError {
         }
     }
 
-    /// The same error with every `secrets` string replaced in its text (see [`crate::text::redact`]).
+    /// The same error with every `secrets` string replaced in its text (see
+    /// [`crate::text::redact`]), then capped: capped first, a secret cut in two by the cap would
+    /// no longer be found, and its first part would stay.
     pub fn redacted(self, secrets: &[String]) -> Self {
-        let r = |s: String| crate::text::redact(&s, secrets);
+        let r = |s: String| crate::text::cap(&crate::text::redact(&s, secrets));
         match self {
             ArgoCdError::Unauthenticated { endpoint, message } => {
                 ArgoCdError::Unauthenticated { endpoint, message: r(message) }
@@ -172,8 +174,8 @@ pub(super) fn redirect_error(
     ArgoCdError::Redirect {
         endpoint,
         status,
-        target: crate::text::cap(&shown),
-        advice: crate::text::cap(&advice),
+        target: shown,
+        advice,
     }
 }
 
@@ -182,7 +184,7 @@ pub(super) fn status_error(endpoint: &'static str, status: StatusCode, body: &[u
     let message = parsed
         .and_then(|b| b.message.filter(|m| !m.is_empty()).or_else(|| b.error.and_then(ErrorField::message)))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
-    let message = crate::text::cap(&message);
+    // Not capped here: the client redacts, then caps (`redacted`); the body is bounded already.
     let code = status.as_u16();
     match status {
         StatusCode::UNAUTHORIZED => ArgoCdError::Unauthenticated { endpoint, message },
@@ -252,6 +254,18 @@ pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_straddling_the_cap_is_redacted_whole() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.secret-part-of-the-token.signature";
+        // An echo whose token begins just before the 1 KiB cap.
+        let message = format!("{}{token}", "x".repeat(crate::text::MESSAGE_CAP - 20));
+        let body = serde_json::json!({"message": message}).to_string();
+        let e = status_error("clusters", StatusCode::UNAUTHORIZED, body.as_bytes()).redacted(&[token.to_string()]);
+        let text = e.to_string();
+        assert!(!text.contains(&token[..12]), "a piece of the token survived: {text}");
+        assert!(text.len() <= crate::text::MESSAGE_CAP + 64, "still capped: {} bytes", text.len());
+    }
 
     #[test]
     fn every_variant_has_a_fixed_kind() {
