@@ -35,6 +35,14 @@ async fn follow_every(
     login: bool,
     interval: Duration,
 ) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
+    follow_as(login.then_some(PASSWORD), interval).await
+}
+
+/// [`follow_every`], logging in with `password` (`None`: with a token).
+async fn follow_as(
+    password: Option<&str>,
+    interval: Duration,
+) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
     let users = vec![(USER.to_owned(), PASSWORD.to_owned())];
     let fake = FakeArgoCd::start(Options {
         stream_keepalive: Duration::from_millis(100),
@@ -45,10 +53,11 @@ async fn follow_every(
     fake.set_applications(apps("https://b.example.com"));
     let token = jwt("argomap:apiKey", None);
     fake.add_token(&token);
-    let credentials = if login {
-        Credentials::Login { username: USER.to_owned(), password: PASSWORD.to_owned().into() }
-    } else {
-        Credentials::Token(token.clone().into())
+    let credentials = match password {
+        Some(password) => {
+            Credentials::Login { username: USER.to_owned(), password: password.to_owned().into() }
+        }
+        None => Credentials::Token(token.clone().into()),
     };
     let client = Client::new(ClientConfig {
         url: fake.url(),
@@ -302,4 +311,18 @@ async fn a_flood_of_padded_events_during_a_held_relist_holds_no_lines() {
     // ... and what was kept for the replay is one entry per application, not the lines.
     let grown = peak_rss().saturating_sub(before);
     assert!(grown < 100 << 20, "peak RSS grew {} MiB during the flood", grown >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_is_not_tried_again_for_five_minutes() {
+    // A 1 s interval: without the wait, a login every second or two (Argo CD locks the account
+    // out after 5 failures in a row, for everyone using it, and the lockout would never end).
+    let (fake, f, _, _) = follow_as(Some("wrong password"), Duration::from_secs(1)).await;
+    let s = until(&f, "reconnecting", |f| reconnecting(f).is_some()).await;
+    assert!(!format!("{:?}", s.state).contains("wrong password"), "{:?}", s.state);
+    let quiet_until = tokio::time::Instant::now() + Duration::from_secs(8);
+    while tokio::time::Instant::now() < quiet_until {
+        assert_eq!(fake.requests(Endpoint::Session), 1, "one refused login, and no other");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

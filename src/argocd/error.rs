@@ -171,12 +171,7 @@ pub(super) fn redirect_error(
         Some(base) => format!("set spec.url to {base}"),
         None => "set spec.url to the address Argo CD serves its API on".to_string(),
     };
-    ArgoCdError::Redirect {
-        endpoint,
-        status,
-        target: shown,
-        advice,
-    }
+    ArgoCdError::Redirect { endpoint, status, target: shown, advice }
 }
 
 pub(super) fn status_error(endpoint: &'static str, status: StatusCode, body: &[u8]) -> ArgoCdError {
@@ -261,7 +256,8 @@ mod tests {
         // An echo whose token begins just before the 1 KiB cap.
         let message = format!("{}{token}", "x".repeat(crate::text::MESSAGE_CAP - 20));
         let body = serde_json::json!({"message": message}).to_string();
-        let e = status_error("clusters", StatusCode::UNAUTHORIZED, body.as_bytes()).redacted(&[token.to_string()]);
+        let e = status_error("clusters", StatusCode::UNAUTHORIZED, body.as_bytes())
+            .redacted(&[token.to_string()]);
         let text = e.to_string();
         assert!(!text.contains(&token[..12]), "a piece of the token survived: {text}");
         assert!(text.len() <= crate::text::MESSAGE_CAP + 64, "still capped: {} bytes", text.len());

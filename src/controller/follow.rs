@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::state::LOGIN_RETRY;
 use crate::argocd::stream::{
     AppIndex, Changes, IndexFull, IndexedApplications, KEEPALIVE, Line, StreamError, apply_line_recording,
 };
@@ -214,6 +215,7 @@ impl Task {
         };
         let listed = match listed {
             Ok(l) => l,
+            Err(e) if e.is_login_refused() => return self.login_refused(&e).await,
             Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
         metrics.stream_relisted(ns, name);
@@ -249,6 +251,7 @@ impl Task {
                 let why = client.redact(&e.to_string()).await;
                 return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
             }
+            Ok(Err(e)) if e.is_login_refused() => return self.login_refused(&e).await,
             Ok(Err(e)) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
         // The stream is open (its first event came): until it says otherwise, the list holds.
@@ -324,7 +327,10 @@ impl Task {
                             }
                             let message = client.redact(&e.to_string()).await;
                             tracing::info!(namespace = ns, instance = name, error = %message, "relist failed; the stream goes on");
-                            relist_at = Instant::now() + self.spec.interval;
+                            // A refused login is not tried again for a while: Argo CD locks the
+                            // account out after a few.
+                            let wait = if e.is_login_refused() { LOGIN_RETRY } else { self.spec.interval };
+                            relist_at = Instant::now() + wait;
                         }
                     }
                 }
@@ -396,6 +402,14 @@ impl Task {
             return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
         }
         self.failed(failures, &StreamError::Stalled(self.spec.stall).to_string(), false).await
+    }
+
+    /// Argo CD refused the login: no new login before [`LOGIN_RETRY`], as the reconcile waits
+    /// too (Argo CD locks an account out after 5 failed logins, for everyone using it). A
+    /// change of the credentials starts a new task, which logs in at once.
+    async fn login_refused(&self, e: &ArgoCdError) -> Round {
+        let message = crate::text::cap(&self.spec.client.redact(&e.to_string()).await);
+        Round::Failed { state: StreamState::Reconnecting(message), wait: LOGIN_RETRY }
     }
 
     /// A failed list or stream: the session is renewed on 401, and the next round waits.
