@@ -170,10 +170,10 @@ impl Client {
             result = self.open_stream_once(&path, &bearer, lifetime).await;
         }
         let code = match &result {
-            Ok(_) => "200".to_string(),
+            Ok(_) => "2xx",
             Err(e) => error_code(e),
         };
-        observer.observe(endpoint, &code, started.elapsed());
+        observer.observe(endpoint, code, started.elapsed());
         result.map_err(|e| e.redacted(&self.secrets(Some(&bearer))))
     }
 
@@ -328,10 +328,10 @@ impl Client {
         let started = Instant::now();
         let result = self.request_inner(endpoint, method, path, bearer, body).await;
         let code = match &result {
-            Ok(_) => "200".to_string(),
+            Ok(_) => "2xx",
             Err(e) => error_code(e),
         };
-        observer.observe(endpoint, &code, started.elapsed());
+        observer.observe(endpoint, code, started.elapsed());
         // A server's text may repeat what it was sent: no credential leaves in an error.
         result.map_err(|e| e.redacted(&self.secrets(bearer)))
     }

@@ -197,21 +197,34 @@ pub(super) fn status_error(endpoint: &'static str, status: StatusCode, body: &[u
 }
 
 /// The HTTP status for metrics, or a fixed word when there was none.
-pub(super) fn error_code(e: &ArgoCdError) -> String {
+/// The `code` label of a failed request: a class, so that a server choosing its status codes
+/// cannot grow the label set (401 and 403 apart: they say what to do).
+pub(super) fn error_code(e: &ArgoCdError) -> &'static str {
     match e {
-        ArgoCdError::Unauthenticated { .. } => "401".into(),
-        ArgoCdError::Forbidden { .. } => "403".into(),
+        ArgoCdError::Unauthenticated { .. } => "401",
+        ArgoCdError::Forbidden { .. } => "403",
         ArgoCdError::LoginFailed { status, .. }
         | ArgoCdError::ServerError { status, .. }
         | ArgoCdError::UnexpectedStatus { status, .. }
-        | ArgoCdError::NotJson { status, .. } => status.to_string(),
-        ArgoCdError::Timeout { .. } => "timeout".into(),
-        ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => "tls".into(),
-        ArgoCdError::Connect { .. } => "connect".into(),
-        ArgoCdError::Redirect { status, .. } => status.to_string(),
-        ArgoCdError::Decode { .. } | ArgoCdError::TooLarge { .. } | ArgoCdError::InvalidUrl(_) => {
-            "invalid".into()
-        }
+        | ArgoCdError::NotJson { status, .. }
+        | ArgoCdError::Redirect { status, .. } => status_class(*status),
+        ArgoCdError::Timeout { .. } => "timeout",
+        ArgoCdError::Tls { .. } | ArgoCdError::TlsSetup(_) => "tls",
+        ArgoCdError::Connect { .. } => "connect",
+        ArgoCdError::Decode { .. } | ArgoCdError::TooLarge { .. } | ArgoCdError::InvalidUrl(_) => "invalid",
+    }
+}
+
+/// `2xx`, `3xx`, `4xx`, `5xx`, with 401 and 403 apart; `other` for anything else.
+pub(super) fn status_class(status: u16) -> &'static str {
+    match status {
+        401 => "401",
+        403 => "403",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
     }
 }
 
@@ -249,6 +262,16 @@ pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_codes_are_classes() {
+        let classes: Vec<&str> =
+            [200, 204, 302, 401, 403, 404, 429, 500, 503, 999, 42].map(status_class).to_vec();
+        assert_eq!(
+            classes,
+            ["2xx", "2xx", "3xx", "401", "403", "4xx", "4xx", "5xx", "5xx", "other", "other"]
+        );
+    }
 
     #[test]
     fn a_secret_straddling_the_cap_is_redacted_whole() {
