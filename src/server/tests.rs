@@ -173,31 +173,35 @@ fn harness_with(
     secrets: Arc<dyn SecretLookup>,
     instances: Vec<ArgoCdInstance>,
 ) -> Harness {
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&Event::Init);
-    for i in instances {
-        writer.apply_watcher_event(&Event::InitApply(i));
-    }
-    writer.apply_watcher_event(&Event::InitDone);
     let reviewer = Arc::new(reviewer);
-    let readiness = Readiness::default();
-    readiness.set(true);
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let state = AppState::new(
-        config,
-        metrics,
-        readiness.clone(),
-        store,
-        bound_namespaces(),
-        secrets,
-        reviewer.clone(),
-    );
+    let (state, readiness) = app_state(config, reviewer.clone(), secrets, instances);
     Harness {
         router: router(Role::ReadApi, state.clone()),
         admin: router(Role::Admin, state),
         reviewer,
         readiness,
     }
+}
+
+/// The servers' state over `instances` (synced, ready) and the bound namespaces.
+fn app_state(
+    config: HttpConfig,
+    reviewer: Arc<FakeReviewer>,
+    secrets: Arc<dyn SecretLookup>,
+    instances: Vec<ArgoCdInstance>,
+) -> (AppState, Readiness) {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for i in instances {
+        writer.apply_watcher_event(&Event::InitApply(i));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    let readiness = Readiness::default();
+    readiness.set(true);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let state =
+        AppState::new(config, metrics, readiness.clone(), store, bound_namespaces(), secrets, reviewer);
+    (state, readiness)
 }
 
 /// Namespaces a, b, d and ns00..ns39 bound to ORG, c to OTHER_ORG; e carries no label.
@@ -771,20 +775,7 @@ async fn binding_a_taken_port_is_an_error() {
 
 /// A server of `role` on a loopback port of its own, stopped when the sender is dropped.
 async fn running(role: Role, config: HttpConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let (store, mut writer) = reflector::store::<ArgoCdInstance>();
-    writer.apply_watcher_event(&Event::InitDone);
-    let readiness = Readiness::default();
-    readiness.set(true);
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let state = AppState::new(
-        config,
-        metrics,
-        readiness,
-        store,
-        bound_namespaces(),
-        Arc::new(SecretUids::new()),
-        Arc::new(reviewer()),
-    );
+    let (state, _) = app_state(config, Arc::new(reviewer()), Arc::new(SecretUids::new()), Vec::new());
     let listener = bind(([0, 0, 0, 0], 0).into()).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -395,7 +395,6 @@ pub fn admin_token() -> String {
 /// `default`, which may list ArgoCdInstances cluster-wide (created once, shared by the tests
 /// that read every organization). Returns once the API server's authorizer says so.
 pub async fn reader_token(client: &Client) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
     };
@@ -452,14 +451,26 @@ pub async fn reader_token(client: &Client) -> String {
         }
     })
     .await;
+    token_of(&accounts, NAME, &[argomap::server::DEFAULT_AUDIENCE]).await
+}
+
+/// A one-hour token of ServiceAccount `name` for `audiences` (none: the API server's own), from
+/// the TokenRequest API.
+pub async fn token_of(
+    accounts: &Api<k8s_openapi::api::core::v1::ServiceAccount>,
+    name: &str,
+    audiences: &[&str],
+) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     let request = TokenRequest {
         spec: TokenRequestSpec {
-            audiences: vec![argomap::server::DEFAULT_AUDIENCE.into()],
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
             expiration_seconds: Some(3600),
             bound_object_ref: None,
         },
         ..Default::default()
     };
-    let answer = accounts.create_token_request(NAME, &pp, &request).await.expect("TokenRequest");
+    let answer =
+        accounts.create_token_request(name, &PostParams::default(), &request).await.expect("TokenRequest");
     answer.status.expect("TokenRequest status").token
 }

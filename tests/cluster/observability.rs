@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argomap::crd::{ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use fake_argocd::{App, FakeArgoCd, Fault, Options, StreamFault, jwt};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -1000,17 +999,7 @@ async fn service_account_token(client: &Client, ns: &str, name: &str) -> String 
             serde_json::from_value(json!({"metadata": {"name": name}})).expect("service account");
         accounts.create(&PostParams::default(), &sa).await.expect("create service account");
     }
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![argomap::server::DEFAULT_AUDIENCE.into()],
-            expiration_seconds: Some(3600),
-            bound_object_ref: None,
-        },
-        ..Default::default()
-    };
-    let answer =
-        accounts.create_token_request(name, &PostParams::default(), &request).await.expect("TokenRequest");
-    answer.status.expect("TokenRequest status").token
+    token_of(&accounts, name, &[argomap::server::DEFAULT_AUDIENCE]).await
 }
 
 /// Role + RoleBinding: ServiceAccount `sa` may `list argocdinstances.argomap.io` in `ns`. Waits
@@ -1274,17 +1263,7 @@ async fn plain_token(client: &Client, ns: &str, name: &str) -> String {
         let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).expect("sa");
         accounts.create(&PostParams::default(), &sa).await.expect("create service account");
     }
-    let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
-        ..Default::default()
-    };
-    accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("status")
-        .token
+    token_of(&accounts, name, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1409,21 +1388,8 @@ async fn only_tokens_issued_for_argomap_are_accepted() {
     // The API server's own tokens (the admin's; a ServiceAccount's without an audience) could be
     // replayed against it: refused.
     assert_error(&get(&url, Some(&bearer(&admin_token()))).await.expect("GET"), 401, "Unauthorized");
-    let accounts = Api::<ServiceAccount>::namespaced(s.client.clone(), &s.ns);
     grant_list(&s.client, &s.ns, "plain").await;
-    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "plain"}})).expect("sa");
-    accounts.create(&PostParams::default(), &sa).await.expect("create service account");
-    let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
-        ..Default::default()
-    };
-    let plain = accounts
-        .create_token_request("plain", &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("status")
-        .token;
+    let plain = plain_token(&s.client, &s.ns, "plain").await;
     assert_error(&get(&url, Some(&bearer(&plain))).await.expect("GET"), 401, "Unauthorized");
     // The same ServiceAccount with a token for argomap is let in.
     let for_argomap = bearer(&service_account_token(&s.client, &s.ns, "plain").await);
