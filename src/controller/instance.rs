@@ -127,7 +127,11 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
             state.record(result, &trigger, interval, Instant::now())
         }
     };
-    let next_check = state.next_check;
+    // A refresh that came too soon after the last check is checked once the floor has passed.
+    let next_check = match (state.next_check, state.refresh_at(&trigger)) {
+        (Some(at), Some(refresh)) => Some(at.min(refresh)),
+        (at, refresh) => at.or(refresh),
+    };
     let stream =
         watching.then(|| state.follower.as_ref().map_or(StreamState::Connecting, |f| f.current().state));
     ctx.states.put(&key, (plan != Plan::Suspend).then_some(state));

@@ -33,6 +33,9 @@ pub struct InstanceState {
     pub next_check: Option<Instant>,
     pub checked_generation: Option<i64>,
     pub handled_refresh: Option<String>,
+    /// When the last check a refresh asked for was recorded: the next one waits
+    /// [`REFRESH_FLOOR`] after it.
+    pub refreshed_at: Option<Instant>,
     /// The Secrets' versions at the last check: any change of them checks at once.
     pub checked_secrets: Option<String>,
     /// The last check's login was refused: no login is tried again before `next_check`
@@ -46,6 +49,11 @@ pub struct InstanceState {
     /// Watch mode: the [`Followed::version`](super::follow::Followed) last evaluated.
     pub followed: u64,
 }
+
+/// The least time between two checks that refresh annotations ask for: a tenant writing a new
+/// `argomap.io/refresh-requested-at` value every second gets a check (and a status write) every
+/// 5 s at most; a single refresh is still checked at once.
+pub const REFRESH_FLOOR: Duration = Duration::from_secs(5);
 
 /// After a refused login, the next attempt waits for a change of the Secret or this long:
 /// Argo CD locks an account out for 300 s after 5 failed logins, for everyone using it.
@@ -111,7 +119,7 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
     }
     let due = timer_due
         || state.checked_generation != t.generation
-        || (t.refresh.is_some() && t.refresh != state.handled_refresh)
+        || (refresh_pending(state, t) && state.refreshed_at.is_none_or(|at| now >= at + REFRESH_FLOOR))
         || connect
         || credentials_lost
         || secrets_changed;
@@ -122,7 +130,17 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
     }
 }
 
+/// A refresh annotation value not handled yet.
+pub fn refresh_pending(state: &InstanceState, t: &Trigger) -> bool {
+    t.refresh.is_some() && t.refresh != state.handled_refresh
+}
+
 impl InstanceState {
+    /// When a refresh not handled yet may be checked (`None`: none is waiting).
+    pub fn refresh_at(&self, t: &Trigger) -> Option<Instant> {
+        refresh_pending(self, t).then(|| self.refreshed_at.map(|at| at + REFRESH_FLOOR)).flatten()
+    }
+
     /// Records a check's result and schedules the next one; returns the outcome to evaluate.
     pub fn record(
         &mut self,
@@ -132,6 +150,9 @@ impl InstanceState {
         now: Instant,
     ) -> Outcome {
         self.checked_generation = t.generation;
+        if refresh_pending(self, t) {
+            self.refreshed_at = Some(now);
+        }
         self.handled_refresh = t.refresh.clone();
         self.checked_secrets = Some(t.secrets.clone());
         match result {
@@ -281,6 +302,26 @@ mod tests {
         assert_eq!(decide(&s, &first, now), Plan::Poll { connect: true, credentials_changed: false });
         let suspended = Trigger { suspended: true, ..first };
         assert_eq!(decide(&s, &suspended, now), Plan::Suspend);
+    }
+
+    #[test]
+    fn refreshes_in_a_row_wait_for_the_floor() {
+        let now = Instant::now();
+        let mut s = checked(now);
+        let first = Trigger { generation: Some(1), refresh: Some("r-1".into()), ..Default::default() };
+        assert!(matches!(decide(&s, &first, now), Plan::Poll { .. }), "a single refresh: at once");
+        s.record(Err(Failure::new(Reason::Timeout, "slow")), &first, Duration::from_secs(60), now);
+        let second = Trigger { refresh: Some("r-2".into()), ..first };
+        let soon = now + Duration::from_secs(1);
+        assert_eq!(decide(&s, &second, soon), Plan::Recompute, "a second after the last refresh");
+        assert_eq!(s.refresh_at(&second), Some(now + REFRESH_FLOOR), "and is checked then");
+        assert!(matches!(decide(&s, &second, now + REFRESH_FLOOR), Plan::Poll { .. }));
+        // A spec change is not held back.
+        let spec = Trigger { generation: Some(2), ..second.clone() };
+        assert!(matches!(decide(&s, &spec, soon), Plan::Poll { .. }));
+        // A refresh already handled waits for nothing.
+        let handled = Trigger { refresh: Some("r-1".into()), ..second };
+        assert_eq!(s.refresh_at(&handled), None);
     }
 
     #[test]

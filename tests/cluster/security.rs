@@ -141,3 +141,34 @@ async fn credentials_a_server_echoes_appear_in_no_status_event_or_log() {
     assert!(log.contains("Bearer [redacted]"), "the failure is logged");
     assert!(!log.contains(&s.token), "token in the operator log");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_annotation_rewritten_every_200_ms_checks_every_5_s_at_most() {
+    use argomap::crd::REFRESH_ANNOTATION;
+    let client = client().await;
+    let ns = namespace(&client, "sec-refresh").await;
+    let (argocd, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let _op = Operator::start(&ns);
+    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+    let before = argocd.requests(Endpoint::Clusters);
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    // 15 s of a new value every 200 ms (75 refreshes): a check, and a status write, each.
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: format!("r-{n}")}}});
+        api.patch("prod", &PatchParams::default(), &Patch::Merge(&refresh)).await.expect("annotate");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let checks = argocd.requests(Endpoint::Clusters) - before;
+    assert!((2..=5).contains(&checks), "{checks} checks for {n} refreshes in 15 s (one per 5 s at most)");
+    // The last one is still honoured.
+    let last = format!("r-{}", n - 1);
+    instance_where(&client, &ns, "prod", Duration::from_secs(10), "the last refresh handled", |i| {
+        i.status.as_ref().is_some_and(|s| s.last_handled_refresh_at.as_deref() == Some(last.as_str()))
+    })
+    .await;
+}
