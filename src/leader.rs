@@ -56,7 +56,23 @@ impl Leadership {
 
     /// Whether a write may go out now: leading, with a Lease confirmed and not expired.
     pub fn may_write(&self) -> bool {
-        self.is_leader() && Timestamp::now().as_millisecond() < self.confirmed_until.load(Ordering::SeqCst)
+        self.write_window().is_some()
+    }
+
+    /// How long a write that starts now may take: until the confirmed Lease ends (less the
+    /// margin, before any other replica could take the Lease over); `None` when no write may
+    /// start. A write still running then is abandoned, so none goes out under a Lease another
+    /// replica may hold.
+    pub fn write_window(&self) -> Option<std::time::Duration> {
+        if !self.is_leader() {
+            return None;
+        }
+        let left = self.confirmed_until.load(Ordering::SeqCst) - Timestamp::now().as_millisecond();
+        // Without election the window never ends (a day stands for that).
+        u64::try_from(left)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(|ms| std::time::Duration::from_millis(ms.min(86_400_000)))
     }
 
     fn confirm(&self, until_ms: i64) {
@@ -207,5 +223,11 @@ mod tests {
         l.confirm(Timestamp::now().as_millisecond() - 1);
         assert!(!l.may_write(), "expired (renewals failed, or the process was frozen)");
         assert!(Leadership::always().may_write());
+        l.confirm(Timestamp::now().as_millisecond() + 5_000);
+        let window = l.write_window().expect("a window");
+        assert!(
+            window <= std::time::Duration::from_secs(5) && window > std::time::Duration::from_secs(4),
+            "{window:?}"
+        );
     }
 }

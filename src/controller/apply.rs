@@ -144,10 +144,11 @@ async fn patch_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    // Checked before every write, not once per reconcile: a check can outlast the Lease.
-    if !ctx.leadership.may_write() {
+    // Checked before every write, not once per reconcile: a check can outlast the Lease. The
+    // write itself must end within the confirmed Lease too (its own timeout is longer).
+    let Some(window) = ctx.leadership.write_window() else {
         return Err(Error::NotLeader);
-    }
+    };
     let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -157,7 +158,10 @@ where
     if let Some(rv) = resource_version {
         patch["metadata"]["resourceVersion"] = rv.into();
     }
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let (params, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(&patch));
+    tokio::time::timeout(window, api.patch_status(name, &params, &patch))
+        .await
+        .map_err(|_| Error::NotLeader)??;
     tracing::debug!(kind = K::kind(&()).as_ref(), name, "status written");
     Ok(())
 }
@@ -166,9 +170,9 @@ where
 async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, transitions: Vec<Transition>) {
     let reference = obj.object_ref(&());
     for t in transitions {
-        if !ctx.leadership.may_write() {
+        let Some(window) = ctx.leadership.write_window() else {
             return;
-        }
+        };
         let event = KubeEvent {
             type_: match t.type_ {
                 events::EventType::Normal => EventType::Normal,
@@ -179,8 +183,15 @@ async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, transiti
             action: t.action.into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(reason = t.reason, error = %e, "cannot record event");
+        match tokio::time::timeout(window, ctx.recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(reason = t.reason, error = %e, "cannot record event"),
+            Err(_) => {
+                return tracing::debug!(
+                    reason = t.reason,
+                    "event abandoned: the Lease is no longer confirmed"
+                );
+            }
         }
     }
 }
