@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::argocd::{Credentials, TlsSettings};
-use crate::crd::{ArgoCdInstanceSpec, CREDENTIALS_LABEL, CredentialKeys, Reason};
+use crate::crd::{ALLOWED_URLS_ANNOTATION, ArgoCdInstanceSpec, CREDENTIALS_LABEL, CredentialKeys, Reason};
 
 #[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
 pub enum CredentialsError {
@@ -25,6 +25,11 @@ pub enum CredentialsError {
     )]
     #[strum(serialize = "CredentialsNotOptedIn")]
     NotOptedIn { namespace: String, name: String, label: &'static str },
+    #[error(
+        "Secret {name} binds its credentials to other URLs (annotation {annotation}): they are not sent to {url}; list it there if they are meant for it"
+    )]
+    #[strum(serialize = "CredentialsNotAllowed")]
+    UrlNotAllowed { name: String, url: String, annotation: &'static str },
     #[error("Secret {name} has no key {key:?}")]
     #[strum(serialize = "CredentialsNotFound")]
     KeyMissing { name: String, key: String },
@@ -46,6 +51,7 @@ impl CredentialsError {
     pub fn reason(&self) -> Reason {
         match self {
             CredentialsError::NotOptedIn { .. } => Reason::CredentialsNotOptedIn,
+            CredentialsError::UrlNotAllowed { .. } => Reason::CredentialsNotAllowed,
             CredentialsError::Kube { .. } => Reason::KubernetesApiError,
             _ => Reason::CredentialsNotFound,
         }
@@ -71,6 +77,16 @@ pub async fn load(
 ) -> Result<Resolved, CredentialsError> {
     let name = &spec.credentials.secret_ref.name;
     let secret = get(secrets, opted_in, namespace, name).await?;
+    // Whoever may edit the instance chooses spec.url: a Secret bound to URLs goes to no other.
+    if let Some(allowed) = secret.metadata.annotations.as_ref().and_then(|a| a.get(ALLOWED_URLS_ANNOTATION))
+        && !allows(allowed, &spec.url)
+    {
+        return Err(CredentialsError::UrlNotAllowed {
+            name: name.clone(),
+            url: crate::text::printable(&spec.url, 512),
+            annotation: ALLOWED_URLS_ANNOTATION,
+        });
+    }
     let data = secret.data.unwrap_or_default();
     let credentials = from_data(name, &data, spec.credentials.keys())?;
     let tls_spec = spec.tls.clone().unwrap_or_default();
@@ -166,6 +182,27 @@ async fn get(
     Ok(secret)
 }
 
+/// Whether `url` is one of the base URLs `allowed` lists (comma or space separated), or below
+/// one of them: same scheme, host and port, and a path under the listed one. An entry that is
+/// not a URL allows nothing. Pure.
+pub fn allows(allowed: &str, url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url.trim()) else { return false };
+    let path = |u: &url::Url| u.path().trim_end_matches('/').to_owned();
+    allowed
+        .split([',', ' ', '\n', '\t'])
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| url::Url::parse(e).ok())
+        .any(|a| {
+            a.scheme() == url.scheme()
+                && a.host_str() == url.host_str()
+                && a.port_or_known_default() == url.port_or_known_default()
+                && {
+                    let (a, u) = (path(&a), path(&url));
+                    u == a || u.starts_with(&format!("{a}/"))
+                }
+        })
+}
+
 /// Whether the Secret carries `argomap.io/credentials: "true"`.
 pub fn is_opted_in(meta: &ObjectMeta) -> bool {
     meta.labels.as_ref().and_then(|l| l.get(CREDENTIALS_LABEL)).is_some_and(|v| v == "true")
@@ -226,6 +263,34 @@ fn fingerprint(url: &str, timeout: &str, credentials: &Credentials, tls: &TlsSet
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_bound_to_urls_allows_those_and_paths_below_them_only() {
+        let allowed = "https://argocd.example.com/argocd, http://10.0.0.5:8080";
+        for ok in [
+            "https://argocd.example.com/argocd",
+            "https://argocd.example.com/argocd/",
+            "https://ARGOCD.example.com:443/argocd/sub",
+            "http://10.0.0.5:8080",
+            "http://10.0.0.5:8080/x",
+        ] {
+            assert!(allows(allowed, ok), "{ok}");
+        }
+        for refused in [
+            "https://argocd.example.com",
+            "https://argocd.example.com/argocdx",
+            "http://argocd.example.com/argocd",
+            "https://argocd.example.com:8443/argocd",
+            "https://evil.example.com/argocd",
+            "https://argocd.example.com.evil.example/argocd",
+            "http://10.0.0.5:8081",
+            "not a url",
+        ] {
+            assert!(!allows(allowed, refused), "{refused}");
+        }
+        assert!(!allows("", "https://argocd.example.com"), "an empty list allows nothing");
+        assert!(!allows("argocd.example.com", "https://argocd.example.com"), "a bare host is no URL");
+    }
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
         pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()

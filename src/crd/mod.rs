@@ -32,6 +32,9 @@ pub const REFRESH_ANNOTATION: &str = "argomap.io/refresh-requested-at";
 /// Only Secrets with this label set to `"true"` are ever read or watched by argomap: naming a
 /// Secret in an ArgoCdInstance is not enough to make argomap send its value anywhere.
 pub const CREDENTIALS_LABEL: &str = "argomap.io/credentials";
+/// The Secret annotation that binds its credentials to Argo CD base URLs (comma or space
+/// separated): when present, argomap sends them to no other `spec.url`.
+pub const ALLOWED_URLS_ANNOTATION: &str = "argomap.io/allowed-urls";
 /// [`CREDENTIALS_LABEL`] as a label selector.
 pub const CREDENTIALS_SELECTOR: &str = "argomap.io/credentials=true";
 /// The address Argo CD uses for the cluster it runs in.

@@ -53,6 +53,9 @@ pub enum Reason {
     CredentialsNotFound,
     /// The Secret exists but is not labelled `argomap.io/credentials: "true"`; it was not read.
     CredentialsNotOptedIn,
+    /// The Secret's `argomap.io/allowed-urls` annotation does not list `spec.url`: its
+    /// credentials were sent nowhere.
+    CredentialsNotAllowed,
     /// The Kubernetes API failed a request argomap needed for the check (reading the Secret).
     #[serde(rename = "KubernetesAPIError")]
     #[strum(serialize = "KubernetesAPIError")]

@@ -31,12 +31,16 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 
 /// Whether a failed check stays failed until the instance or its Secret changes: argomap
-/// refused to read an unlabelled Secret, or Argo CD refused the credentials. Both are fixed
+/// refused to read an unlabelled Secret or to send credentials to a URL their Secret does not
+/// allow, or Argo CD refused the credentials. Both are fixed
 /// only by a change argomap watches, so retrying alone cannot help. Every other failure
 /// (Argo CD down or slow, a missing Secret that may still be created, a policy Argo CD may
 /// still grant) can pass on its own and is retried.
 pub fn stalls(reason: Reason) -> bool {
-    matches!(reason, Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed)
+    matches!(
+        reason,
+        Reason::CredentialsNotOptedIn | Reason::CredentialsNotAllowed | Reason::AuthenticationFailed
+    )
 }
 
 /// `t` cut to the second: Kubernetes stores times so, and a finer time would make every
@@ -604,7 +608,9 @@ mod tests {
             let s = after_failure(&ok, now, reason, "why");
             let expected = match reason {
                 Reason::Suspended => vec![],
-                Reason::CredentialsNotOptedIn | Reason::AuthenticationFailed => {
+                Reason::CredentialsNotOptedIn
+                | Reason::CredentialsNotAllowed
+                | Reason::AuthenticationFailed => {
                     vec![(STALLED.to_string(), "True".to_string(), reason.as_str().to_string())]
                 }
                 _ => vec![(RECONCILING.to_string(), "True".to_string(), reason.as_str().to_string())],

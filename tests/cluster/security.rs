@@ -172,3 +172,38 @@ async fn a_refresh_annotation_rewritten_every_200_ms_checks_every_5_s_at_most() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_bound_to_other_urls_is_sent_nowhere_else() {
+    use argomap::crd::ALLOWED_URLS_ANNOTATION;
+    let client = client().await;
+    let ns = namespace(&client, "sec-bound").await;
+    let (argocd, token) = fake().await;
+    // Labelled for argomap, but its owner binds it to another Argo CD.
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "argocd-readonly", "labels": {"argomap.io/credentials": "true"},
+                     "annotations": {ALLOWED_URLS_ANNOTATION: "https://argocd.example.com"}},
+        "stringData": {"token": token}
+    }))
+    .expect("secret");
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+    create_instance(&client, &ns, instance_json("prod", &argocd.url(), "60s")).await;
+    let _op = Operator::start(&ns);
+    let i = instance_where(&client, &ns, "prod", CHECK, "CredentialsNotAllowed", |i| {
+        reason(i).as_deref() == Some("CredentialsNotAllowed")
+    })
+    .await;
+    assert!(message(&i).contains(ALLOWED_URLS_ANNOTATION), "{}", message(&i));
+    assert!(
+        !message(&i).contains("argocd.example.com"),
+        "the allowed URLs stay the Secret's: {}",
+        message(&i)
+    );
+    assert_eq!(all_requests(&argocd), 0, "the token was sent nowhere");
+    // Its owner lists this Argo CD too: checked at once.
+    let both = json!({"metadata": {"annotations": {ALLOWED_URLS_ANNOTATION: format!("https://argocd.example.com, {}", argocd.url())}}});
+    secrets.patch("argocd-readonly", &PatchParams::default(), &Patch::Merge(&both)).await.expect("annotate");
+    instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
+}
