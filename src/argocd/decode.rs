@@ -52,7 +52,8 @@ impl<T: DeserializeOwned> BodyDecoder for Whole<T> {
         Ok(())
     }
     fn finish(self) -> Result<T, String> {
-        serde_json::from_slice(&self.body).map_err(|e| e.to_string())
+        serde_json::from_slice(&self.body)
+            .map_err(|e| format!("{} (at line {} column {})", message(&e), e.line(), e.column()))
     }
 }
 
@@ -147,13 +148,16 @@ fn parse<'de, T: Deserialize<'de>>(bytes: &'de [u8], last: bool) -> Result<Parse
     }
 }
 
-/// serde_json's message without its position, which counts from where the value began: the
-/// decoder names the position in the body instead.
+/// What was wrong, in argomap's words: serde_json's own messages quote what the server sent
+/// (`invalid type: string "…"`), which would carry a hostile server's text into status, Events
+/// and logs. The position is left out too (it counts from where the value began: the decoder
+/// names the position in the body instead).
 fn message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_string(),
-        _ => text,
+    match e.classify() {
+        serde_json::error::Category::Eof => "EOF while parsing a value".to_string(),
+        serde_json::error::Category::Syntax => "not valid JSON".to_string(),
+        serde_json::error::Category::Data => "JSON of another shape than Argo CD's".to_string(),
+        serde_json::error::Category::Io => "unreadable".to_string(),
     }
 }
 
@@ -406,6 +410,10 @@ mod tests {
         }
         let err = decode_in(r#"{"metadata":{},"items":[{"a":1},{"a":"#, &[]).expect_err("cut off");
         assert_eq!(err, "an item of the list: EOF while parsing a value (at byte 32 of the body)");
+        // What the server sent is never quoted back.
+        let e = serde_json::from_str::<u64>(r#""<script>evil</script>""#).expect_err("shape");
+        assert!(e.to_string().contains("evil"), "serde_json quotes it: {e}");
+        assert_eq!(message(&e), "JSON of another shape than Argo CD's");
     }
 
     #[test]

@@ -614,7 +614,8 @@ async fn new_hanging_and_crawling_servers_do_not_delay_a_healthy_instance() {
             .await;
     }
     // The healthy instance is checked on every interval (10 s, +10% jitter) for 45 s: every
-    // gap between two checks at most 11 s, and 2 s of slack for a loaded machine.
+    // gap between two checks at most 11 s, plus 1 s for lastCheckedAt's cut to the second and
+    // 3 s of slack for a loaded machine (before, it waited 55 s for a slot).
     let checked_at = |i: &ArgoCdInstance| {
         i.status
             .as_ref()
@@ -633,7 +634,7 @@ async fn new_hanging_and_crawling_servers_do_not_delay_a_healthy_instance() {
         }
         let since =
             seen.last().map(|at| jiff::Timestamp::now().duration_since(*at).as_secs_f64()).unwrap_or(0.0);
-        assert!(since <= 13.0, "the healthy instance was last checked {since:.1} s ago: {seen:?}");
+        assert!(since <= 15.0, "the healthy instance was last checked {since:.1} s ago: {seen:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(seen.len() >= 4, "checks seen: {seen:?}");
