@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use tokio::task::JoinHandle;
 
@@ -111,6 +113,11 @@ impl LeaderError {
 /// Joins the election. Returns the leadership flag and the task that follows the Lease; the
 /// task ends (releasing the Lease) when `shutdown` resolves.
 /// `on_standby` runs whenever this process stops leading (to drop what only a leader exports).
+///
+/// A standby also watches the Lease: the manager alone would wait for a released Lease to
+/// expire (its last renewal plus [`LEASE_DURATION`]) before taking it, which during a rolling
+/// update leaves no leader for that long. When the watch shows the Lease without a holder,
+/// the standby starts over with a fresh manager, which takes a free Lease at once.
 pub async fn elect(
     client: kube::Client,
     namespace: &str,
@@ -120,61 +127,107 @@ pub async fn elect(
     on_standby: impl Fn() + Send + 'static,
 ) -> Result<(Leadership, JoinHandle<()>), LeaderError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let manager = LeaseManagerBuilder::new(client, lease)
-        .with_namespace(namespace)
-        .with_identity(identity)
-        .with_duration(LEASE_DURATION)
-        .with_grace(LEASE_GRACE)
-        .with_field_manager(crate::crd::MANAGER)
-        .build()
-        .await?;
-    let (mut changes, manager_task) = manager.watch().await;
+    let builder = {
+        let (client, namespace, lease, identity) =
+            (client.clone(), namespace.to_string(), lease.to_string(), identity.to_string());
+        move || {
+            LeaseManagerBuilder::new(client.clone(), lease.clone())
+                .with_namespace(namespace.clone())
+                .with_identity(identity.clone())
+                .with_duration(LEASE_DURATION)
+                .with_grace(LEASE_GRACE)
+                .with_field_manager(crate::crd::MANAGER)
+                .build()
+        }
+    };
+    let first = builder().await?;
     let leadership = Leadership::standby();
     let flag = leadership.clone();
     let identity = identity.to_string();
     let lease_name = lease.to_string();
     let task = tokio::spawn(async move {
         tokio::pin!(shutdown);
+        let released = watcher::watcher(
+            leases.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={lease_name}")),
+        )
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|lease| std::future::ready(lease.ok().filter(is_free)));
+        tokio::pin!(released);
         let mut confirm = tokio::time::interval(CONFIRM_EVERY);
         confirm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        break;
+        let mut manager = Some(first);
+        'election: loop {
+            let Some(current) = manager.take() else { break };
+            let (mut changes, manager_task) = current.watch().await;
+            let stop = loop {
+                tokio::select! {
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            break true;
+                        }
+                        let leading = *changes.borrow_and_update();
+                        flag.leading.store(leading, Ordering::SeqCst);
+                        if leading {
+                            tracing::info!(%identity, "leading: checking Argo CD and writing statuses");
+                        } else {
+                            flag.confirm(0);
+                            on_standby();
+                            tracing::info!(%identity, "standing by: another replica leads");
+                        }
                     }
-                    let leading = *changes.borrow_and_update();
-                    flag.leading.store(leading, Ordering::SeqCst);
-                    if leading {
-                        tracing::info!(%identity, "leading: checking Argo CD and writing statuses");
-                    } else {
-                        flag.confirm(0);
-                        on_standby();
-                        tracing::info!(%identity, "standing by: another replica leads");
+                    _ = confirm.tick(), if flag.is_leader() => {
+                        // A failed read confirms nothing: the last confirmation runs out on its own.
+                        match tokio::time::timeout(CONFIRM_EVERY * 2, leases.get(&lease_name)).await {
+                            Ok(Ok(l)) => flag.confirm(confirmed_until(&l, &identity)),
+                            Ok(Err(e)) => tracing::debug!(error = %e, "cannot read the Lease back"),
+                            Err(_) => tracing::debug!("reading the Lease back timed out"),
+                        }
                     }
+                    Some(_) = released.next(), if !flag.is_leader() => {
+                        tracing::debug!(%identity, "the Lease was released: trying to take it now");
+                        break false;
+                    }
+                    _ = &mut shutdown => break true,
                 }
-                _ = confirm.tick(), if flag.is_leader() => {
-                    // A failed read confirms nothing: the last confirmation runs out on its own.
-                    match tokio::time::timeout(CONFIRM_EVERY * 2, leases.get(&lease_name)).await {
-                        Ok(Ok(l)) => flag.confirm(confirmed_until(&l, &identity)),
-                        Ok(Err(e)) => tracing::debug!(error = %e, "cannot read the Lease back"),
-                        Err(_) => tracing::debug!("reading the Lease back timed out"),
-                    }
-                }
-                _ = &mut shutdown => break,
+            };
+            if stop {
+                flag.leading.store(false, Ordering::SeqCst);
+                flag.confirm(0);
             }
-        }
-        flag.leading.store(false, Ordering::SeqCst);
-        flag.confirm(0);
-        // Closing the channel makes the manager release the Lease.
-        drop(changes);
-        match manager_task.await {
-            Ok(Ok(_)) => tracing::info!(%identity, "Lease released"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "Lease not released; it expires on its own"),
-            Err(e) => tracing::warn!(error = %e, "Lease task failed"),
+            // Closing the channel makes the manager release the Lease (if it holds it).
+            drop(changes);
+            match manager_task.await {
+                Ok(Ok(_)) if stop => tracing::info!(%identity, "Lease released"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "Lease not released; it expires on its own"),
+                Err(e) => tracing::warn!(error = %e, "Lease task failed"),
+            }
+            if stop {
+                break 'election;
+            }
+            // A fresh manager reads the Lease anew (the old one would wait for its expiry).
+            while manager.is_none() {
+                tokio::select! {
+                    built = builder() => match built {
+                        Ok(m) => manager = Some(m),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot set up the Lease; retrying");
+                            tokio::time::sleep(CONFIRM_EVERY).await;
+                        }
+                    },
+                    _ = &mut shutdown => break 'election,
+                }
+            }
         }
     });
     Ok((leadership, task))
+}
+
+/// A Lease nobody holds: released by its holder (or never taken).
+fn is_free(lease: &Lease) -> bool {
+    lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_none_or(str::is_empty)
 }
 
 /// This process's name in the election: the pod name, else host name and process id.
@@ -201,6 +254,18 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_lease_without_a_holder_is_free() {
+        let held = lease("a", Timestamp::now());
+        assert!(!is_free(&held));
+        let mut released = held.clone();
+        released.spec.as_mut().expect("spec").holder_identity = None;
+        assert!(is_free(&released));
+        released.spec.as_mut().expect("spec").holder_identity = Some(String::new());
+        assert!(is_free(&released));
+        assert!(is_free(&Lease::default()));
     }
 
     #[test]

@@ -403,6 +403,7 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
   can create leases.coordination.k8s.io "$ns"
   can get "leases.coordination.k8s.io/$lease" "$ns"
   can patch "leases.coordination.k8s.io/$lease" "$ns"
+  can watch "leases.coordination.k8s.io/$lease" "$ns"
   can create tokenreviews.authentication.k8s.io -
   can create subjectaccessreviews.authorization.k8s.io -
   can watch namespaces -
