@@ -47,7 +47,7 @@ pub(super) const EVICT_AFTER: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub(super) enum Refusal {
-    /// Its client address already holds its share.
+    /// Its client address already holds its share, none of it stalled.
     PerClient,
     /// It was stalled while the budget was full, and made room for a new one.
     Evicted,
@@ -76,6 +76,8 @@ pub(super) struct Activity {
     /// Request handlers running on it (an answer being computed is not a stall).
     handling: AtomicUsize,
     evict: CancellationToken,
+    /// Its client's budget key.
+    client: IpAddr,
 }
 
 impl Activity {
@@ -151,8 +153,11 @@ impl Budget {
     }
 
     /// Admits a connection from `client`, waiting while the budget is full and nothing can be
-    /// evicted. `Err` when the client already holds its share: the caller closes it at once.
-    /// Every eviction made to admit it is passed to `on_evict`.
+    /// evicted. A client that holds its share gives way with its own longest-stalled
+    /// connection: a kubelet probing from the node's address, which a greedy client on that
+    /// address shares, still gets in. `Err` when the client holds its share and none of it is
+    /// stalled: the caller closes it at once. Every eviction made to admit it is passed to
+    /// `on_evict`.
     pub(super) async fn admit(
         self: &Arc<Self>,
         client: IpAddr,
@@ -165,21 +170,28 @@ impl Budget {
             {
                 let mut table = self.lock();
                 if table.per_client.get(&client).copied().unwrap_or(0) >= self.per_client {
-                    return Err(Refusal::PerClient);
-                }
-                if table.open.len() < self.max {
+                    // One of its own on the way out is enough; else evict one, or refuse.
+                    let leaving = table.open.values().any(|a| a.client == client && a.evict.is_cancelled());
+                    if !leaving {
+                        let Some(victim) = self.stalled_longest(&table, Some(client)) else {
+                            return Err(Refusal::PerClient);
+                        };
+                        victim.evict.cancel();
+                        on_evict();
+                    }
+                } else if table.open.len() < self.max {
                     let id = table.next_id;
                     table.next_id += 1;
                     let activity = Arc::new(Activity {
                         last_progress: AtomicU64::new(self.now_ms()),
                         handling: AtomicUsize::new(0),
                         evict: CancellationToken::new(),
+                        client,
                     });
                     table.open.insert(id, activity.clone());
                     *table.per_client.entry(client).or_default() += 1;
                     return Ok(Admission { budget: self.clone(), id, client, activity });
-                }
-                if let Some(victim) = self.stalled_longest(&table) {
+                } else if let Some(victim) = self.stalled_longest(&table, None) {
                     victim.evict.cancel();
                     on_evict();
                 }
@@ -189,13 +201,14 @@ impl Budget {
         }
     }
 
-    /// The connection that has moved no byte for the longest time, at least [`EVICT_AFTER`],
-    /// and runs no handler; not one already told to go.
-    fn stalled_longest(&self, table: &Table) -> Option<Arc<Activity>> {
+    /// The connection (of `client`, when given) that has moved no byte for the longest time,
+    /// at least [`EVICT_AFTER`], and runs no handler; not one already told to go.
+    fn stalled_longest(&self, table: &Table, client: Option<IpAddr>) -> Option<Arc<Activity>> {
         let limit = self.now_ms().saturating_sub(EVICT_AFTER.as_millis() as u64);
         table
             .open
             .values()
+            .filter(|a| client.is_none_or(|c| a.client == c))
             .filter(|a| !a.evict.is_cancelled() && a.handling.load(Ordering::Relaxed) == 0)
             .map(|a| (a.last_progress.load(Ordering::Relaxed), a))
             .filter(|(at, _)| *at <= limit)
@@ -336,6 +349,35 @@ mod tests {
         drop(a);
         let _again = budget.admit(ip(1), || {}).await.expect("a place given back is free again");
         assert_eq!(budget.open(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_at_its_share_gives_way_with_its_own_stalled_connection() {
+        // A greedy client and the kubelet's probes share the node's address.
+        let budget = Budget::new(10, 2);
+        let stalled = budget.admit(ip(1), || {}).await.expect("stalled");
+        tokio::time::advance(EVICT_AFTER / 2).await;
+        let younger = budget.admit(ip(1), || {}).await.expect("younger");
+        let other = budget.admit(ip(2), || {}).await.expect("another address");
+        tokio::time::advance(EVICT_AFTER * 2).await;
+
+        let evictions = AtomicUsize::new(0);
+        let probe = budget.admit(ip(1), || {
+            evictions.fetch_add(1, Ordering::Relaxed);
+        });
+        let (admitted, ()) = tokio::join!(probe, async {
+            stalled.evicted().await;
+            drop(stalled);
+        });
+        let probe = admitted.expect("admitted in place of its own stalled connection");
+        assert_eq!(evictions.load(Ordering::Relaxed), 1, "one eviction, not one per retry");
+        assert!(!younger.activity.evict.is_cancelled(), "only the longest stalled one went");
+        assert!(!other.activity.evict.is_cancelled(), "never another address's connection");
+
+        // Its share busy (a handler running on each): refused at once, as before.
+        let _h1 = younger.activity.handling();
+        let _h2 = probe.activity.handling();
+        assert_eq!(budget.admit(ip(1), || {}).await.err(), Some(Refusal::PerClient));
     }
 
     #[tokio::test]
