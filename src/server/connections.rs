@@ -204,7 +204,8 @@ impl Budget {
     /// The connection (of `client`, when given) that has moved no byte for the longest time,
     /// at least [`EVICT_AFTER`], and runs no handler; not one already told to go.
     fn stalled_longest(&self, table: &Table, client: Option<IpAddr>) -> Option<Arc<Activity>> {
-        let limit = self.now_ms().saturating_sub(EVICT_AFTER.as_millis() as u64);
+        // Nothing can have stalled that long before the budget is that old.
+        let limit = self.now_ms().checked_sub(EVICT_AFTER.as_millis() as u64)?;
         table
             .open
             .values()
