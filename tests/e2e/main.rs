@@ -7,6 +7,7 @@
 
 mod node;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,4 +277,87 @@ fn non_reading_clients_on_the_admin_port_do_not_restart_a_pod() {
     let events = kubectl(&["-n", &r.ns, "get", "events", "-o", "json"]).unwrap_or_default();
     assert!(!events.contains("Liveness probe failed"), "the kubelet saw a failed liveness probe");
     two_ready_pods(&r);
+}
+
+/// A JWT-shaped token the hostile servers accept (`{"sub":"argomap:apiKey"}`, no expiry).
+const HOSTILE_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhcmdvbWFwOmFwaUtleSJ9.aG9zdGlsZQ";
+
+/// Peak memory of a pod's argomap container, from its cgroup (v1) on this host.
+fn peak_memory(ns: &str, pod: &str) -> Option<u64> {
+    let p = json(ns, &format!("pod/{pod}")).ok()?;
+    let uid = p["metadata"]["uid"].as_str()?.to_string();
+    let container = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()?
+        .trim_start_matches("containerd://")
+        .to_string();
+    let qos = p["status"]["qosClass"].as_str()?.to_lowercase();
+    let path = format!("/sys/fs/cgroup/memory/kubepods/{qos}/pod{uid}/{container}/memory.max_usage_in_bytes");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn hostile_instances_at_the_caps_stay_under_the_memory_limit() {
+    // The worst case a tenant can make with the chart's defaults (maxResponseBytes 128 MiB,
+    // 8 concurrent checks, 512Mi limit): 8 Poll instances whose Argo CD answers every list
+    // with 120 MiB, and 8 Watch instances whose Argo CD holds every list open 55 s and floods
+    // each stream with events just under the 4 MiB line cap.
+    let r = Release::install("memory", &[]);
+    two_ready_pods(&r);
+    let mut manifests = String::new();
+    for (mode, args) in [("poll", "poll:125829120"), ("watch", "watch:24:4000000:55")] {
+        manifests += &include_str!("hostile.yaml")
+            .replace("@NS@", &r.ns)
+            .replace("@FAKE_IMAGE@", &image("fake-argocd"))
+            .replace("@HOSTILE@", mode)
+            .replace("@ARGS@", args)
+            .replace("@TOKEN@", HOSTILE_TOKEN);
+        manifests += "\n---\n";
+        for n in 0..8 {
+            let _ = write!(
+                manifests,
+                "apiVersion: argomap.io/v1alpha1\nkind: ArgoCdInstance\nmetadata: {{name: {mode}-{n}, namespace: {ns}}}\n\
+                 spec:\n  url: http://hostile-{mode}.{ns}.svc:8080\n  interval: 30s\n  \
+                 applications: {{mode: {m}}}\n  credentials: {{secretRef: {{name: hostile-token}}}}\n---\n",
+                ns = r.ns,
+                m = if mode == "poll" { "Poll" } else { "Watch" },
+            );
+        }
+    }
+    manifests += &format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: hostile-token, namespace: {}, labels: {{argomap.io/credentials: \"true\"}}}}\n\
+         stringData: {{token: {HOSTILE_TOKEN}}}\n",
+        r.ns
+    );
+    node::run("kubectl", &["apply", "-f", "-"], Some(&manifests)).unwrap_or_else(|e| panic!("{e}"));
+
+    // Three minutes: several rounds of every instance, and the Watch instances' relists.
+    let start = Instant::now();
+    let mut peak = 0u64;
+    while start.elapsed() < Duration::from_secs(180) {
+        let pods = json(&r.ns, "pods").expect("pods");
+        for p in pods["items"].as_array().into_iter().flatten() {
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            if !name.starts_with(&r.name) {
+                continue;
+            }
+            let status = &p["status"]["containerStatuses"][0];
+            assert_eq!(status["restartCount"].as_u64(), Some(0), "{name} restarted: {}", status["lastState"]);
+            peak = peak.max(peak_memory(&r.ns, name).unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let checked = (0..8)
+        .flat_map(|n| [format!("poll-{n}"), format!("watch-{n}")])
+        .filter(|i| {
+            json(&r.ns, &format!("argocdinstance/{i}"))
+                .is_ok_and(|i| !i["status"]["connection"]["reason"].is_null())
+        })
+        .count();
+    eprintln!(
+        "16 hostile instances for 180 s: peak {:.1} MiB of the 512 MiB limit, {checked} instances with a status",
+        peak as f64 / 1048576.0
+    );
+    assert!(peak > 0, "the pods' memory cgroups were read");
+    assert!(peak < 512 << 20, "peak {peak} bytes");
+    assert!(checked >= 8, "the hostile instances were checked ({checked} of 16 with a status)");
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! fake-argocd --seed tests/demo/argocd-prod.json [--addr 127.0.0.1:0]
 //!             [--url-file PATH] [--token-file PATH] [--ca-file PATH] [--stats-file PATH]
-//!             [--churn-per-minute N]
+//!             [--churn-per-minute N] [--hostile poll:BYTES | watch:LINES:PAD:HOLD_SECS]
 //! ```
 //!
 //! It prints `url=...` on stdout once it listens (and writes the URL, with the root path and
@@ -22,6 +22,12 @@
 //! seed's `clusters` (its URL read with a trailing `/` ignored, as Argo CD does, or its name), so
 //! every change is one a client must see; open application streams get a `MODIFIED` event. It
 //! needs two clusters in the seed.
+//!
+//! `--hostile` makes it a hostile server at argomap's caps, for the memory test on a real node:
+//! `poll:BYTES` answers every `/api/v1/*` request with a valid list of at least BYTES;
+//! `watch:LINES:PAD:HOLD_SECS` holds every `/api/v1/*` request HOLD_SECS before answering (a
+//! relist held open) and floods every application stream with LINES `MODIFIED` events of PAD
+//! bytes each. Use a token from `"tokens"`: a login is an `/api/v1/*` request too.
 //!
 //! The seed (unknown keys are rejected):
 //!
@@ -45,11 +51,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fake_argocd::{App, CONTROL_PLANE_NAMESPACE, Cluster, Endpoint, FakeArgoCd, Options, jwt};
+use fake_argocd::{
+    App, CONTROL_PLANE_NAMESPACE, Cluster, Endpoint, FakeArgoCd, Fault, Options, StreamFault, jwt,
+};
 use serde::Deserialize;
 
 const USAGE: &str = "usage: fake-argocd --seed FILE [--addr HOST:PORT] [--url-file PATH] \
-                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH] [--churn-per-minute N]";
+                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH] [--churn-per-minute N] \
+                     [--hostile poll:BYTES | watch:LINES:PAD:HOLD_SECS]";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -158,6 +167,21 @@ struct Args {
     stats_file: Option<PathBuf>,
     /// Applications moved to another destination per minute.
     churn_per_minute: u32,
+    /// The faults of a hostile server (`--hostile`).
+    hostile: Option<(Fault, Option<StreamFault>)>,
+}
+
+/// `poll:BYTES` or `watch:LINES:PAD:HOLD_SECS` (see the module's doc).
+fn hostile(value: &str) -> Result<(Fault, Option<StreamFault>), String> {
+    let number = |s: &str| s.parse::<usize>().map_err(|e| format!("--hostile {value}: {e}"));
+    match value.split(':').collect::<Vec<_>>().as_slice() {
+        ["poll", bytes] => Ok((Fault::Oversized(number(bytes)?), None)),
+        ["watch", lines, pad, hold] => Ok((
+            Fault::Latency(std::time::Duration::from_secs(number(hold)? as u64)),
+            Some(StreamFault::Flood { lines: number(lines)?, pad: number(pad)? }),
+        )),
+        _ => Err(format!("--hostile {value}: expected poll:BYTES or watch:LINES:PAD:HOLD_SECS")),
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -187,6 +211,7 @@ fn parse_args() -> Result<Args, String> {
                 args.churn_per_minute =
                     value.parse().map_err(|e| format!("--churn-per-minute {value}: {e}"))?;
             }
+            "--hostile" => args.hostile = Some(hostile(&value)?),
             _ => return Err(format!("unknown argument {name}")),
         }
     }
@@ -252,6 +277,10 @@ async fn run(args: Args) -> Result<(), String> {
             return Err("--churn-per-minute needs two clusters in the seed".to_owned());
         }
         tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute));
+    }
+    if let Some((fault, stream_fault)) = args.hostile {
+        fake.set_fault(Some(fault));
+        fake.set_stream_fault(stream_fault);
     }
     let url = fake.url();
     write(&args.url_file, "URL", &url)?;
