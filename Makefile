@@ -115,7 +115,7 @@ node-images: node-up
 ## afterwards, pass or fail.
 node-test: node-images
 	set -a; . target/node/env; set +a; \
-	rc=0; $(CARGO) test --locked --all-features --test e2e -- --test-threads 1 || rc=$$?; \
+	rc=0; $(CARGO) test --locked --all-features --test e2e -- --test-threads 1 --nocapture || rc=$$?; \
 	bash tests/node/down.sh; exit $$rc
 
 .PHONY: argocd-build argocd-up argocd-down argocd-test

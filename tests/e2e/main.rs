@@ -317,6 +317,7 @@ fn hostile_instances_at_the_caps_stay_under_the_memory_limit() {
                 manifests,
                 "apiVersion: argomap.io/v1alpha1\nkind: ArgoCdInstance\nmetadata: {{name: {mode}-{n}, namespace: {ns}}}\n\
                  spec:\n  url: http://hostile-{mode}.{ns}.svc:8080\n  interval: 30s\n  \
+                 agentCluster: {{id: 6a0f2c4e-{n:04}-4b7d-9e1f-3c5a7b9d1e2f, name: hostile, cloudProvider: SCW, type: MANAGED}}\n  \
                  applications: {{mode: {m}}}\n  credentials: {{secretRef: {{name: hostile-token}}}}\n---\n",
                 ns = r.ns,
                 m = if mode == "poll" { "Poll" } else { "Watch" },

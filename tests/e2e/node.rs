@@ -101,7 +101,8 @@ pub struct Release {
 
 impl Release {
     /// `helm install --wait` of charts/argomap with its defaults, the local image, this
-    /// namespace watched, the helm test's image, and the reader allowed to read /metrics.
+    /// namespace watched, the helm test's image, and the reader allowed to read /metrics;
+    /// then the scenario.
     pub fn install(test: &str, extra: &[&str]) -> Release {
         let ns = format!("e2e-{test}");
         let name = format!("argomap-{test}");
@@ -109,7 +110,6 @@ impl Release {
         must(&["create", "namespace", &ns]);
         must(&["label", "namespace", &ns, &format!("argomap.io/organization-id={ORG}")]);
         let release = Release { ns, name };
-        release.apply_scenario();
         let (repo, tag) = split(&image("argomap"));
         let (test_repo, test_tag) = split(&image("curl"));
         let chart = format!("{}/charts/argomap", env!("CARGO_MANIFEST_DIR"));
@@ -128,6 +128,8 @@ impl Release {
         }
         args.extend(extra);
         helm(&args).unwrap_or_else(|e| panic!("{e}\n{}", release.describe()));
+        // As a user would: the chart (and with it the CRDs) first, then the manifests.
+        release.apply_scenario();
         release
     }
 

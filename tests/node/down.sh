@@ -54,6 +54,6 @@ if [ -f "$node_state/ip_forward.before" ]; then
   cat "$node_state/ip_forward.before" >/proc/sys/net/ipv4/ip_forward
   rm -f "$node_state/ip_forward.before"
 fi
-rm -rf "$node_state/cni/ipam" "$node_state/kubelet-root" "$node_state/containerd" "$node_state/env"
+rm -rf "$node_state/etcd-data" "$node_state/cni/ipam" "$node_state/kubelet-root" "$node_state/containerd" "$node_state/env"
 node_log "down"
 exit 0

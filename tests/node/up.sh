@@ -27,6 +27,7 @@ node_bin="$(bash "$node_here/build.sh" | tail -n1)"
 
 # Something half up or left over: clean it away first.
 bash "$node_here/down.sh" >/dev/null 2>&1 || true
+rm -rf "$node_state/etcd-data" # a new cluster every time: nothing of an earlier run's objects
 mkdir -p "$node_state"/{pki,containerd,cni/net.d,kubelet-root,pod-logs}
 chmod 700 "$node_state"
 cat /proc/sys/net/ipv4/ip_forward >"$node_state/ip_forward.before"
