@@ -304,8 +304,9 @@ impl Metrics {
         all.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
         let mut now = BTreeSet::new();
         for (url, linked, count) in all.into_iter().take(self.destination_limit) {
-            now.insert((url.to_string(), linked));
-            self.destination_apps.with_label_values(&[namespace, instance, url, linked]).set(count as i64);
+            let label = destination_label(url);
+            self.destination_apps.with_label_values(&[namespace, instance, &label, linked]).set(count as i64);
+            now.insert((label, linked));
         }
         let key = (namespace.to_string(), instance.to_string());
         let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
@@ -404,10 +405,44 @@ impl RequestObserver for Metrics {
     }
 }
 
+/// Bytes of a `destination` label value at most. Argo CD's cluster URLs are far shorter; one
+/// past it keeps its first bytes and gets a digest of the whole, so two long URLs stay apart.
+pub const DESTINATION_LABEL_MAX: usize = 256;
+
+/// The `destination` label of a destination URL (see [`DESTINATION_LABEL_MAX`]).
+fn destination_label(url: &str) -> String {
+    if url.len() <= DESTINATION_LABEL_MAX {
+        return url.to_string();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    // "…" and the digest take 3 + 1 + 16 bytes; the rest is the URL's start, cut on a char.
+    let mut keep = DESTINATION_LABEL_MAX - 20;
+    while !url.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}…#{hex}", &url[..keep])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crd::UnlinkedCluster;
+
+    #[test]
+    fn destination_labels_are_capped_in_bytes_and_stay_distinct() {
+        let short = "https://10.0.0.1:6443";
+        assert_eq!(destination_label(short), short);
+        let exact = format!("https://{}", "a".repeat(DESTINATION_LABEL_MAX - 8));
+        assert_eq!(destination_label(&exact), exact, "up to the cap, as is");
+        let long_a = format!("https://{}/a", "é".repeat(1000));
+        let long_b = format!("https://{}/b", "é".repeat(1000));
+        let (a, b) = (destination_label(&long_a), destination_label(&long_b));
+        assert!(a.len() <= DESTINATION_LABEL_MAX, "{}", a.len());
+        assert!(a.starts_with("https://é"));
+        assert_ne!(a, b, "same start, different URLs, different labels");
+        assert_eq!(a, destination_label(&long_a), "stable");
+    }
 
     fn unlinked(url: &str, apps: u64) -> UnlinkedCluster {
         UnlinkedCluster {
