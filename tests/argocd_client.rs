@@ -1,4 +1,4 @@
-//! The Argo CD client against the fake Argo CD: every connection reason of DESIGN.md, the
+//! The Argo CD client against the fake Argo CD: every connection reason, the
 //! projection per version, session handling and the request budget per check.
 
 use std::time::Duration;

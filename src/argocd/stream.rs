@@ -1,4 +1,4 @@
-//! Argo CD's application stream (`GET /api/v1/stream/applications`, API-NOTES §3.6) and what
+//! Argo CD's application stream (`GET /api/v1/stream/applications`, docs/argocd-api.md) and what
 //! a watch keeps of it: per application, its destination. The map is bounded by the number of
 //! applications (and bytes), never by the number of events, and a tally is computed from it
 //! exactly as from a list.

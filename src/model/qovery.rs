@@ -2,11 +2,11 @@
 //! (`ArgoCdInstanceMappingResponseList` of `tests/fixtures/qovery-argocd-mapping-openapi.yaml`),
 //! built from the status of ArgoCdInstances. Pure: no I/O, so every rule is unit-tested here.
 //!
-//! Rules (DESIGN.md, "HTTP server"): one entry per ArgoCdInstance whose `spec.organizationId`
+//! Rules (docs/read-api.md): one entry per ArgoCdInstance whose `spec.organizationId`
 //! matches; `credentials_id` is the UID of the credentials Secret; `argocd_cluster_name` is Argo
 //! CD's cluster name, else the URL; `last_checked_at` is `status.connection.lastCheckedAt`.
 //!
-//! Where the contract and DESIGN.md are silent (every field is required; ids are `format: uuid`):
+//! Where the contract is silent (every field is required; ids are `format: uuid`):
 //!
 //! - **Not checked yet** (no `status.connection`, or no `lastCheckedAt`): the entry is returned,
 //!   with `status: error` (argomap never claims `connected` before a check has succeeded) and

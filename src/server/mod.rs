@@ -1,4 +1,4 @@
-//! The HTTP server (DESIGN.md, "HTTP server"): the accept loop with its connection budget and
+//! The HTTP servers (docs/operating.md, "HTTP servers"): the accept loop with its connection budget and
 //! timeouts, the routes, and shutdown. What each route does lives beside it:
 //! - `probes`: `/healthz`, `/readyz`, `/metrics`;
 //! - `read_api`: the Qovery-compatible `GET /organization/{organizationId}/argoCdDestinationClusterMapping`;

@@ -39,7 +39,7 @@ const APPS_ONLY: &str = "https://apps-only.example.com";
 const CONTRACT: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qovery-argocd-mapping-openapi.yaml"));
 
-/// Every metric family of DESIGN.md ("Metrics"), and the data age the faults issue added.
+/// Every metric family of docs/operating.md ("Metrics").
 const FAMILIES: [&str; 13] = [
     "argomap_instance_up",
     "argomap_instance_last_check_timestamp_seconds",
@@ -432,11 +432,11 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     .await;
     promtool_check(&text);
 
-    // Exactly the families of DESIGN.md, each with its own label names.
+    // Exactly the families of docs/operating.md, each with its own label names.
     let present: BTreeSet<&str> = m.types.keys().map(String::as_str).collect();
     let design: BTreeSet<&str> = FAMILIES.into_iter().collect();
     let unknown: Vec<&&str> = present.difference(&design).collect();
-    assert!(unknown.is_empty(), "families DESIGN.md does not name: {unknown:?}");
+    assert!(unknown.is_empty(), "families docs/operating.md does not name: {unknown:?}");
     let missing: Vec<&&str> = design.difference(&present).filter(|f| **f != ONLY_AFTER_AN_ERROR).collect();
     assert!(missing.is_empty(), "families missing: {missing:?}\n{text}");
     let kinds: BTreeMap<&str, &str> = [
@@ -869,7 +869,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .await;
     }
     let panels = dashboard_queries(&dashboard);
-    // What the issue asks the dashboard to show, by panel title.
+    // What the dashboard must show, by panel title.
     for wanted in [
         "Instance up",
         "Data age",
@@ -1545,7 +1545,7 @@ async fn schemathesis_finds_no_response_that_breaks_the_contract() {
         "listArgoCdDestinationClusterMappings".into(),
         // Every check but status_code_conformance: the contract lists 200, 401, 403 and 404
         // only, while the read API deliberately answers a malformed organizationId with 400
-        // (issue 4, DESIGN.md), and 503 while not ready or when reviews fail. That check flags
+        // (docs/read-api.md), and 503 while not ready or when reviews fail. That check flags
         // the 400s (ST103 "Undocumented status code") and nothing else. The others include
         // response_schema_conformance (every 200 body against the strict schema above),
         // not_a_server_error, negative_data_rejection (a malformed id is a 4xx),

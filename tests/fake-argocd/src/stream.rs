@@ -1,4 +1,4 @@
-//! `GET /api/v1/stream/applications` (API-NOTES §3.6), as argocd-server v3.6 answers it:
+//! `GET /api/v1/stream/applications` (docs/argocd-api.md), as argocd-server v3.6 answers it:
 //! * an `ADDED` event per matching application, sorted by `namespace/name`, then an event for
 //!   every change made with [`crate::FakeArgoCd::set_applications`];
 //! * nothing at all, not even the headers, before the first event (a server without

@@ -3,12 +3,12 @@
 //!
 //! Strict = the published definitions plus:
 //! * `additionalProperties: false` on every object schema, so a misspelt field fails;
-//! * `v1Time` an RFC 3339 UTC string **or null** (API-NOTES section 9: nil `*metav1.Time`
+//! * `v1Time` an RFC 3339 UTC string **or null** (docs/argocd-api.md, "Values": nil `*metav1.Time`
 //!   without omitempty, e.g. `connectionState.attemptedAt`);
-//! * list `items` may be `null` (API-NOTES 3.2: an empty list comes back nil);
-//! * `v1FieldsV1` is an arbitrary object (section 9);
+//! * list `items` may be `null` (docs/argocd-api.md, "Lists": an empty list comes back nil);
+//! * `v1FieldsV1` is an arbitrary object (Argo CD writes managed fields as JSON);
 //! * for full (unprojected) bodies, the always-present members from the Go json tags are
-//!   `required` (section 9 item 4, the "wire" list of validate_examples.py);
+//!   `required` (the members Argo CD always writes, though the swagger marks them optional);
 //! * for `fields=` projections, the Go typed nils the projection writes as `null`
 //!   (labels, annotations, spec.source, spec.sources, spec.syncPolicy, spec.sourceHydrator).
 
