@@ -234,7 +234,7 @@ pub(super) fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String>
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(tls_words(tls));
         }
         current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
@@ -242,6 +242,25 @@ pub(super) fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String>
         };
     }
     None
+}
+
+/// A TLS failure in words that hold nothing the server chose: a certificate's names would tell
+/// whoever may set `spec.url` what an internal server is called, so they are left out (the name
+/// argomap expected is the instance's own). A certificate error rustls cannot name is said as
+/// such, without its text.
+fn tls_words(e: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match e {
+        Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, .. }) => format!(
+            "invalid peer certificate: certificate not valid for name {:?} (the names it is valid for are not shown)",
+            expected.to_str()
+        ),
+        Error::InvalidCertificate(CertificateError::Other(_)) => {
+            "invalid peer certificate: rejected by the certificate verifier".to_string()
+        }
+        Error::General(_) | Error::Other(_) => "the TLS handshake failed".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The error and its causes on one line; reqwest's own text names the URL, never a header.
@@ -262,6 +281,24 @@ pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_errors_never_name_what_the_certificate_is_valid_for() {
+        use rustls::pki_types::ServerName;
+        let wrong = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("argocd.example.com").expect("name").to_owned(),
+            presented: vec!["DnsName(\"vault.internal.corp\")".into(), "IpAddress(10.1.2.3)".into()],
+        });
+        let words = tls_words(&wrong);
+        assert!(words.contains("certificate not valid for name \"argocd.example.com\""), "{words}");
+        assert!(!words.contains("vault") && !words.contains("10.1.2.3"), "{words}");
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(tls_words(&unknown), "invalid peer certificate: UnknownIssuer");
+        assert_eq!(
+            tls_words(&rustls::Error::General("server said: vault.internal".into())),
+            "the TLS handshake failed"
+        );
+    }
 
     #[test]
     fn request_codes_are_classes() {

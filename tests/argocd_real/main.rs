@@ -512,6 +512,10 @@ async fn tls_with_an_own_ca_server_name_insecure_and_plain_http_redirected() {
         check_token(&server.url, &server.token, &[ca_arg[0], ca_arg[1], "--server-name", "wrong.test"]);
     assert_eq!((code, reason_of(&report["status"]).as_str()), (1, "TLSError"));
     assert!(message(&report["status"]).contains("certificate not valid for name \"wrong.test\""), "{report}");
+    assert!(
+        !message(&report["status"]).contains("argocd.test"),
+        "the certificate's own names stay unsaid: {report}"
+    );
     // insecureSkipVerify: connected, with the warning condition.
     let (code, report) = check_token(&server.url, &server.token, &["--insecure-skip-verify"]);
     assert_eq!(code, 0, "{report}");
