@@ -163,6 +163,11 @@ async fn nothing_listening_is_unreachable() {
     let err =
         snapshot(token_config(&format!("http://127.0.0.1:{port}"), "a.b.c")).await.expect_err("refused");
     assert_eq!(reason(&err), "Unreachable", "{err}");
+    // A closed port reads as a filtered one: status tells no port scan what is open.
+    let text = err.to_string();
+    assert!(text.contains("no connection could be made"), "{text}");
+    assert!(!text.to_lowercase().contains("refused") || text.contains("refused, reset"), "{text}");
+    assert!(!text.contains("os error"), "{text}");
 }
 
 #[tokio::test]

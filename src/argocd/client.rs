@@ -453,7 +453,22 @@ impl Client {
                 ),
             };
         }
-        ArgoCdError::Connect { endpoint, detail: chain(e) }
+        ArgoCdError::Connect { endpoint, detail: connect_words(e) }
+    }
+}
+
+/// A connection that could not be made, in two classes: the name does not resolve, or nothing
+/// answered. Refused, reset, unreachable and timed out are one class in status (they would
+/// tell whoever sets `spec.url` which internal ports are open); argomap's debug log keeps
+/// which it was.
+fn connect_words(e: &reqwest::Error) -> String {
+    let full = chain(e);
+    tracing::debug!(error = %full, "cannot connect to Argo CD");
+    if full.contains("dns error") {
+        "the host name does not resolve".to_string()
+    } else {
+        "no connection could be made (refused, reset, unreachable or timed out; argomap's debug log says which)"
+            .to_string()
     }
 }
 
