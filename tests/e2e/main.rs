@@ -282,29 +282,40 @@ fn non_reading_clients_on_the_admin_port_do_not_restart_a_pod() {
 /// A JWT-shaped token the hostile servers accept (`{"sub":"argomap:apiKey"}`, no expiry).
 const HOSTILE_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhcmdvbWFwOmFwaUtleSJ9.aG9zdGlsZQ";
 
-/// Peak memory of a pod's argomap container, from its cgroup (v1) on this host.
-fn peak_memory(ns: &str, pod: &str) -> Option<u64> {
+/// Peak memory of a pod's argomap container on this host: the most its memory cgroup (v1)
+/// was charged, and the peak resident set of its process (`VmHWM`), in bytes.
+fn peak_memory(ns: &str, pod: &str) -> Option<(u64, u64)> {
     let p = json(ns, &format!("pod/{pod}")).ok()?;
     let uid = p["metadata"]["uid"].as_str()?.to_string();
-    let container = p["status"]["containerStatuses"][0]["containerID"]
-        .as_str()?
-        .trim_start_matches("containerd://")
-        .to_string();
+    let status = &p["status"]["containerStatuses"][0];
+    let container = status["containerID"].as_str()?.trim_start_matches("containerd://").to_string();
     let qos = p["status"]["qosClass"].as_str()?.to_lowercase();
-    let path = format!("/sys/fs/cgroup/memory/kubepods/{qos}/pod{uid}/{container}/memory.max_usage_in_bytes");
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    let dir = format!("/sys/fs/cgroup/memory/kubepods/{qos}/pod{uid}/{container}");
+    let charged =
+        std::fs::read_to_string(format!("{dir}/memory.max_usage_in_bytes")).ok()?.trim().parse().ok()?;
+    let pid = std::fs::read_to_string(format!("{dir}/cgroup.procs")).ok()?.lines().next()?.trim().to_string();
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some((charged, hwm * 1024))
 }
 
 #[test]
 fn hostile_instances_at_the_caps_stay_under_the_memory_limit() {
     // The worst case a tenant can make with the chart's defaults (maxResponseBytes 128 MiB,
     // 8 concurrent checks, 512Mi limit): 8 Poll instances whose Argo CD answers every list
-    // with 120 MiB, and 8 Watch instances whose Argo CD holds every list open 55 s and floods
+    // with 120 MiB, and 8 Watch instances whose Argo CD holds every list open 3 s and floods
     // each stream with events just under the 4 MiB line cap.
     let r = Release::install("memory", &[]);
     two_ready_pods(&r);
     let mut manifests = String::new();
-    for (mode, args) in [("poll", "poll:125829120"), ("watch", "watch:24:4000000:55")] {
+    for (mode, args) in [("poll", "poll:125829120"), ("watch", "watch:24:4000000:3")] {
         manifests += &include_str!("hostile.yaml")
             .replace("@NS@", &r.ns)
             .replace("@FAKE_IMAGE@", &image("fake-argocd"))
@@ -333,7 +344,7 @@ fn hostile_instances_at_the_caps_stay_under_the_memory_limit() {
 
     // Three minutes: several rounds of every instance, and the Watch instances' relists.
     let start = Instant::now();
-    let mut peak = 0u64;
+    let (mut peak, mut peak_rss) = (0u64, 0u64);
     while start.elapsed() < Duration::from_secs(180) {
         let pods = json(&r.ns, "pods").expect("pods");
         for p in pods["items"].as_array().into_iter().flatten() {
@@ -343,22 +354,51 @@ fn hostile_instances_at_the_caps_stay_under_the_memory_limit() {
             }
             let status = &p["status"]["containerStatuses"][0];
             assert_eq!(status["restartCount"].as_u64(), Some(0), "{name} restarted: {}", status["lastState"]);
-            peak = peak.max(peak_memory(&r.ns, name).unwrap_or(0));
+            if let Some((charged, rss)) = peak_memory(&r.ns, name) {
+                peak = peak.max(charged);
+                peak_rss = peak_rss.max(rss);
+            }
         }
         std::thread::sleep(Duration::from_secs(2));
     }
-    let checked = (0..8)
+    let reasons: Vec<String> = (0..8)
         .flat_map(|n| [format!("poll-{n}"), format!("watch-{n}")])
-        .filter(|i| {
-            json(&r.ns, &format!("argocdinstance/{i}"))
-                .is_ok_and(|i| !i["status"]["connection"]["reason"].is_null())
+        .map(|i| {
+            let reason = json(&r.ns, &format!("argocdinstance/{i}"))
+                .map(|o| o["status"]["connection"]["reason"].as_str().unwrap_or("none").to_string())
+                .unwrap_or_else(|e| e);
+            format!("{i}: {reason}")
         })
-        .count();
+        .collect();
+    // The floods reached argomap: the leader counted the Watch instances' stream events.
+    let leader = r.holder().expect("a leader");
+    let ip = json(&r.ns, &format!("pod/{leader}")).expect("leader pod")["status"]["podIP"]
+        .as_str()
+        .expect("pod IP")
+        .to_string();
+    let metrics = r
+        .client(
+            "hostile-metrics",
+            &format!(
+                r#"curl -sS --fail-with-body -H "Authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)" http://{ip}:8081/metrics"#
+            ),
+        )
+        .unwrap_or_else(|e| panic!("/metrics of the leader: {e}"));
+    let flooded: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("argomap_stream_events_total{") && l.contains("instance=\"watch-"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
     eprintln!(
-        "16 hostile instances for 180 s: peak {:.1} MiB of the 512 MiB limit, {checked} instances with a status",
-        peak as f64 / 1048576.0
+        "16 hostile instances for 180 s: peak {:.1} MiB charged to the container's cgroup of the 512 MiB limit, peak RSS {:.1} MiB; {flooded} stream events read from the Watch instances; {reasons:?}",
+        peak as f64 / 1048576.0,
+        peak_rss as f64 / 1048576.0
     );
-    assert!(peak > 0, "the pods' memory cgroups were read");
+    assert!(peak > 0 && peak_rss > 0, "the pods' memory cgroups and processes were read");
     assert!(peak < 512 << 20, "peak {peak} bytes");
-    assert!(checked >= 8, "the hostile instances were checked ({checked} of 16 with a status)");
+    assert!(flooded >= 24.0, "the floods reached argomap ({flooded} events)");
+    assert!(
+        !reasons.iter().any(|r| r.ends_with(": none")),
+        "every hostile instance was checked: {reasons:?}"
+    );
 }

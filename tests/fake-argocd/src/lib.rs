@@ -299,7 +299,17 @@ impl FakeArgoCd {
 
     /// Inject (or with `None` clear) a fault for every `/api/v1/*` request.
     pub fn set_fault(&self, fault: Option<Fault>) {
-        self.shared.lock().fault = fault;
+        let mut state = self.shared.lock();
+        state.fault = fault;
+        state.fault_on = None;
+    }
+
+    /// Inject a fault for the requests of these endpoints only (logins and the rest answer
+    /// normally).
+    pub fn set_fault_on(&self, fault: Fault, endpoints: &[Endpoint]) {
+        let mut state = self.shared.lock();
+        state.fault = Some(fault);
+        state.fault_on = Some(endpoints.to_vec());
     }
 
     /// Answer of `/api/v1/account/can-i/...` (`yes`/`no`).

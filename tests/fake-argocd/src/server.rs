@@ -56,6 +56,8 @@ pub(crate) struct Data {
     /// Tokens once accepted and then revoked.
     pub revoked: HashSet<String>,
     pub fault: Option<Fault>,
+    /// The endpoints `fault` applies to; `None`: every `/api/v1/*` request.
+    pub fault_on: Option<Vec<Endpoint>>,
     pub can_i: bool,
     pub in_cluster_enabled: bool,
     pub stats: HashMap<Endpoint, Stats>,
@@ -85,6 +87,7 @@ impl Shared {
                 tokens: HashSet::new(),
                 revoked: HashSet::new(),
                 fault: None,
+                fault_on: None,
                 can_i: true,
                 in_cluster_enabled: true,
                 stats: HashMap::new(),
@@ -292,7 +295,12 @@ fn with_vary(mut resp: Response) -> Response {
 }
 
 async fn api(shared: &Shared, req: Request, rest: &str, ep: Endpoint) -> Response {
-    let fault = if rest.starts_with("/api/v1/") { shared.lock().fault.clone() } else { None };
+    let fault = if rest.starts_with("/api/v1/") {
+        let state = shared.lock();
+        state.fault.clone().filter(|_| state.fault_on.as_ref().is_none_or(|on| on.contains(&ep)))
+    } else {
+        None
+    };
     match fault {
         None => gateway(shared, req, rest, ep).await,
         Some(Fault::Latency(delay)) => {

@@ -24,10 +24,10 @@
 //! needs two clusters in the seed.
 //!
 //! `--hostile` makes it a hostile server at argomap's caps, for the memory test on a real node:
-//! `poll:BYTES` answers every `/api/v1/*` request with a valid list of at least BYTES;
-//! `watch:LINES:PAD:HOLD_SECS` holds every `/api/v1/*` request HOLD_SECS before answering (a
+//! `poll:BYTES` answers every application list with a valid list of at least BYTES;
+//! `watch:LINES:PAD:HOLD_SECS` holds every application list HOLD_SECS before answering (a
 //! relist held open) and floods every application stream with LINES `MODIFIED` events of PAD
-//! bytes each. Use a token from `"tokens"`: a login is an `/api/v1/*` request too.
+//! bytes each. Other requests (login, version, clusters) answer as usual.
 //!
 //! The seed (unknown keys are rejected):
 //!
@@ -279,7 +279,9 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute));
     }
     if let Some((fault, stream_fault)) = args.hostile {
-        fake.set_fault(Some(fault));
+        // On the application list only: logins, version and clusters answer as usual, so
+        // argomap reaches the list (and the stream).
+        fake.set_fault_on(fault, &[Endpoint::Applications]);
         fake.set_stream_fault(stream_fault);
     }
     let url = fake.url();
