@@ -47,6 +47,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         max_check_duration: args.max_check_duration,
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
+        max_watch_bytes: args.max_watch_bytes,
         stale_after_intervals: args.stale_after_intervals,
         stream_stall: args.stream_stall_timeout,
         organization_binding: args.organization_binding,

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use argomap::argocd::budget::{DEFAULT_MAX_WATCH_BYTES, WatchBudget};
 use argomap::argocd::{Client, ClientConfig, Credentials, TlsSettings};
 use argomap::controller::follow::{self, Followed, Hub, Spec};
 use argomap::leader::Leadership;
@@ -43,6 +44,14 @@ async fn follow_as(
     password: Option<&str>,
     interval: Duration,
 ) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
+    let hub = Hub::detached(WatchBudget::new(DEFAULT_MAX_WATCH_BYTES));
+    let fake = fake_with(apps("https://b.example.com")).await;
+    let (follower, metrics, token) = follow_on(&fake, &hub, password, interval, "prod");
+    (fake, follower, metrics, token)
+}
+
+/// A fake with `apps` and 100 ms keepalives.
+async fn fake_with(apps: Vec<App>) -> FakeArgoCd {
     let users = vec![(USER.to_owned(), PASSWORD.to_owned())];
     let fake = FakeArgoCd::start(Options {
         stream_keepalive: Duration::from_millis(100),
@@ -50,7 +59,18 @@ async fn follow_as(
         ..Options::default()
     })
     .await;
-    fake.set_applications(apps("https://b.example.com"));
+    fake.set_applications(apps);
+    fake
+}
+
+/// A follower of `fake` named `name`, on `hub`.
+fn follow_on(
+    fake: &FakeArgoCd,
+    hub: &Hub,
+    password: Option<&str>,
+    interval: Duration,
+    name: &str,
+) -> (follow::Follower, Arc<Metrics>, String) {
     let token = jwt("argomap:apiKey", None);
     fake.add_token(&token);
     let credentials = match password {
@@ -69,15 +89,14 @@ async fn follow_as(
     .expect("client");
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let spec = Spec {
-        key: ObjectRef::new("prod").within("faults"),
+        key: ObjectRef::new(name).within("faults"),
         client: Arc::new(client),
         interval,
         stall: Duration::from_secs(1),
         metrics: metrics.clone(),
         leadership: Leadership::always(),
     };
-    let follower = follow::start(spec, &Hub::detached());
-    (fake, follower, metrics, token)
+    (follow::start(spec, hub), metrics, token)
 }
 
 /// Polls the follower until `want` says yes, within 15 s.
@@ -325,4 +344,76 @@ async fn a_refused_login_is_not_tried_again_for_five_minutes() {
         assert_eq!(fake.requests(Endpoint::Session), 1, "one refused login, and no other");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn over_budget(f: &Followed) -> Option<&str> {
+    match &f.state {
+        StreamState::OverBudget(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// 2 000 applications with names of about 100 bytes.
+fn many_apps() -> Vec<App> {
+    (0..2000)
+        .map(|i| {
+            App::to_server(
+                format!("app-{i:04}-{}", "n".repeat(90)),
+                format!("https://c{}.example.com", i % 10),
+            )
+        })
+        .collect()
+}
+
+/// What one follower of `fake` charges to the budget once streaming.
+async fn charge_of_one(fake: &FakeArgoCd) -> usize {
+    let budget = WatchBudget::new(DEFAULT_MAX_WATCH_BYTES);
+    let hub = Hub::detached(budget.clone());
+    let (f, _, _) = follow_on(fake, &hub, None, Duration::from_secs(10), "probe");
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    budget.used()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_past_the_process_budget_are_polled_and_say_so() {
+    let fake = fake_with(many_apps()).await;
+    let one = charge_of_one(&fake).await;
+    assert!(one > 2000 * 100, "2 000 entries of 100 bytes charged {one} bytes");
+    // Room for one index and a half: the second watch does not fit.
+    let budget = WatchBudget::new(one + one / 2);
+    let hub = Hub::detached(budget.clone());
+    let interval = Duration::from_secs(1);
+    let (first, _, _) = follow_on(&fake, &hub, None, interval, "first");
+    until(&first, "the first streams", |f| f.state.is_streaming()).await;
+    let (second, metrics, _) = follow_on(&fake, &hub, None, interval, "second");
+    let s = until(&second, "the second is over the budget", |f| over_budget(f).is_some()).await;
+    let why = over_budget(&s).unwrap_or_default();
+    assert!(why.contains("--max-watch-bytes"), "{why}");
+    assert!(budget.used() <= budget.limit(), "{} of {}", budget.used(), budget.limit());
+    assert!(first.current().state.is_streaming(), "the first keeps its stream");
+    let text = metrics.encode().expect("metrics");
+    assert!(text.contains(r#"reason="WatchBudgetExceeded""#), "{text}");
+    // The first goes: its charge is given back, and the second streams at its next attempt
+    // (ten intervals on).
+    drop(first);
+    let second =
+        until_within(&second, "the second streams", Duration::from_secs(20), |f| f.state.is_streaming())
+            .await;
+    assert_eq!(second.tally.total, 2000);
+    assert!(budget.used() <= one + one / 10, "{} charged for one index of {one}", budget.used());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_lines_are_charged_to_the_budget() {
+    let fake = fake_with(apps("https://b.example.com")).await;
+    let one = charge_of_one(&fake).await;
+    // Room for the index and half a megabyte of lines: a flood of 1 MiB events does not fit.
+    let budget = WatchBudget::new(one + (512 << 10));
+    let hub = Hub::detached(budget.clone());
+    let (f, _, _) = follow_on(&fake, &hub, None, Duration::from_secs(10), "flooded");
+    until(&f, "streaming", |f| f.state.is_streaming()).await;
+    fake.break_streams(StreamFault::Flood { lines: 50, pad: 1 << 20 });
+    let s = until(&f, "over the budget", |f| over_budget(f).is_some()).await;
+    assert!(over_budget(&s).is_some_and(|why| why.contains("in all (--max-watch-bytes)")), "{:?}", s.state);
+    assert!(budget.used() <= budget.limit());
 }

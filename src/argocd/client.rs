@@ -73,6 +73,11 @@ impl Client {
         })
     }
 
+    /// The timeout of one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// One check: version (once per connection), clusters, projected applications, and the
     /// permission question when the cluster list looks hidden.
     pub async fn snapshot(&self, observer: &dyn RequestObserver) -> Result<Snapshot, ArgoCdError> {

@@ -8,11 +8,13 @@
 //! - `decode`: answers decoded as they arrive (a list item by item), within caps;
 //! - `tally`: the application list folded per destination, the cluster list bounded;
 //! - `stream`: the application stream (watch mode) and the per-application index it keeps;
+//! - `budget`: the byte budget every watch's index and stream charge;
 //! - `error`: every failure, of a fixed kind; `types`: the lenient wire types;
 //! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry.
 //!
 //! It knows nothing of CRDs or statuses: the layer above reads its results and error kinds.
 
+pub mod budget;
 mod client;
 pub mod decode;
 pub mod error;

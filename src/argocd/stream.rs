@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::io::StreamReader;
 
+use super::budget::{Charge, ENTRY_COST, OverBudget, WatchBudget};
 use super::decode::{Decoded, ItemSink, ListDecoder, MAX_ITEM_BYTES};
 use super::error::ArgoCdError;
 use super::tally::{AppFields, AppRef, AppTally};
@@ -44,20 +46,39 @@ struct Entry {
 }
 
 /// Application (`namespace/name`) → destination. Ordered, so a tally built from it is the
-/// same whatever order the events came in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// same whatever order the events came in. Once charged to the watch budget, it charges
+/// every growth there.
+#[derive(Clone, Debug, Default)]
 pub struct AppIndex {
     apps: BTreeMap<Box<str>, Entry>,
     bytes: usize,
+    charge: Charge,
 }
 
-/// The index is at its bound.
+impl PartialEq for AppIndex {
+    fn eq(&self, other: &Self) -> bool {
+        self.apps == other.apps
+    }
+}
+
+impl Eq for AppIndex {}
+
+/// A watch is at its bound: its own, or the process-wide budget of every watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Argo CD has more applications than a watch keeps (at most {MAX_INDEXED_APPS} applications and {} MiB of names)",
-    MAX_INDEX_BYTES >> 20
-)]
-pub struct IndexFull;
+pub enum IndexFull {
+    #[error(
+        "Argo CD has more applications than a watch keeps (at most {MAX_INDEXED_APPS} applications and {} MiB of names)",
+        MAX_INDEX_BYTES >> 20
+    )]
+    Applications,
+    #[error("{0}")]
+    Budget(OverBudget),
+}
+
+/// Heap an index (or changes) of `len` entries and `bytes` of text is charged.
+fn cost(bytes: usize, len: usize) -> usize {
+    bytes + len * ENTRY_COST
+}
 
 impl AppIndex {
     pub fn len(&self) -> usize {
@@ -68,32 +89,50 @@ impl AppIndex {
         self.apps.is_empty()
     }
 
+    /// Charges this index to `budget` from now on (a list is built in a check slot, then
+    /// charged whole).
+    pub fn charge_to(&mut self, budget: &Arc<WatchBudget>) -> Result<(), IndexFull> {
+        let mut charge = Charge::new(budget);
+        charge.resize(cost(self.bytes, self.apps.len())).map_err(IndexFull::Budget)?;
+        self.charge = charge;
+        Ok(())
+    }
+
+    /// Takes over `old`'s charge (this index replaces it), charging only the difference.
+    pub fn replace_charge_of(&mut self, old: &mut AppIndex) -> Result<(), IndexFull> {
+        self.charge.take_over(&mut old.charge);
+        self.charge.resize(cost(self.bytes, self.apps.len())).map_err(IndexFull::Budget)
+    }
+
+    /// Makes the index `bytes` of text over `len` entries, if its bounds and the budget allow.
+    fn grow_to(&mut self, bytes: usize, len: usize) -> Result<(), IndexFull> {
+        if bytes > MAX_INDEX_BYTES || len > MAX_INDEXED_APPS {
+            return Err(IndexFull::Applications);
+        }
+        self.charge.resize(cost(bytes, len)).map_err(IndexFull::Budget)?;
+        self.bytes = bytes;
+        Ok(())
+    }
+
     /// Sets one application's destination; whether anything changed.
     fn upsert(&mut self, f: &AppFields<'_>) -> Result<bool, IndexFull> {
         let key = format!("{}/{}", f.namespace, f.name);
         let entry = Entry { server: f.server.trim().into(), name: f.destination_name.trim().into() };
+        self.set_entry(key, entry)
+    }
+
+    fn set_entry(&mut self, key: String, entry: Entry) -> Result<bool, IndexFull> {
         let size = |k: &str, e: &Entry| k.len() + e.server.len() + e.name.len();
-        match self.apps.get_mut(key.as_str()) {
-            Some(old) if *old == entry => Ok(false),
-            Some(old) => {
-                let grown = self.bytes - size(&key, old) + size(&key, &entry);
-                if grown > MAX_INDEX_BYTES {
-                    return Err(IndexFull);
-                }
-                self.bytes = grown;
-                *old = entry;
-                Ok(true)
-            }
-            None => {
-                let grown = self.bytes + size(&key, &entry);
-                if self.apps.len() >= MAX_INDEXED_APPS || grown > MAX_INDEX_BYTES {
-                    return Err(IndexFull);
-                }
-                self.bytes = grown;
-                self.apps.insert(key.into(), entry);
-                Ok(true)
-            }
-        }
+        let before = match self.apps.get(key.as_str()) {
+            Some(old) if *old == entry => return Ok(false),
+            Some(old) => Some(size(&key, old)),
+            None => None,
+        };
+        let bytes = self.bytes - before.unwrap_or(0) + size(&key, &entry);
+        let len = self.apps.len() + usize::from(before.is_none());
+        self.grow_to(bytes, len)?;
+        self.apps.insert(key.into(), entry);
+        Ok(true)
     }
 
     /// Forgets one application; whether it was there.
@@ -106,6 +145,8 @@ impl AppIndex {
         match self.apps.remove(key) {
             Some(e) => {
                 self.bytes -= key.len() + e.server.len() + e.name.len();
+                // Shrinking is always granted.
+                self.charge.resize(cost(self.bytes, self.apps.len())).ok();
                 true
             }
             None => false,
@@ -114,15 +155,7 @@ impl AppIndex {
 
     /// Sets one application's destination by key (a replayed change).
     fn set(&mut self, key: &str, entry: &Entry) -> Result<(), IndexFull> {
-        let size = key.len() + entry.server.len() + entry.name.len();
-        let before = self.apps.get(key).map_or(0, |e| key.len() + e.server.len() + e.name.len());
-        let grown = self.bytes - before + size;
-        if grown > MAX_INDEX_BYTES || (before == 0 && self.apps.len() >= MAX_INDEXED_APPS) {
-            return Err(IndexFull);
-        }
-        self.bytes = grown;
-        self.apps.insert(key.into(), entry.clone());
-        Ok(())
+        self.set_entry(key.to_owned(), entry.clone()).map(|_| ())
     }
 
     /// The per-destination counts, as a list of these applications would give.
@@ -142,15 +175,29 @@ impl AppIndex {
 /// carries its application's whole projected state, so the last one per application is all a
 /// replay needs: what is kept follows the applications that changed, not the lines read (a
 /// server padding every line, or sending millions of them, adds nothing), within the index's
-/// own bounds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// own bounds, charged to the watch budget like an index.
+#[derive(Clone, Debug, Default)]
 pub struct Changes {
     /// `None`: deleted.
     apps: BTreeMap<Box<str>, Option<Entry>>,
     bytes: usize,
+    charge: Charge,
 }
 
+impl PartialEq for Changes {
+    fn eq(&self, other: &Self) -> bool {
+        self.apps == other.apps
+    }
+}
+
+impl Eq for Changes {}
+
 impl Changes {
+    /// Changes charged to `budget`.
+    pub fn charged_to(budget: &Arc<WatchBudget>) -> Self {
+        Changes { charge: Charge::new(budget), ..Changes::default() }
+    }
+
     pub fn len(&self) -> usize {
         self.apps.len()
     }
@@ -172,9 +219,11 @@ impl Changes {
             |k: &str, e: &Option<Entry>| k.len() + e.as_ref().map_or(0, |e| e.server.len() + e.name.len());
         let before = self.apps.get(key.as_str()).map(|e| size(&key, e));
         let grown = self.bytes - before.unwrap_or(0) + size(&key, &entry);
-        if grown > MAX_INDEX_BYTES || (before.is_none() && self.apps.len() >= MAX_INDEXED_APPS) {
-            return Err(IndexFull);
+        let len = self.apps.len() + usize::from(before.is_none());
+        if grown > MAX_INDEX_BYTES || len > MAX_INDEXED_APPS {
+            return Err(IndexFull::Applications);
         }
+        self.charge.resize(cost(grown, len)).map_err(IndexFull::Budget)?;
         self.bytes = grown;
         self.apps.insert(key.into(), entry);
         Ok(())
@@ -270,7 +319,8 @@ impl StreamError {
             StreamError::Ended => "Ended",
             StreamError::Request(e) => e.category(),
             StreamError::Malformed(_) => "Malformed",
-            StreamError::Full(_) => "TooManyApplications",
+            StreamError::Full(IndexFull::Applications) => "TooManyApplications",
+            StreamError::Full(IndexFull::Budget(_)) => "WatchBudgetExceeded",
         }
     }
 }
@@ -281,6 +331,7 @@ pub const STREAM_FAILURES: &[&str] = &[
     "Ended",
     "Malformed",
     "TooManyApplications",
+    "WatchBudgetExceeded",
     "AuthenticationFailed",
     "InsufficientPermissions",
     "Unreachable",
@@ -371,10 +422,70 @@ pub fn apply_line_recording(
     Ok(Line::Event { kind, changed })
 }
 
+/// A line buffer up to this size is not charged to the watch budget (a real Argo CD's
+/// projected events are a few hundred bytes); past it, the buffer is charged as it grows.
+pub const FREE_LINE_BYTES: usize = 64 * 1024;
+
+/// Lines within [`MAX_ITEM_BYTES`], the buffer charged to the watch budget once it outgrows
+/// [`FREE_LINE_BYTES`] (twice: the line is copied out when complete) and dropped once a long
+/// line is through, so a stream that once sent a large event does not keep its buffer.
+struct ChargedLines {
+    codec: LinesCodec,
+    charge: Charge,
+}
+
+/// Why a line could not be read.
+#[derive(Debug)]
+enum LineError {
+    Codec(LinesCodecError),
+    Budget(OverBudget),
+}
+
+impl From<std::io::Error> for LineError {
+    fn from(e: std::io::Error) -> Self {
+        LineError::Codec(LinesCodecError::Io(e))
+    }
+}
+
+impl ChargedLines {
+    fn charge_buffer(&mut self, buf: &bytes::BytesMut) -> Result<(), LineError> {
+        let held = if buf.capacity() > FREE_LINE_BYTES { 2 * buf.capacity() } else { 0 };
+        self.charge.resize(held).map_err(LineError::Budget)
+    }
+
+    fn release_long_buffer(&mut self, buf: &mut bytes::BytesMut) {
+        if buf.is_empty() && buf.capacity() > FREE_LINE_BYTES {
+            *buf = bytes::BytesMut::new();
+            self.charge.resize(0).ok();
+        }
+    }
+}
+
+impl tokio_util::codec::Decoder for ChargedLines {
+    type Item = String;
+    type Error = LineError;
+
+    fn decode(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<String>, LineError> {
+        self.charge_buffer(buf)?;
+        let line = self.codec.decode(buf).map_err(LineError::Codec)?;
+        self.release_long_buffer(buf);
+        Ok(line)
+    }
+
+    fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<String>, LineError> {
+        self.charge_buffer(buf)?;
+        let line = self.codec.decode_eof(buf).map_err(LineError::Codec)?;
+        self.release_long_buffer(buf);
+        Ok(line)
+    }
+}
+
 /// An open stream, read line by line within [`MAX_ITEM_BYTES`] a line.
 pub struct AppStream {
-    lines:
-        FramedRead<StreamReader<BoxStream<'static, std::io::Result<bytes::Bytes>>, bytes::Bytes>, LinesCodec>,
+    lines: FramedRead<
+        StreamReader<BoxStream<'static, std::io::Result<bytes::Bytes>>, bytes::Bytes>,
+        ChargedLines,
+    >,
     /// Bytes seen at all: a stream that never sends one is likely held by a buffering proxy.
     pub any_bytes: bool,
 }
@@ -383,10 +494,16 @@ impl AppStream {
     pub(super) fn new(resp: reqwest::Response) -> Self {
         let body: BoxStream<'static, std::io::Result<bytes::Bytes>> =
             resp.bytes_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
-        AppStream {
-            lines: FramedRead::new(StreamReader::new(body), LinesCodec::new_with_max_length(MAX_ITEM_BYTES)),
-            any_bytes: false,
-        }
+        let codec = ChargedLines {
+            codec: LinesCodec::new_with_max_length(MAX_ITEM_BYTES),
+            charge: Charge::default(),
+        };
+        AppStream { lines: FramedRead::new(StreamReader::new(body), codec), any_bytes: false }
+    }
+
+    /// Charges the line buffer to `budget` from now on.
+    pub fn charge_to(&mut self, budget: &Arc<WatchBudget>) {
+        self.lines.decoder_mut().charge = Charge::new(budget);
     }
 
     /// The next line, waiting at most `stall`.
@@ -398,12 +515,13 @@ impl AppStream {
                 self.any_bytes = true;
                 Ok(line)
             }
-            Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+            Ok(Some(Err(LineError::Codec(LinesCodecError::MaxLineLengthExceeded)))) => {
                 Err(StreamError::Malformed(format!("an event larger than {} KiB", MAX_ITEM_BYTES >> 10)))
             }
-            Ok(Some(Err(LinesCodecError::Io(e)))) => {
+            Ok(Some(Err(LineError::Codec(LinesCodecError::Io(e))))) => {
                 Err(StreamError::Malformed(format!("reading the stream: {e}")))
             }
+            Ok(Some(Err(LineError::Budget(e)))) => Err(StreamError::Full(IndexFull::Budget(e))),
         }
     }
 }
@@ -475,7 +593,8 @@ mod tests {
             StreamError::Stalled(KEEPALIVE),
             StreamError::Ended,
             StreamError::Malformed(String::new()),
-            StreamError::Full(IndexFull),
+            StreamError::Full(IndexFull::Applications),
+            StreamError::Full(IndexFull::Budget(OverBudget { limit: 1 })),
         ];
         for e in own {
             assert!(STREAM_FAILURES.contains(&e.category()), "{e}");
@@ -555,6 +674,45 @@ mod tests {
         }
         assert_eq!(kept, 3, "three keys of a quarter of the budget (plus a few bytes) fit");
         assert!(index.bytes <= MAX_INDEX_BYTES);
+    }
+
+    #[test]
+    fn a_charged_index_charges_every_growth_and_gives_back_what_it_drops() {
+        let budget = WatchBudget::new(1024);
+        let mut index = AppIndex::default();
+        apply_line(&mut index, &event("ADDED", "argocd", "a", r#"{"server":"https://x"}"#)).expect("e");
+        index.charge_to(&budget).expect("fits");
+        let one = budget.used();
+        assert_eq!(one, "argocd/a".len() + "https://x".len() + ENTRY_COST);
+        let mut added = 1;
+        let refused = loop {
+            match apply_line(&mut index, &event("ADDED", "argocd", &format!("b{added}"), "{}")) {
+                Ok(_) => added += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(refused, StreamError::Full(IndexFull::Budget(_))), "{refused}");
+        assert!(budget.used() <= 1024 && added > 5, "{} charged, {added} entries", budget.used());
+        assert_eq!(index.len(), added, "the refused entry is not kept");
+        apply_line(&mut index, &event("DELETED", "argocd", "b1", "{}")).expect("e");
+        assert!(budget.used() < 1024 - ENTRY_COST);
+        // A relist's index takes over the charge: only the difference is asked for.
+        let mut fresh = AppIndex::default();
+        apply_line(&mut fresh, &event("ADDED", "argocd", "a", r#"{"server":"https://x"}"#)).expect("e");
+        fresh.replace_charge_of(&mut index).expect("smaller");
+        assert_eq!(budget.used(), one);
+        drop(index);
+        assert_eq!(budget.used(), one);
+        drop(fresh);
+        assert_eq!(budget.used(), 0);
+        // Changes kept during a relist are charged too.
+        let mut changes = Changes::charged_to(&budget);
+        let mut scratch = AppIndex::default();
+        apply_line_recording(&mut scratch, Some(&mut changes), &event("ADDED", "argocd", "c", "{}"))
+            .expect("e");
+        assert_eq!(budget.used(), "argocd/c".len() + ENTRY_COST);
+        drop(changes);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

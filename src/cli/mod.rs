@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// Largest Argo CD response body accepted, in bytes (after gzip decoding).
     #[arg(long, env = "ARGOMAP_MAX_RESPONSE_BYTES", default_value_t = argocd::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// Watch mode: bytes every instance's application index and stream hold at most, together.
+    /// An instance that does not fit is polled instead (ApplicationStream reason
+    /// WatchBudgetExceeded).
+    #[arg(long, env = "ARGOMAP_MAX_WATCH_BYTES", default_value_t = argocd::budget::DEFAULT_MAX_WATCH_BYTES)]
+    pub max_watch_bytes: usize,
     /// A `connected` status whose last successful check is older than this many check intervals
     /// is stale: Ready turns Unknown (reason Stale) and the read API reports `error`.
     #[arg(long, env = "ARGOMAP_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]

@@ -20,7 +20,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::slots::{Lane, PROVEN_LEASH, Slots};
 use super::state::LOGIN_RETRY;
+use crate::argocd::budget::WatchBudget;
 use crate::argocd::stream::{
     AppIndex, Changes, IndexFull, IndexedApplications, KEEPALIVE, Line, StreamError, apply_line_recording,
 };
@@ -51,8 +53,9 @@ pub const DEFAULT_STALL: Duration = Duration::from_secs(45);
 /// Streams in a row that sent not one byte before stalling: then a proxy is buffering them.
 const SILENT_STREAMS: u32 = 2;
 
-/// A relist in flight beside the stream.
-type Listing<'a> = Pin<Box<dyn Future<Output = Result<IndexedApplications, ArgoCdError>> + Send + 'a>>;
+/// A relist in flight beside the stream (`None`: shutdown began while it waited for a slot).
+type Listing<'a> =
+    Pin<Box<dyn Future<Output = Option<Result<IndexedApplications, ArgoCdError>>> + Send + 'a>>;
 
 /// What the task publishes.
 #[derive(Clone, Debug)]
@@ -91,19 +94,31 @@ impl Follower {
     }
 }
 
-/// Where the tasks report: changes of an instance wake its reconcile.
+/// Where the tasks report (changes of an instance wake its reconcile), and what they share:
+/// the check slots their lists take, and the byte budget of every watch.
 #[derive(Clone)]
 pub struct Hub {
-    pub notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
+    notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
     /// Cancelled on shutdown; every task's token is a child of it.
     pub cancel: CancellationToken,
+    slots: Arc<Slots>,
+    budget: Arc<WatchBudget>,
 }
 
 impl Hub {
-    /// A hub nobody listens to (reconciles driven by hand, in tests).
-    pub fn detached() -> Self {
+    pub(super) fn new(
+        notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
+        slots: Arc<Slots>,
+        budget: Arc<WatchBudget>,
+    ) -> Self {
+        Hub { notify, cancel: CancellationToken::new(), slots, budget }
+    }
+
+    /// A hub nobody listens to (reconciles driven by hand, in tests), with 8 slots of its own
+    /// and `budget`.
+    pub fn detached(budget: Arc<WatchBudget>) -> Self {
         let (notify, _) = futures::channel::mpsc::unbounded();
-        Hub { notify, cancel: CancellationToken::new() }
+        Hub::new(notify, Arc::new(Slots::new(8)), budget)
     }
 }
 
@@ -125,7 +140,8 @@ pub fn start(spec: Spec, hub: &Hub) -> Follower {
         version: 0,
     });
     let cancel = hub.cancel.child_token();
-    let task = Task { spec, publish: tx, notify: hub.notify.clone(), cancel: cancel.clone() };
+    let task =
+        Task { spec, publish: tx, hub: hub.clone(), cancel: cancel.clone(), last_list: Default::default() };
     let task = tokio::spawn(task.run());
     Follower { followed: rx, task, _stop: cancel.drop_guard() }
 }
@@ -133,8 +149,10 @@ pub fn start(spec: Spec, hub: &Hub) -> Follower {
 struct Task {
     spec: Spec,
     publish: watch::Sender<Followed>,
-    notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
+    hub: Hub,
     cancel: CancellationToken,
+    /// How the last list ended: its lane, as for a check (see `slots`).
+    last_list: std::sync::Mutex<Option<Result<Duration, ()>>>,
 }
 
 /// How one round (list, then stream) ended.
@@ -203,6 +221,39 @@ impl Task {
         }
     }
 
+    /// The application list, in a check slot: the lane follows how the last list went, and a
+    /// list that outruns the proven lane's leash goes on in probation, as a check does (see
+    /// `slots`). `None` once shutdown began.
+    async fn list(&self) -> Option<Result<IndexedApplications, ArgoCdError>> {
+        let (ns, _) = self.labels();
+        let client = &self.spec.client;
+        let metrics = self.spec.metrics.as_ref();
+        let last = *self.last_list.lock().unwrap_or_else(|e| e.into_inner());
+        let mut leashed = Duration::ZERO;
+        if Lane::of(last, client.timeout()) == Lane::Proven {
+            let slot = self.hub.slots.acquire_for_list(ns, Lane::Proven).await?;
+            let started = Instant::now();
+            let listed = tokio::time::timeout(PROVEN_LEASH, client.list_index(metrics)).await;
+            drop(slot);
+            if let Ok(listed) = listed {
+                self.remember_list(&listed, started.elapsed());
+                return Some(listed);
+            }
+            leashed = PROVEN_LEASH;
+        }
+        let slot = self.hub.slots.acquire_for_list(ns, Lane::Probation).await?;
+        let started = Instant::now();
+        let listed = client.list_index(metrics).await;
+        drop(slot);
+        self.remember_list(&listed, leashed + started.elapsed());
+        Some(listed)
+    }
+
+    fn remember_list(&self, listed: &Result<IndexedApplications, ArgoCdError>, took: Duration) {
+        let last = listed.as_ref().map(|_| took).map_err(|_| ());
+        *self.last_list.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+    }
+
     /// One list and one stream, until the stream fails or reaches [`MAX_STREAM_AGE`]; the
     /// periodic relists happen beside the open stream.
     async fn round(&self, failures: &mut u32, silent: &mut u32, listed_ok: &mut bool) -> Round {
@@ -210,21 +261,24 @@ impl Task {
         let client = &self.spec.client;
         let metrics = self.spec.metrics.as_ref();
         let listed = tokio::select! {
-            r = client.list_index(metrics) => r,
+            r = self.list() => r,
             _ = self.cancel.cancelled() => return Round::Stop,
         };
         let listed = match listed {
-            Ok(l) => l,
-            Err(e) if e.is_login_refused() => return self.login_refused(&e).await,
-            Err(e) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
+            None => return Round::Stop,
+            Some(Ok(l)) => l,
+            Some(Err(e)) if e.is_login_refused() => return self.login_refused(&e).await,
+            Some(Err(e)) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
         metrics.stream_relisted(ns, name);
         *listed_ok = true;
-        let Some(mut index) = listed.index else {
-            return Round::Failed {
-                state: StreamState::TooManyApplications(IndexFull.to_string()),
-                wait: self.relist_period(),
-            };
+        let index = listed.index.ok_or(IndexFull::Applications);
+        let mut index = match index.and_then(|mut i| i.charge_to(&self.hub.budget).map(|()| i)) {
+            Ok(index) => index,
+            Err(full) => {
+                metrics.stream_reconnect(ns, name, StreamError::Full(full).category());
+                return Round::Failed { state: full_state(full), wait: self.relist_period() };
+            }
         };
         let mut relist_at = Instant::now() + self.relist_period();
         let reopen_at = Instant::now() + MAX_STREAM_AGE;
@@ -254,6 +308,7 @@ impl Task {
             Ok(Err(e)) if e.is_login_refused() => return self.login_refused(&e).await,
             Ok(Err(e)) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
+        stream.charge_to(&self.hub.budget);
         // The stream is open (its first event came): until it says otherwise, the list holds.
         self.publish(StreamState::Streaming, &index);
         let mut pending: Option<Instant> = None;
@@ -300,7 +355,7 @@ impl Task {
                     self.publish(StreamState::Streaming, &index);
                 }
                 _ = sleep_until(relist_at), if relisting.is_none() => {
-                    relisting = Some((Box::pin(client.list_index(metrics)), Changes::default()));
+                    relisting = Some((Box::pin(self.list()), Changes::charged_to(&self.hub.budget)));
                 }
                 listed = async {
                     match relisting.as_mut() {
@@ -310,7 +365,13 @@ impl Task {
                 }, if relisting.is_some() => {
                     let changes = relisting.take().map(|(_, changes)| changes).unwrap_or_default();
                     relist_at = Instant::now() + self.relist_period();
-                    match listed.map(|listed| replayed(listed, &changes)) {
+                    let Some(listed) = listed else { return Round::Stop };
+                    let fresh = listed.map(|listed| {
+                        let mut fresh = replayed(listed, &changes)?;
+                        fresh.replace_charge_of(&mut index).map_err(StreamError::Full)?;
+                        Ok(fresh)
+                    });
+                    match fresh {
                         Ok(Ok(fresh)) => {
                             metrics.stream_relisted(ns, name);
                             index = fresh;
@@ -353,10 +414,7 @@ impl Task {
         }
         metrics.stream_reconnect(ns, name, ended.category());
         match ended {
-            StreamError::Full(full) => Round::Failed {
-                state: StreamState::TooManyApplications(full.to_string()),
-                wait: self.relist_period(),
-            },
+            StreamError::Full(full) => Round::Failed { state: full_state(full), wait: self.relist_period() },
             StreamError::Stalled(_) if !stream.any_bytes => {
                 *silent += 1;
                 if *silent >= SILENT_STREAMS {
@@ -437,7 +495,7 @@ impl Task {
             true
         });
         if changed {
-            let _ = self.notify.unbounded_send(self.spec.key.clone());
+            let _ = self.hub.notify.unbounded_send(self.spec.key.clone());
         }
     }
 
@@ -456,7 +514,7 @@ impl Task {
             true
         });
         if changed {
-            let _ = self.notify.unbounded_send(self.spec.key.clone());
+            let _ = self.hub.notify.unbounded_send(self.spec.key.clone());
         }
     }
 }
@@ -464,7 +522,7 @@ impl Task {
 /// A relist's index with what the stream said while it was in flight applied again (it may be
 /// newer than the list).
 fn replayed(listed: IndexedApplications, changes: &Changes) -> Result<AppIndex, StreamError> {
-    let mut index = listed.index.ok_or(StreamError::Full(IndexFull))?;
+    let mut index = listed.index.ok_or(StreamError::Full(IndexFull::Applications))?;
     changes.replay_onto(&mut index).map_err(StreamError::Full)?;
     Ok(index)
 }
@@ -481,9 +539,20 @@ fn cannot_stream(e: &ArgoCdError) -> bool {
     )
 }
 
+/// A watch past its bound is polled instead, and says which bound.
+fn full_state(full: IndexFull) -> StreamState {
+    match full {
+        IndexFull::Applications => StreamState::TooManyApplications(full.to_string()),
+        IndexFull::Budget(_) => StreamState::OverBudget(full.to_string()),
+    }
+}
+
 fn state_message(state: &StreamState) -> &str {
     match state {
-        StreamState::Reconnecting(m) | StreamState::Unavailable(m) | StreamState::TooManyApplications(m) => m,
+        StreamState::Reconnecting(m)
+        | StreamState::Unavailable(m)
+        | StreamState::TooManyApplications(m)
+        | StreamState::OverBudget(m) => m,
         StreamState::Connecting | StreamState::Streaming => "",
     }
 }
@@ -589,6 +658,44 @@ mod tests {
         let listed = listed_after(&[("a", "https://x"), ("b", "https://x")], &[]);
         let index = replayed(listed, &recorded(&lines)).expect("replayed");
         assert_eq!(index.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_watch_lists_only_in_a_check_slot() {
+        use fake_argocd::{App, Endpoint, FakeArgoCd};
+        let fake = FakeArgoCd::start(Default::default()).await;
+        fake.set_applications(vec![App::to_server("web", "https://x")]);
+        let token = fake_argocd::jwt("argomap:apiKey", None);
+        fake.add_token(&token);
+        let client = argocd::Client::new(argocd::ClientConfig {
+            url: fake.url(),
+            credentials: argocd::Credentials::Token(token.into()),
+            timeout: Duration::from_secs(5),
+            tls: argocd::TlsSettings::default(),
+            max_response_bytes: 1 << 20,
+        })
+        .expect("client");
+        let slots = Arc::new(Slots::new(1));
+        let (notify, _) = futures::channel::mpsc::unbounded();
+        let hub = Hub::new(notify, slots.clone(), WatchBudget::new(1 << 20));
+        // Every slot a new instance's list may take is held (a leader change's first checks).
+        let held = slots.acquire_for_list("faults", Lane::Proven).await.expect("slot");
+        let spec = Spec {
+            key: ObjectRef::new("prod").within("faults"),
+            client: Arc::new(client),
+            interval: Duration::from_secs(10),
+            stall: Duration::from_secs(5),
+            metrics: Arc::new(Metrics::new().expect("metrics")),
+            leadership: Leadership::always(),
+        };
+        let follower = start(spec, &hub);
+        let waiting = follower.settled(Duration::from_millis(500)).await;
+        assert_eq!(waiting.state, StreamState::Connecting);
+        assert_eq!(fake.requests(Endpoint::Applications), 0, "no list without a slot");
+        drop(held);
+        let followed = follower.settled(Duration::from_secs(10)).await;
+        assert!(followed.state.is_streaming(), "{:?}", followed.state);
+        assert_eq!(fake.requests(Endpoint::Applications), 1);
     }
 
     #[test]

@@ -229,6 +229,16 @@ async fn fetch_in_slot(
     connect: bool,
     watching: bool,
 ) -> Option<Result<Observed, Failure>> {
+    if let Err(f) = connect_client(instance, ctx, state, resolved, connect) {
+        return Some(Err(f));
+    }
+    let followed = match watching {
+        true => match follow_settled(instance, ctx, state).await {
+            Some(followed) => Some(followed),
+            None => return Some(Err(Failure::new(Reason::Pending, "no stream task"))),
+        },
+        false => None,
+    };
     let deadline = ctx.settings.max_check_duration;
     let last = state.last_check.map(|took| if state.last_failure.is_some() { Err(()) } else { Ok(took) });
     let slow_after = deadline.min(instance.spec.timeout_duration());
@@ -238,7 +248,7 @@ async fn fetch_in_slot(
         let leash = slots::PROVEN_LEASH.min(deadline);
         let started = Instant::now();
         let ran = tokio::select! {
-            r = tokio::time::timeout(leash, fetch(instance, ctx, state, resolved, connect, watching)) => r.ok(),
+            r = tokio::time::timeout(leash, fetch(ctx, state, followed.as_ref())) => r.ok(),
             _ = slot.cancel.cancelled() => {
                 ctx.slots.release(instance, slot);
                 return None;
@@ -255,7 +265,7 @@ async fn fetch_in_slot(
     let slot = ctx.slots.acquire(instance, slots::Lane::Probation).await?;
     let started = Instant::now();
     let fetched = tokio::select! {
-        r = tokio::time::timeout(deadline, fetch(instance, ctx, state, resolved, connect, watching)) => {
+        r = tokio::time::timeout(deadline, fetch(ctx, state, followed.as_ref())) => {
             Some(r.unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, format!(
                 "the check did not finish within {} (--max-check-duration)",
                 humantime::format_duration(deadline)
@@ -270,44 +280,44 @@ async fn fetch_in_slot(
     fetched
 }
 
-/// Polls Argo CD, first building a client when `connect` says the settings changed. In watch
-/// mode the applications come from the stream while it is open (the task is started here),
-/// and from a list otherwise. No lock is held here.
-async fn fetch(
+/// Builds the instance's client when `connect` says the settings changed (no request is made).
+fn connect_client(
     instance: &ArgoCdInstance,
     ctx: &Context,
     state: &mut InstanceState,
     resolved: &Resolved,
     connect: bool,
-    watching: bool,
-) -> Result<Observed, Failure> {
-    if connect {
-        state.client = None;
-        state.follower = None;
-        let config = ClientConfig {
-            url: instance.spec.url.clone(),
-            credentials: resolved.credentials.clone(),
-            timeout: instance.spec.timeout_duration().min(ctx.settings.max_check_duration),
-            tls: resolved.tls.clone(),
-            max_response_bytes: ctx.settings.max_response_bytes,
-        };
-        let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
-        state.client = Some((resolved.fingerprint, Arc::new(client)));
+) -> Result<(), Failure> {
+    if !connect {
+        return Ok(());
     }
-    let Some((_, client)) = state.client.clone() else {
-        return Err(Failure::new(Reason::Pending, "no Argo CD client"));
+    state.client = None;
+    state.follower = None;
+    let config = ClientConfig {
+        url: instance.spec.url.clone(),
+        credentials: resolved.credentials.clone(),
+        timeout: instance.spec.timeout_duration().min(ctx.settings.max_check_duration),
+        tls: resolved.tls.clone(),
+        max_response_bytes: ctx.settings.max_response_bytes,
     };
-    if !watching {
-        return client
-            .snapshot(ctx.metrics.as_ref())
-            .await
-            .map(Observed::from_snapshot)
-            .map_err(|e| failure(&e));
-    }
+    let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
+    state.client = Some((resolved.fingerprint, Arc::new(client)));
+    Ok(())
+}
+
+/// Watch mode: starts the stream's task when there is none (or it ended), and waits, at most
+/// the request timeout, until it is past its first list and stream. It waits outside any
+/// check slot: the task's lists take slots of their own.
+async fn follow_settled(
+    instance: &ArgoCdInstance,
+    ctx: &Context,
+    state: &mut InstanceState,
+) -> Option<follow::Followed> {
+    let (_, client) = state.client.clone()?;
     if state.follower.as_ref().is_none_or(|f| f.is_finished()) {
         let spec = follow::Spec {
             key: ObjectRef::from_obj(instance),
-            client: client.clone(),
+            client,
             interval: instance.spec.interval_duration(),
             stall: ctx.settings.stream_stall,
             metrics: ctx.metrics.clone(),
@@ -315,9 +325,29 @@ async fn fetch(
         };
         state.follower = Some(Arc::new(follow::start(spec, &ctx.follow)));
     }
-    let follower = state.follower.clone().ok_or_else(|| Failure::new(Reason::Pending, "no stream task"))?;
+    let follower = state.follower.clone()?;
     // A task just started lists first: wait for that rather than list twice.
-    let followed = follower.settled(instance.spec.timeout_duration()).await;
+    Some(follower.settled(instance.spec.timeout_duration()).await)
+}
+
+/// Polls Argo CD. In watch mode (`followed`: what the stream's task published) the
+/// applications come from the stream while it is open, and from a list otherwise. No lock is
+/// held here.
+async fn fetch(
+    ctx: &Context,
+    state: &mut InstanceState,
+    followed: Option<&follow::Followed>,
+) -> Result<Observed, Failure> {
+    let Some((_, client)) = state.client.clone() else {
+        return Err(Failure::new(Reason::Pending, "no Argo CD client"));
+    };
+    let Some(followed) = followed else {
+        return client
+            .snapshot(ctx.metrics.as_ref())
+            .await
+            .map(Observed::from_snapshot)
+            .map_err(|e| failure(&e));
+    };
     let result = if followed.state.is_streaming() {
         client.snapshot_with((*followed.tally).clone(), ctx.metrics.as_ref()).await
     } else {

@@ -63,6 +63,8 @@ pub struct Settings {
     /// Minimum period between writes that only refresh `lastCheckedAt` (zero: every check).
     pub status_heartbeat: Duration,
     pub max_response_bytes: usize,
+    /// What every watch's index and stream hold at most, together.
+    pub max_watch_bytes: usize,
     /// Intervals after the last successful check at which a connected status is stale.
     pub stale_after_intervals: u32,
     /// Watch mode: a stream silent this long is dead (Argo CD sends a keepalive every 15 s).
@@ -86,6 +88,7 @@ impl Default for Settings {
             max_check_duration: Duration::from_secs(60),
             status_heartbeat: Duration::ZERO,
             max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
+            max_watch_bytes: argocd::budget::DEFAULT_MAX_WATCH_BYTES,
             stale_after_intervals: 3,
             stream_stall: follow::DEFAULT_STALL,
             organization_binding: organization::Binding::default(),
@@ -129,6 +132,9 @@ impl Context {
         secrets: Store<PartialObjectMeta<Secret>>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let slots = Arc::new(slots::Slots::new(settings.max_concurrent_checks));
+        let (notify, _) = futures::channel::mpsc::unbounded();
+        let budget = argocd::budget::WatchBudget::new(settings.max_watch_bytes);
         Context {
             recorder: recorder(&client),
             client,
@@ -140,8 +146,8 @@ impl Context {
             metrics,
             states: States::default(),
             retries: Default::default(),
-            slots: Arc::new(slots::Slots::new(settings.max_concurrent_checks)),
-            follow: follow::Hub::detached(),
+            follow: follow::Hub::new(notify, slots.clone(), budget),
+            slots,
             settings,
         }
     }
@@ -303,7 +309,8 @@ pub async fn run(
 
     // Watch mode's tasks wake the reconcile of their instance when its applications changed.
     let (notify, followed) = futures::channel::mpsc::unbounded::<ObjectRef<ArgoCdInstance>>();
-    let hub = follow::Hub { notify, cancel: tokio_util::sync::CancellationToken::new() };
+    let hub =
+        follow::Hub::new(notify, slots.clone(), argocd::budget::WatchBudget::new(settings.max_watch_bytes));
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: settings.clone(),

@@ -83,6 +83,11 @@ pub struct Slot {
     pub cancel: CancellationToken,
 }
 
+/// A slot held by a watch's list; freed when dropped.
+pub struct ListSlot {
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
 impl Slots {
     /// `max` proven slots, and a quarter of that (at least one) in probation.
     pub fn new(max: u16) -> Self {
@@ -114,27 +119,44 @@ impl Slots {
     }
 
     /// Waits for the namespace's share, then a slot of `lane`; `None` once shutdown began.
-    pub async fn acquire(&self, instance: &ArgoCdInstance, lane: Lane) -> Option<Slot> {
-        let namespace = instance.metadata.namespace.as_deref().unwrap_or_default();
+    async fn permits(
+        &self,
+        namespace: &str,
+        lane: Lane,
+    ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let share = self.share(namespace, lane);
         let slots = match lane {
             Lane::Proven => &self.proven,
             Lane::Probation => &self.probation,
         };
-        let permits = tokio::select! {
+        tokio::select! {
             p = async {
                 let share = share.acquire_owned().await.ok()?;
                 let slot = slots.clone().acquire_owned().await.ok()?;
                 Some((share, slot))
-            } => p?,
-            _ = self.shutdown.cancelled() => return None,
-        };
+            } => p,
+            _ = self.shutdown.cancelled() => None,
+        }
+    }
+
+    /// A slot of `lane` for a check of `instance` (see [`Slots::permits`]); the check is
+    /// cancelled with its instance.
+    pub async fn acquire(&self, instance: &ArgoCdInstance, lane: Lane) -> Option<Slot> {
+        let namespace = instance.metadata.namespace.as_deref().unwrap_or_default();
+        let permits = self.permits(namespace, lane).await?;
         let cancel = self.shutdown.child_token();
         let checked =
             Checked { uid: instance.metadata.uid.clone(), generation: instance.metadata.generation };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(ObjectRef::from_obj(instance), InFlight { checked, id, cancel: cancel.clone() });
         Some(Slot { _permits: permits, id, cancel })
+    }
+
+    /// A slot of `lane` for a watch's list of the applications, in `namespace`: lists hold a
+    /// check's memory, so they take check slots too (and a leader change cannot start every
+    /// watch's list at once). The watch's task cancels its own list.
+    pub async fn acquire_for_list(&self, namespace: &str, lane: Lane) -> Option<ListSlot> {
+        Some(ListSlot { _permits: self.permits(namespace, lane).await? })
     }
 
     /// The check of `instance` ended.

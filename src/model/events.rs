@@ -100,6 +100,7 @@ fn stream(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus) -> O
         }
         "StreamUnavailable" => Some(warning("ApplicationStreamUnavailable", message)),
         "TooManyApplications" => Some(warning("TooManyApplicationsToWatch", message)),
+        "WatchBudgetExceeded" => Some(warning("WatchBudgetExceeded", message)),
         _ => None,
     }
 }
@@ -224,6 +225,9 @@ mod tests {
         );
         assert_eq!(one(Some(&unavailable), &streaming), vec![("ApplicationStreamOpened", EventType::Normal)]);
         assert_eq!(one(Some(&streaming), &full), vec![("TooManyApplicationsToWatch", EventType::Warning)]);
+        let over = at(StreamState::OverBudget("no room".into()));
+        assert_eq!(one(Some(&streaming), &over), vec![("WatchBudgetExceeded", EventType::Warning)]);
+        assert_eq!(one(Some(&over), &streaming), vec![("ApplicationStreamOpened", EventType::Normal)]);
         assert!(one(Some(&streaming), &poll).is_empty(), "back to Poll by spec");
         let note = &instance(Some(&streaming), &unavailable)[0].note;
         assert!(note.contains("HTTP 404"), "{note}");

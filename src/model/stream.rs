@@ -22,6 +22,9 @@ pub enum StreamState {
     Unavailable(String),
     /// More applications than a watch keeps: polled instead.
     TooManyApplications(String),
+    /// The watches together hold what `--max-watch-bytes` allows, and this one did not fit:
+    /// polled instead.
+    OverBudget(String),
 }
 
 impl StreamState {
@@ -37,6 +40,7 @@ impl StreamState {
             StreamState::Reconnecting(_) => "Reconnecting",
             StreamState::Unavailable(_) => "StreamUnavailable",
             StreamState::TooManyApplications(_) => "TooManyApplications",
+            StreamState::OverBudget(_) => "WatchBudgetExceeded",
         }
     }
 }
@@ -66,9 +70,12 @@ pub fn stream_condition(
                 "Argo CD's application stream cannot be used ({why}); applications are listed every interval, and the stream is tried again every {relist_every} intervals"
             ),
         ),
-        StreamState::TooManyApplications(why) => {
-            ("False", format!("{why}; applications are listed every interval instead"))
-        }
+        StreamState::TooManyApplications(why) | StreamState::OverBudget(why) => (
+            "False",
+            format!(
+                "{why}; applications are listed every interval instead, and the stream is tried again every {relist_every} intervals"
+            ),
+        ),
     };
     condition(prev, generation, now, APPLICATION_STREAM, status, state.reason(), message)
 }
@@ -90,6 +97,7 @@ mod tests {
             (StreamState::Reconnecting("the stream ended".into()), "False", "Reconnecting"),
             (StreamState::Unavailable("404".into()), "False", "StreamUnavailable"),
             (StreamState::TooManyApplications("too many".into()), "False", "TooManyApplications"),
+            (StreamState::OverBudget("no room".into()), "False", "WatchBudgetExceeded"),
         ];
         for (state, status, reason) in cases {
             let c = stream_condition(&[], Some(3), now, &state, 10);
