@@ -80,7 +80,7 @@ done >"$work/instances.yaml"
 $kubectl apply -f "$work/instances.yaml" >/dev/null
 
 target/release/argomap run --namespace "$ns" --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
-  --max-concurrent-checks 8 >"$work/argomap.log" 2>&1 &
+  --max-concurrent-checks 8 --deny-url-cidrs= >"$work/argomap.log" 2>&1 &
 op_pid=$!
 echo "mode=$mode instances=$instances applications=$apps clusters=$clusters namespace=$ns"
 start=$SECONDS

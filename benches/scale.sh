@@ -53,7 +53,7 @@ hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 
 target/release/argomap run --namespace "$ns" --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
-  "${extra[@]}" >"$work/argomap.log" 2>&1 &
+  --deny-url-cidrs= "${extra[@]}" >"$work/argomap.log" 2>&1 &
 op_pid=$!
 pids+=("$op_pid")
 for _ in $(seq 1 300); do grep -q "watches synced" "$work/argomap.log" && break; sleep 0.1; done

@@ -48,6 +48,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         status_heartbeat: args.status_heartbeat,
         max_response_bytes: args.max_response_bytes,
         max_watch_bytes: args.max_watch_bytes,
+        url_policy: args.deny_url_cidrs,
         stale_after_intervals: args.stale_after_intervals,
         stream_stall: args.stream_stall_timeout,
         organization_binding: args.organization_binding,

@@ -23,6 +23,7 @@ fn token_config(url: &str, token: &str) -> ClientConfig {
         timeout: Duration::from_secs(2),
         tls: TlsSettings::default(),
         max_response_bytes: 1024 * 1024,
+        url_policy: Default::default(),
     }
 }
 

@@ -85,6 +85,7 @@ fn follow_on(
         timeout: Duration::from_secs(5),
         tls: TlsSettings::default(),
         max_response_bytes: 1 << 20,
+        url_policy: Default::default(),
     })
     .expect("client");
     let metrics = Arc::new(Metrics::new().expect("metrics"));

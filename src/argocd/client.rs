@@ -3,6 +3,7 @@
 //! decoded. Two list calls per check, the version once per connection, a login only for
 //! username/password credentials.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -18,7 +19,7 @@ use super::session::{Session, session_needs_renewal};
 use super::stream::{AppStream, IndexedApplications, STREAM_FIELDS};
 use super::tally::{AppTally, BoundedClusters, TalliedApplications};
 use super::types::{CanIResponse, Cluster, SessionResponse, VersionMessage};
-use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls};
+use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls, url_policy};
 
 /// Cap on the body of an error answer: only its message is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -51,8 +52,20 @@ impl Client {
                 "the URL must not carry a query (?) or a fragment (#)".into(),
             ));
         }
+        let written_ip = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if written_ip.is_some_and(|ip| config.url_policy.denies(ip)) {
+            return Err(ArgoCdError::InvalidUrl(url_policy::DENIED.into()));
+        }
         let tls = tls::client_config(&config.tls).map_err(ArgoCdError::TlsSetup)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if !config.url_policy.is_empty() {
+            http = http.dns_resolver(Arc::new(url_policy::Resolver { policy: config.url_policy.clone() }));
+        }
+        let http = http
             // A redirect is reported, never followed: following it would send the token (or the
             // login's password) to wherever the server points.
             .redirect(reqwest::redirect::Policy::none())
@@ -440,6 +453,9 @@ impl Client {
         if e.is_timeout() {
             return ArgoCdError::Timeout { endpoint, timeout_secs: self.timeout.as_secs() };
         }
+        if source_is::<url_policy::Denied>(e) {
+            return ArgoCdError::InvalidUrl(url_policy::DENIED.into());
+        }
         if let Some(detail) = tls_cause(e) {
             return ArgoCdError::Tls { endpoint, detail };
         }
@@ -488,6 +504,21 @@ fn auth_header(endpoint: &'static str, token: &SecretString) -> Result<HeaderVal
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// Whether an error of type `T` is in the chain (I/O errors' inner errors included).
+fn source_is<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.is::<T>() {
+            return true;
+        }
+        current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// Whether an I/O error in the chain is a reset or an unexpected end of stream.
@@ -555,6 +586,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tls: TlsSettings::default(),
             max_response_bytes: 1024,
+            url_policy: Default::default(),
         };
         assert!(matches!(
             Client::new(cfg("https://u:p@argocd.example.com")),

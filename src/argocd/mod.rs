@@ -10,7 +10,8 @@
 //! - `stream`: the application stream (watch mode) and the per-application index it keeps;
 //! - `budget`: the byte budget every watch's index and stream charge;
 //! - `error`: every failure, of a fixed kind; `types`: the lenient wire types;
-//! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry.
+//! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry;
+//! - `url_policy`: the networks argomap never connects to (`--deny-url-cidrs`).
 //!
 //! It knows nothing of CRDs or statuses: the layer above reads its results and error kinds.
 
@@ -25,6 +26,7 @@ pub mod stream;
 pub mod tally;
 pub mod tls;
 pub mod types;
+pub mod url_policy;
 
 use std::time::Duration;
 
@@ -36,6 +38,7 @@ pub use error::{ArgoCdError, ErrorKind};
 use tally::AppTally;
 pub use tls::TlsSettings;
 use types::Cluster;
+pub use url_policy::UrlPolicy;
 
 /// Default cap on one response body (decompressed).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
@@ -64,6 +67,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub tls: TlsSettings,
     pub max_response_bytes: usize,
+    /// Networks the client never connects to (`--deny-url-cidrs`; the default denies none).
+    pub url_policy: UrlPolicy,
 }
 
 /// What one check read from Argo CD.

@@ -131,6 +131,7 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
         timeout,
         tls,
         max_response_bytes: args.max_response_bytes,
+        url_policy: Default::default(),
     };
     let snapshot = match argocd::Client::new(config) {
         Ok(client) => client.snapshot(&()).await,

@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// WatchBudgetExceeded).
     #[arg(long, env = "ARGOMAP_MAX_WATCH_BYTES", default_value_t = argocd::budget::DEFAULT_MAX_WATCH_BYTES)]
     pub max_watch_bytes: usize,
+    /// Networks argomap never connects to, whatever an ArgoCdInstance's spec.url says:
+    /// CIDRs, comma-separated, checked on every address a name resolves to; empty denies none.
+    /// Add the cluster's Service and Pod CIDRs to keep tenants off in-cluster services.
+    #[arg(long, env = "ARGOMAP_DENY_URL_CIDRS", default_value = argocd::url_policy::DEFAULT_DENIED, value_parser = argocd::UrlPolicy::parse)]
+    pub deny_url_cidrs: argocd::UrlPolicy,
     /// A `connected` status whose last successful check is older than this many check intervals
     /// is stale: Ready turns Unknown (reason Stale) and the read API reports `error`.
     #[arg(long, env = "ARGOMAP_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]

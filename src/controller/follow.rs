@@ -673,6 +673,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             tls: argocd::TlsSettings::default(),
             max_response_bytes: 1 << 20,
+            url_policy: Default::default(),
         })
         .expect("client");
         let slots = Arc::new(Slots::new(1));

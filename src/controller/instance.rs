@@ -299,6 +299,7 @@ fn connect_client(
         timeout: instance.spec.timeout_duration().min(ctx.settings.max_check_duration),
         tls: resolved.tls.clone(),
         max_response_bytes: ctx.settings.max_response_bytes,
+        url_policy: ctx.settings.url_policy.clone(),
     };
     let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
     state.client = Some((resolved.fingerprint, Arc::new(client)));

@@ -65,6 +65,9 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// What every watch's index and stream hold at most, together.
     pub max_watch_bytes: usize,
+    /// Networks argomap never connects to (`--deny-url-cidrs`; none by default here, the CLI
+    /// denies loopback and link-local).
+    pub url_policy: argocd::UrlPolicy,
     /// Intervals after the last successful check at which a connected status is stale.
     pub stale_after_intervals: u32,
     /// Watch mode: a stream silent this long is dead (Argo CD sends a keepalive every 15 s).
@@ -89,6 +92,7 @@ impl Default for Settings {
             status_heartbeat: Duration::ZERO,
             max_response_bytes: argocd::DEFAULT_MAX_RESPONSE_BYTES,
             max_watch_bytes: argocd::budget::DEFAULT_MAX_WATCH_BYTES,
+            url_policy: argocd::UrlPolicy::default(),
             stale_after_intervals: 3,
             stream_stall: follow::DEFAULT_STALL,
             organization_binding: organization::Binding::default(),

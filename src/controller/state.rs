@@ -395,6 +395,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tls: argocd::TlsSettings::default(),
             max_response_bytes: 1024,
+            url_policy: Default::default(),
         })
         .expect("client")
     }

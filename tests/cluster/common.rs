@@ -103,6 +103,13 @@ impl Operator {
                 "127.0.0.1:0",
             ])
             .args(extra)
+            // The fakes listen on loopback, which the URL policy denies by default; the policy's
+            // own test passes its networks.
+            .args(if extra.iter().any(|a| a.starts_with("--deny-url-cidrs")) {
+                &[][..]
+            } else {
+                &["--deny-url-cidrs="][..]
+            })
             .env("KUBECONFIG", kubeconfig_path())
             .env("RUST_LOG", "info,argomap=debug,kube=warn")
             .env("ARGOMAP_LOG_FORMAT", "text")

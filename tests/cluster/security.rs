@@ -207,3 +207,28 @@ async fn a_secret_bound_to_other_urls_is_sent_nowhere_else() {
     secrets.patch("argocd-readonly", &PatchParams::default(), &Patch::Merge(&both)).await.expect("annotate");
     instance_where(&client, &ns, "prod", CHECK, "connected", connected).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_url_policy_keeps_instances_off_denied_networks_by_address_and_by_name() {
+    use argomap::argocd::url_policy::DEFAULT_DENIED;
+    let client = client().await;
+    let ns = namespace(&client, "sec-policy").await;
+    let (argocd, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    // The same loopback server, written as an address and as a name that resolves to it.
+    let by_name = argocd.url().replace("127.0.0.1", "localhost");
+    create_instance(&client, &ns, instance_json("by-address", &argocd.url(), "60s")).await;
+    create_instance(&client, &ns, instance_json("by-name", &by_name, "60s")).await;
+    let _op = Operator::start_with(&ns, &["--deny-url-cidrs", DEFAULT_DENIED]);
+    for name in ["by-address", "by-name"] {
+        let i = instance_where(&client, &ns, name, CHECK, "refused by the URL policy", |i| {
+            message(i).contains("--deny-url-cidrs")
+        })
+        .await;
+        assert_eq!(reason(&i).as_deref(), Some("InvalidResponse"), "{name}");
+        if name == "by-name" {
+            assert!(!message(&i).contains("127.0.0.1"), "the resolved address is not told: {}", message(&i));
+        }
+    }
+    assert_eq!(all_requests(&argocd), 0, "nothing reached the denied server");
+}

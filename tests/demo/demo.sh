@@ -181,7 +181,7 @@ say "starting argomap run (log: ${demo_dir#"$root"/}/argomap.log)..."
 start argomap "$demo_dir/argomap.log" \
   env KUBECONFIG="$kubeconfig" RUST_LOG="${RUST_LOG:-info,kube=warn}" NO_COLOR=1 \
   ARGOMAP_HTTP_ADDR="${ARGOMAP_HTTP_ADDR:-127.0.0.1:0}" ARGOMAP_ADMIN_ADDR="${ARGOMAP_ADMIN_ADDR:-127.0.0.1:0}" \
-  "$argomap" run --namespace "$ns"
+  "$argomap" run --namespace "$ns" --deny-url-cidrs=
 argomap_pid="$(cat "$demo_dir/argomap.pid")"
 
 # Status reached: every instance has status.connection.status, every mapping a state that is
