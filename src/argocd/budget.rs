@@ -10,8 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Default of `--max-watch-bytes`: a quarter of the chart's memory limit.
-pub const DEFAULT_MAX_WATCH_BYTES: usize = 128 * 1024 * 1024;
+/// Default of `--max-watch-bytes`: what keeps the worst case of the chart's defaults under its
+/// 512Mi limit (docs/how-it-works.md, "Memory"); a real Argo CD's index costs about 200 bytes
+/// an application, so this holds about 60 watch instances of 5 000 applications each.
+pub const DEFAULT_MAX_WATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Heap an index entry costs beyond its text (measured: 100 000 entries with 16 MiB of text
 /// take about 25 MiB).
 pub const ENTRY_COST: usize = 96;

@@ -121,8 +121,10 @@ for f in "${value_files[@]}"; do
 done
 
 # --- 2. renders and the binary accepts the args -----------------------------------------------
-variants=(default)
+variants=(default all-namespaces)
 render default --include-crds || { bad "helm template (default)"; cat "$work/default.err"; }
+render all-namespaces --set watchAllNamespaces=true ||
+  { bad "helm template (all-namespaces)"; cat "$work/all-namespaces.err"; }
 for f in "${value_files[@]}"; do
   v="$(basename "$f" .yaml)"
   variants+=("$v")
@@ -155,8 +157,13 @@ expect_not() {
 if [ -s "$work/default.yaml" ]; then
   expect default "2 replicas" '^  replicas: 2$'
   expect default "leader election on" '^ +- --leader-election$'
-  expect default "ClusterRole for all namespaces" '^kind: ClusterRole$'
-  expect_not default "no --namespace" '--namespace='
+  # Least privilege by default: the release namespace only, no Secret read elsewhere.
+  expect default "the release namespace only" "^ +- --namespace=$ns\$"
+  if [ "$(grep -c '^kind: ClusterRole$' "$work/default.yaml")" = 3 ]; then
+    ok "(default) no ClusterRole but the reviews, metrics-reader and namespaces ones"
+  else
+    bad "(default) a cluster-wide ClusterRole is rendered"
+  fi
   expect default "readOnlyRootFilesystem" 'readOnlyRootFilesystem: true'
   expect default "runAsUser 65532" 'runAsUser: 65532'
   expect default "drop ALL" '^ +- ALL$'
@@ -174,6 +181,10 @@ if [ -s "$work/default.yaml" ]; then
   expect default "helm test hook Pod" '^    helm.sh/hook: test$'
   expect default "the hook asks /readyz of the Service's admin port" \
     "^ +- http://$release\\.$ns\\.svc:8081/readyz\$"
+fi
+if [ -s "$work/all-namespaces.yaml" ]; then
+  expect all-namespaces "ClusterRole for all namespaces" "^  name: $release\$"
+  expect_not all-namespaces "no --namespace" '--namespace='
 fi
 if [ -s "$work/watch-namespace.yaml" ]; then
   expect watch-namespace "--namespace" "^ +- --namespace=$watched\$"
@@ -228,6 +239,7 @@ refuse() { # refuse DESCRIPTION MESSAGE-REGEX helm-args...
   fi
 }
 refuse "a namespace listed twice" 'watchNamespaces' --set 'watchNamespaces={a,a}'
+refuse "watchAllNamespaces with watchNamespaces" 'both set' --set watchAllNamespaces=true --set 'watchNamespaces={a}'
 # Two watched namespaces: one --namespace=a,b, and a Role + RoleBinding in each, no ClusterRole
 # but the reviews, metrics-reader and namespaces ones (tests/cluster/rbac.rs runs argomap under exactly these).
 if "$helm" template "$release" "$chart" --namespace "$ns" --kube-version "$kube_version" \
@@ -365,7 +377,7 @@ else
 fi
 
 # --- 5. RBAC: apply for real, then can-i as the ServiceAccount --------------------------------
-if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
+if [ -s "$work/all-namespaces.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
   sa="system:serviceaccount:$ns:$release"
   # can VERB RESOURCE[/NAME][:SUBRESOURCE] NAMESPACE(or - for all) [yes|no]
   can() {
@@ -384,13 +396,13 @@ if [ -s "$work/default.yaml" ] && [ -s "$work/watch-namespace.yaml" ]; then
     ' "$work/$1.yaml" >"$work/$1-rbac.yaml"
     kc apply --server-side --force-conflicts --field-manager argomap-chart-test -f "$work/$1-rbac.yaml" >/dev/null
   }
-  lease="$(grep -Eo -- '--lease-name=[^ ]+' "$work/default.yaml" | cut -d= -f2)"
+  lease="$(grep -Eo -- '--lease-name=[^ ]+' "$work/all-namespaces.yaml" | cut -d= -f2)"
   # Start clean: what a previous run left (nothing is ever deleted with the namespaces here).
   kc delete rolebinding,role "$release" -n "$watched" --ignore-not-found >/dev/null
   kc delete clusterrolebinding,clusterrole "$release" "$release-namespaces" --ignore-not-found >/dev/null
 
-  # Cluster-wide (default values).
-  apply_rbac default
+  # Cluster-wide (watchAllNamespaces).
+  apply_rbac all-namespaces
   for verb in get list watch; do
     can "$verb" argocdinstances.argomap.io -
     can "$verb" clustermappings.argomap.io -

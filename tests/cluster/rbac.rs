@@ -38,7 +38,7 @@ fn helm() -> PathBuf {
 /// The chart's ServiceAccount and RBAC for release `argomap` in `argomap-system`, optionally
 /// without one resource.
 fn apply_chart_rbac(drop_resource: Option<&str>) {
-    apply_rbac_of("argomap", SYSTEM_NS, &[], drop_resource);
+    apply_rbac_of("argomap", SYSTEM_NS, &["watchAllNamespaces=true"], drop_resource);
 }
 
 /// The ServiceAccount and RBAC the chart renders for `release` in `release_ns` with `values`

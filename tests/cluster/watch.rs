@@ -94,3 +94,48 @@ async fn a_watched_instance_follows_the_stream_and_falls_back_to_polling() {
     let (verdict, message) = crate::gitops::kstatus(&ns, "argocdinstance/prod");
     assert_eq!(verdict, "Current", "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flapping_stream_writes_status_a_bounded_number_of_times() {
+    use argomap::crd::ArgoCdInstance;
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+
+    let client = client().await;
+    let ns = namespace(&client, "watch-flap").await;
+    let (argocd, token) = fake().await;
+    token_secret(&client, &ns, "argocd-readonly", &token).await;
+    let interval = Duration::from_secs(10);
+    let mut instance = instance_json("prod", &argocd.url(), "10s");
+    instance["spec"]["applications"] = json!({"mode": "Watch"});
+    create_instance(&client, &ns, instance).await;
+    let _op = Operator::start(&ns);
+    let i = instance_where(&client, &ns, "prod", Duration::from_secs(30), "streaming", |i| {
+        connected(i) && stream_reason(i).as_deref() == Some("Streaming")
+    })
+    .await;
+    // From now on every stream sends its first events, then half a line, and ends: the
+    // condition would flip between Streaming and Reconnecting as often as argomap reconnects.
+    argocd.set_stream_fault(Some(StreamFault::CutLine));
+    argocd.break_streams(StreamFault::CutLine);
+    let api = Api::<ArgoCdInstance>::namespaced(client.clone(), &ns);
+    let version = i.metadata.resource_version.clone().unwrap_or_default();
+    let params = WatchParams::default().fields("metadata.name=prod").timeout(60);
+    let mut events = api.watch(&params, &version).await.expect("watch").boxed();
+    let window = interval * 4;
+    let until = tokio::time::Instant::now() + window;
+    let mut writes = 0;
+    while let Ok(event) = tokio::time::timeout_at(until, events.try_next()).await {
+        match event.expect("watch event") {
+            Some(WatchEvent::Modified(_)) => writes += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    // A check writes once an interval (lastCheckedAt); the stream's condition changes at most
+    // twice a round, and Argo CD serves at most one round an interval after a first burst.
+    let bound = 3 * 4 + 2;
+    assert!(writes <= bound, "{writes} status writes in {window:?} of a flapping stream (bound {bound})");
+    let streams = argocd.requests(Endpoint::ApplicationStream);
+    eprintln!("flapping stream: {writes} status writes and {streams} streams in {window:?}");
+}

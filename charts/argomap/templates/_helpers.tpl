@@ -56,7 +56,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The watched namespaces, comma-separated as --namespace takes them: "" for all namespaces.
+The watched namespaces, comma-separated as --namespace takes them: watchNamespaces, else the
+release namespace; "" (all namespaces, a ClusterRole) only with watchAllNamespaces.
 */}}
 {{- define "argomap.watchNamespaces" -}}
 {{- $ns := .Values.watchNamespaces | default list }}
@@ -68,7 +69,15 @@ The watched namespaces, comma-separated as --namespace takes them: "" for all na
 {{- fail "watchNamespaces has an empty entry" }}
 {{- end }}
 {{- end }}
+{{- if .Values.watchAllNamespaces }}
+{{- if $ns }}
+{{- fail "watchAllNamespaces and watchNamespaces are both set: list the namespaces, or watch them all" }}
+{{- end }}
+{{- else if $ns }}
 {{- join "," $ns }}
+{{- else }}
+{{- .Release.Namespace }}
+{{- end }}
 {{- end }}
 
 {{/* Checks of values that span several keys. */}}
