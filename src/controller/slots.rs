@@ -2,7 +2,8 @@
 //! cancelled. A check holds a slot only while it fetches, never longer than its deadline.
 //!
 //! Two lanes, so that servers that hang or crawl cannot take the slots of the ones that answer:
-//! - **proven**: instances whose last check succeeded in under half its request timeout, and
+//! - **proven**: instances whose last check succeeded within the leash and in under half its
+//!   request timeout, and
 //!   those with no check remembered (new ones, or after a restart); a check holds a proven slot
 //!   for at most [`PROVEN_LEASH`], then goes on in probation;
 //! - **probation**: a quarter of that (at least one): instances whose last check failed or was
@@ -49,10 +50,11 @@ impl Lane {
     /// The lane of an instance whose last check ended `last`: `Err` when it failed, `None`
     /// when none is remembered (a new instance, or after a restart or a leader change: it
     /// starts proven, on the leash). A check must take under half of `slow_after` (its request
-    /// timeout) to stay proven. Pure.
+    /// timeout), and within the leash, to stay proven: one that outran the leash would outrun it
+    /// again, and each time be started over in probation (a second request to Argo CD). Pure.
     pub fn of(last: Option<Result<Duration, ()>>, slow_after: Duration) -> Lane {
         match last {
-            Some(Ok(took)) if took < slow_after / 2 => Lane::Proven,
+            Some(Ok(took)) if took < slow_after / 2 && took < PROVEN_LEASH => Lane::Proven,
             Some(_) => Lane::Probation,
             None => Lane::Proven,
         }
@@ -269,6 +271,12 @@ mod tests {
         let timeout = Duration::from_secs(10);
         assert_eq!(Lane::of(Some(Ok(Duration::from_millis(40))), timeout), Lane::Proven);
         assert_eq!(Lane::of(Some(Ok(Duration::from_secs(5))), timeout), Lane::Probation, "half the timeout");
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            Lane::of(Some(Ok(PROVEN_LEASH + Duration::from_millis(1))), long),
+            Lane::Probation,
+            "it outran the leash: it would again, and be asked twice"
+        );
         assert_eq!(Lane::of(Some(Err(())), timeout), Lane::Probation, "its last check failed");
         assert_eq!(Lane::of(None, timeout), Lane::Proven, "nothing remembered: proven, on the leash");
     }
