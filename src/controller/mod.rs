@@ -335,6 +335,7 @@ pub async fn run(
     let by_namespace = instance_reader.clone();
     let (stale_ctx, stale_instances) = (ctx.clone(), instance_reader.clone());
     let instance_controller = Controller::for_stream(instance_stream, instance_reader)
+        .trigger_backoff(watch::NoWait)
         // Unbounded reconciles: what is bounded is the checks (`slots`), so a reconcile that only
         // recomputes never waits behind a slow Argo CD.
         .with_config(ControllerConfig::default())
@@ -384,6 +385,7 @@ pub async fn run(
     let (mapping_store, mapping_writer) = reflector::store();
     let own_mappings = watch(mappings, wc).reflect(mapping_writer).applied_objects();
     let mapping_controller = Controller::for_stream(own_mappings, mapping_store.clone())
+        .trigger_backoff(watch::NoWait)
         .reconcile_on(orphans)
         .watches_stream(deletions, move |i: ArgoCdInstance| {
             let ns = i.namespace();

@@ -195,6 +195,25 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
+/// The controllers' own backoff on their merged watches (`trigger_backoff`): none. Each watch
+/// already backs off on its own ([`watch_backoff`]); kube's default, client-go's up to 30 s
+/// and jittered, sleeps over every watch of a controller at once, so after an API server outage
+/// it kept them all blind for half a minute once the server was back, and longer when the
+/// outage had produced many errors.
+pub(super) struct NoWait;
+
+impl Iterator for NoWait {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoWait {
+    fn reset(&mut self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
