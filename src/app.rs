@@ -7,18 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::reflector;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::readiness::{Readiness, Synced};
-use crate::shutdown::Shutdown;
-use crate::{controller, leader, metrics, server};
+use crate::{controller, leader, metrics, server, shutdown};
 use std::process::ExitCode;
 
 /// `argomap run`: the controllers, the HTTP server and (optionally) the leader election,
 /// until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> ExitCode {
-    let shutdown = match Shutdown::on_signals() {
+    let shutdown = match shutdown::on_signals() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
@@ -56,10 +55,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 
     // The controllers fill these caches; the HTTP server reads them.
-    let (instances, instance_writer) = reflector::store();
-    let (_, mapping_writer) = reflector::store();
-    let (secrets, secret_writer) = reflector::store();
-    let (namespaces, namespace_writer) = reflector::store();
+    let (stores, writers) = controller::stores();
     let readiness = Readiness::default();
     let read_api_tls = match (args.read_api_tls_cert_file, args.read_api_tls_key_file) {
         (Some(cert), Some(key)) => match server::tls_server_config(server::TlsFiles { cert, key }) {
@@ -98,9 +94,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
         config,
         metrics.clone(),
         readiness.clone(),
-        instances.clone(),
-        namespaces,
-        Arc::new(secrets.clone()),
+        stores.instances.clone(),
+        stores.namespaces.clone(),
+        Arc::new(stores.secrets.clone()),
         Arc::new(server::KubeReviewer::new(client.clone())),
     );
     // Two servers, each with its own port and connection budget: probes and metrics for the
@@ -112,12 +108,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let admin =
-        tokio::spawn(server::serve(server::Role::Admin, admin, state.clone(), shutdown.clone().wait()));
-    let read_api =
-        tokio::spawn(server::serve(server::Role::ReadApi, read_api, state, shutdown.clone().wait()));
+    let admin = tokio::spawn(server::serve(
+        server::Role::Admin,
+        admin,
+        state.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let read_api = tokio::spawn(server::serve(
+        server::Role::ReadApi,
+        read_api,
+        state,
+        shutdown.clone().cancelled_owned(),
+    ));
     // Fired once the controllers have stopped: the Lease is released after them.
-    let (controllers_stopped, lease_shutdown) = Shutdown::manual();
+    let controllers_stopped = CancellationToken::new();
     let (leadership, lease_task) = if args.leader_election {
         let elected = match args.lease_namespace.as_deref().filter(|ns| !ns.is_empty()) {
             Some(ns) => {
@@ -129,7 +133,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
                     ns,
                     &args.lease_name,
                     &leader::identity(),
-                    lease_shutdown.wait(),
+                    controllers_stopped.clone().cancelled_owned(),
                     on_standby,
                 )
                 .await
@@ -147,34 +151,21 @@ pub async fn run(args: RunArgs) -> ExitCode {
         (leader::Leadership::always(), None)
     };
 
-    let writers = controller::Writers {
-        instances: instance_writer,
-        mappings: mapping_writer,
-        secrets: secret_writer,
-        namespaces: namespace_writer,
-    };
     // Ready once every watch has listed what exists (set by the controller's streams).
     let synced = Arc::new(Synced::new(readiness));
+    let (ctx, wakes) = controller::Context::new(client, settings, stores, metrics, shutdown.clone());
+    let ctx = ctx.led_by(leadership, synced);
     // A signal that comes before the controllers' first list completes can leave kube-runtime
     // waiting for a store that never fills: they get a bounded time, then the process exits.
-    let controllers = controller::run(
-        client,
-        watch_client,
-        settings,
-        metrics,
-        writers,
-        leadership,
-        synced,
-        shutdown.clone(),
-    );
+    let controllers = controller::run(ctx, wakes, watch_client, writers);
     tokio::select! {
         _ = controllers => {},
         _ = async {
-            shutdown.wait().await;
+            shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time after the signal; exiting"),
     }
-    let _ = controllers_stopped.send(true);
+    controllers_stopped.cancel();
     if let Some(task) = lease_task {
         let _ = task.await;
     }

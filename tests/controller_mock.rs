@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argomap::controller::{self, Context, Settings};
+use argomap::controller::{self, Context, Settings, Stores};
 use argomap::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, REFRESH_ANNOTATION,
 };
@@ -19,6 +19,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use tower_test::mock::{self, Handle};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -87,7 +88,14 @@ fn harness_with_secrets(opted_in: &[Value]) -> Harness {
         secret_writer.apply_watcher_event(&Event::Apply(meta));
     }
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let ctx = Arc::new(Context::new(client, Settings::default(), reader, secrets, metrics));
+    let stores = Stores {
+        instances: reflector::store().0,
+        mappings: reader,
+        secrets,
+        namespaces: reflector::store().0,
+    };
+    let (ctx, _) = Context::new(client, Settings::default(), stores, metrics, CancellationToken::new());
+    let ctx = Arc::new(ctx);
     Harness { ctx, handle, mappings: writer }
 }
 

@@ -2,36 +2,32 @@
 //! Every other mapping state is written by its instance's reconcile, from the same check.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::{Context, Error, STANDBY_RECHECK, apply};
+use super::{Context, Error, apply, guard};
 use crate::crd::{ArgoCdInstance, ClusterMapping};
 use crate::model::evaluate;
 use crate::model::status::to_second;
 
+/// The controller's entry, in the guard every reconcile shares.
 pub async fn reconcile(mapping: Arc<ClusterMapping>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if !ctx.leadership.is_leader() {
-        return Ok(Action::requeue(STANDBY_RECHECK));
-    }
-    let started = Instant::now();
-    let result = reconcile_mapping(&mapping, &ctx).await;
-    ctx.metrics.reconciled("clustermapping", started.elapsed());
+    let result = guard::run(&ctx, KIND, reconcile_mapping(&mapping, &ctx)).await;
     if result.is_ok() {
-        ctx.retries.succeeded(&retry_key(&mapping));
+        ctx.mappings.succeeded(&ObjectRef::from_obj(mapping.as_ref()));
     }
     result
 }
 
-/// The longest wait between retries of a failing mapping reconcile.
-const MAPPING_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(60);
+/// The kind's word in metrics and logs.
+const KIND: &str = "clustermapping";
 
-fn retry_key(m: &ClusterMapping) -> String {
-    format!("clustermapping/{}/{}", m.namespace().unwrap_or_default(), m.name_any())
-}
+/// The longest wait between retries of a failing mapping reconcile.
+const MAPPING_RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// Marks a mapping whose instance does not exist. The instance is read from the API, not a
 /// cache, so a deletion is never missed.
@@ -48,11 +44,5 @@ pub async fn reconcile_mapping(mapping: &ClusterMapping, ctx: &Context) -> Resul
 }
 
 pub fn error_policy(mapping: Arc<ClusterMapping>, err: &Error, ctx: Arc<Context>) -> Action {
-    if matches!(err, Error::NotLeader) {
-        return Action::requeue(STANDBY_RECHECK);
-    }
-    ctx.metrics.reconcile_failed("clustermapping", err.category());
-    let wait = ctx.retries.failed(retry_key(&mapping), MAPPING_RETRY_CAP);
-    tracing::warn!(namespace = mapping.namespace().unwrap_or_default(), mapping = %mapping.name_any(), error = %err, category = err.category(), retry_in = ?wait, "mapping reconcile failed");
-    Action::requeue(wait)
+    guard::on_error(&ctx, KIND, mapping.as_ref(), err, |key| ctx.mappings.failed(key, MAPPING_RETRY_CAP))
 }

@@ -110,15 +110,17 @@ impl Hub {
         notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
         slots: Arc<Slots>,
         budget: Arc<WatchBudget>,
+        cancel: CancellationToken,
     ) -> Self {
-        Hub { notify, cancel: CancellationToken::new(), slots, budget }
+        Hub { notify, cancel, slots, budget }
     }
 
     /// A hub nobody listens to (reconciles driven by hand, in tests), with 8 slots of its own
     /// and `budget`.
     pub fn detached(budget: Arc<WatchBudget>) -> Self {
         let (notify, _) = futures::channel::mpsc::unbounded();
-        Hub::new(notify, Arc::new(Slots::new(8)), budget)
+        let cancel = CancellationToken::new();
+        Hub::new(notify, Arc::new(Slots::new(8, cancel.clone())), budget, cancel)
     }
 }
 
@@ -173,8 +175,7 @@ impl Task {
     }
 
     fn relist_period(&self) -> Duration {
-        // ±10% so the instances' relists spread out.
-        self.spec.interval.saturating_mul(RELIST_INTERVALS).mul_f64(rand::random_range(0.9..1.1))
+        super::backoff::spread(self.spec.interval.saturating_mul(RELIST_INTERVALS))
     }
 
     async fn run(self) {
@@ -231,7 +232,7 @@ impl Task {
         let last = *self.last_list.lock().unwrap_or_else(|e| e.into_inner());
         let mut leashed = Duration::ZERO;
         if Lane::of(last, client.timeout()) == Lane::Proven {
-            let slot = self.hub.slots.acquire_for_list(ns, Lane::Proven).await?;
+            let slot = self.hub.slots.acquire(ns, Lane::Proven).await?;
             let started = Instant::now();
             let listed = tokio::time::timeout(PROVEN_LEASH, client.list_index(metrics)).await;
             drop(slot);
@@ -241,7 +242,7 @@ impl Task {
             }
             leashed = PROVEN_LEASH;
         }
-        let slot = self.hub.slots.acquire_for_list(ns, Lane::Probation).await?;
+        let slot = self.hub.slots.acquire(ns, Lane::Probation).await?;
         let started = Instant::now();
         let listed = client.list_index(metrics).await;
         drop(slot);
@@ -479,7 +480,7 @@ impl Task {
         let message = crate::text::cap(&self.spec.client.redact(message).await);
         Round::Failed {
             state: StreamState::Reconnecting(message),
-            wait: backoff(*failures, self.spec.interval),
+            wait: super::backoff::stream_retry(*failures, self.spec.interval),
         }
     }
 
@@ -557,22 +558,10 @@ fn state_message(state: &StreamState) -> &str {
     }
 }
 
-/// 1 s doubling, at most the interval (polling covers the gap meanwhile).
-fn backoff(failures: u32, interval: Duration) -> Duration {
-    super::state::doubling(Duration::from_secs(1), failures, interval)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::argocd::stream::apply_line;
-
-    #[test]
-    fn reconnects_back_off_up_to_the_interval() {
-        let i = Duration::from_secs(30);
-        let got: Vec<u64> = (1..=7).map(|n| backoff(n, i).as_secs()).collect();
-        assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
-    }
 
     fn event(kind: &str, name: &str, server: &str) -> String {
         format!(
@@ -676,11 +665,11 @@ mod tests {
             url_policy: Default::default(),
         })
         .expect("client");
-        let slots = Arc::new(Slots::new(1));
+        let slots = Arc::new(Slots::new(1, CancellationToken::new()));
         let (notify, _) = futures::channel::mpsc::unbounded();
-        let hub = Hub::new(notify, slots.clone(), WatchBudget::new(1 << 20));
+        let hub = Hub::new(notify, slots.clone(), WatchBudget::new(1 << 20), CancellationToken::new());
         // Every slot a new instance's list may take is held (a leader change's first checks).
-        let held = slots.acquire_for_list("faults", Lane::Proven).await.expect("slot");
+        let held = slots.acquire("faults", Lane::Proven).await.expect("slot");
         let spec = Spec {
             key: ObjectRef::new("prod").within("faults"),
             client: Arc::new(client),

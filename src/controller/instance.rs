@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::credentials::{self, CredentialsError, Resolved};
 use super::state::{self, Failure, InstanceState, Plan, Trigger};
-use super::{Context, Error, STANDBY_RECHECK, apply, follow, slots};
+use super::{Context, Error, apply, follow, guard, slots};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Observed, Outcome, evaluate};
@@ -28,42 +29,29 @@ use crate::model::status::{self, to_second};
 use crate::model::stream::{StreamState, stream_condition};
 use crate::model::{organization, staleness};
 
-/// The controller's entry: only the leader works, and only once every watch has synced.
+/// The controller's entry, in the guard every reconcile shares.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if !ctx.leadership.is_leader() {
-        return Ok(Action::requeue(STANDBY_RECHECK));
-    }
-    if !ctx.synced.all() {
-        return Ok(Action::requeue(Duration::from_millis(200)));
-    }
-    let started = Instant::now();
-    let result = reconcile_instance(&instance, &ctx).await;
-    ctx.metrics.reconciled("argocdinstance", started.elapsed());
+    let key = ObjectRef::from_obj(instance.as_ref());
+    let result = guard::run(&ctx, KIND, reconcile_instance(&instance, &ctx)).await;
     if result.is_ok() {
-        ctx.retries.succeeded(&retry_key(&instance));
+        ctx.instances.succeeded(&key);
     }
     result
 }
 
 pub fn error_policy(instance: Arc<ArgoCdInstance>, err: &Error, ctx: Arc<Context>) -> Action {
-    if matches!(err, Error::NotLeader) {
-        tracing::debug!(instance = %instance.name_any(), "not written: the Lease is not confirmed");
-        return Action::requeue(STANDBY_RECHECK);
-    }
-    ctx.metrics.reconcile_failed("argocdinstance", err.category());
-    let wait = ctx.retries.failed(retry_key(&instance), instance.spec.interval_duration());
-    tracing::warn!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), error = %err, category = err.category(), retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
+    guard::on_error(&ctx, KIND, instance.as_ref(), err, |key| {
+        ctx.instances.failed(key, instance.spec.interval_duration())
+    })
 }
 
-fn retry_key(i: &ArgoCdInstance) -> String {
-    format!("argocdinstance/{}/{}", i.namespace().unwrap_or_default(), i.name_any())
-}
+/// The kind's word in metrics and logs.
+const KIND: &str = "argocdinstance";
 
 /// One reconcile: decide → fetch → evaluate → apply.
 pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Result<Action, Error> {
     let key = ObjectRef::from_obj(instance);
-    let all_mappings = ctx.mappings.state();
+    let all_mappings = ctx.stores.mappings.state();
     let mappings = evaluate::mappings_of(instance, all_mappings.iter().map(|m| m.as_ref()));
     let interval = instance.spec.interval_duration();
     let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await?) };
@@ -73,14 +61,14 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         suspended: instance.spec.suspend,
         fingerprint: resolved.as_ref().and_then(|r| r.as_ref().ok()).map(|r| r.fingerprint),
         secrets: credentials::version(
-            &ctx.secrets,
+            &ctx.stores.secrets,
             key.namespace.as_deref().unwrap_or_default(),
             &instance.spec,
         ),
     };
 
     // 1. decide
-    let mut state = ctx.states.get(&key, instance.metadata.uid.as_deref());
+    let mut state = ctx.instances.state(&key, instance.metadata.uid.as_deref());
     let watching = instance.spec.applications.mode == ApplicationsMode::Watch && !instance.spec.suspend;
     if !watching && state.follower.take().is_some() {
         // Back to polling: the stream's task stops with its last handle, and its series go.
@@ -134,7 +122,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     };
     let stream =
         watching.then(|| state.follower.as_ref().map_or(StreamState::Connecting, |f| f.current().state));
-    ctx.states.put(&key, (plan != Plan::Suspend).then_some(state));
+    ctx.instances.store(&key, (plan != Plan::Suspend).then_some(state));
 
     // 3. evaluate
     let refresh_handled = matches!(plan, Plan::Poll { .. }).then(|| trigger.refresh.clone()).flatten();
@@ -150,7 +138,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
 
     if let Some(org) = &instance.spec.organization_id {
         let ns = key.namespace.as_deref().unwrap_or_default();
-        let label = super::organization_label(&ctx.namespaces, ns);
+        let label = organization_label(&ctx.stores.namespaces, ns);
         let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
         let binding = ctx.settings.organization_binding;
         let c = organization::bound_condition(
@@ -186,7 +174,7 @@ async fn read_credentials(
 ) -> Result<Result<Resolved, CredentialsError>, Error> {
     let ns = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    match credentials::load(&secrets, &ctx.secrets, &ns, &instance.spec).await {
+    match credentials::load(&secrets, &ctx.stores.secrets, &ns, &instance.spec).await {
         Err(CredentialsError::Kube { source: kube::Error::Api(s), name })
             if s.code == 401 || s.code == 403 =>
         {
@@ -243,26 +231,29 @@ async fn fetch_in_slot(
     let last = state.last_check.map(|took| if state.last_failure.is_some() { Err(()) } else { Ok(took) });
     let slow_after = deadline.min(instance.spec.timeout_duration());
     let mut leashed = Duration::ZERO;
+    let key = ObjectRef::from_obj(instance);
+    let ns = key.namespace.as_deref().unwrap_or_default();
     if slots::Lane::of(last, slow_after) == slots::Lane::Proven {
-        let slot = ctx.slots.acquire(instance, slots::Lane::Proven).await?;
+        let slot = ctx.slots.acquire(ns, slots::Lane::Proven).await?;
+        let check = ctx.instances.begin_check(instance, ctx.cancel.child_token());
         let leash = slots::PROVEN_LEASH.min(deadline);
         let started = Instant::now();
+        // `None`: cancelled; `Some(None)`: still running at the end of the leash.
         let ran = tokio::select! {
-            r = tokio::time::timeout(leash, fetch(ctx, state, followed.as_ref())) => r.ok(),
-            _ = slot.cancel.cancelled() => {
-                ctx.slots.release(instance, slot);
-                return None;
-            }
+            r = tokio::time::timeout(leash, fetch(ctx, state, followed.as_ref())) => Some(r.ok()),
+            _ = check.cancel.cancelled() => None,
         };
-        ctx.slots.release(instance, slot);
-        if let Some(result) = ran {
+        ctx.instances.end_check(&key, check);
+        drop(slot);
+        if let Some(result) = ran? {
             state.last_check = Some(started.elapsed());
             return Some(result);
         }
-        tracing::debug!(namespace = instance.namespace().unwrap_or_default(), instance = %instance.name_any(), ?leash, "check not done within the proven lane's leash; going on in probation");
+        tracing::debug!(namespace = ns, instance = %key.name, ?leash, "check not done within the proven lane's leash; going on in probation");
         leashed = leash;
     }
-    let slot = ctx.slots.acquire(instance, slots::Lane::Probation).await?;
+    let slot = ctx.slots.acquire(ns, slots::Lane::Probation).await?;
+    let check = ctx.instances.begin_check(instance, ctx.cancel.child_token());
     let started = Instant::now();
     let fetched = tokio::select! {
         r = tokio::time::timeout(deadline, fetch(ctx, state, followed.as_ref())) => {
@@ -271,9 +262,10 @@ async fn fetch_in_slot(
                 humantime::format_duration(deadline)
             )))))
         }
-        _ = slot.cancel.cancelled() => None,
+        _ = check.cancel.cancelled() => None,
     };
-    ctx.slots.release(instance, slot);
+    ctx.instances.end_check(&key, check);
+    drop(slot);
     if fetched.is_some() {
         state.last_check = Some(leashed + started.elapsed());
     }
@@ -367,4 +359,10 @@ async fn fetch(
 
 fn failure(e: &argocd::ArgoCdError) -> Failure {
     Failure { reason: evaluate::reason_of(e), message: e.to_string(), login_refused: e.is_login_refused() }
+}
+
+/// The organization the namespace `ns` is bound to, as last seen.
+fn organization_label(namespaces: &Store<PartialObjectMeta<Namespace>>, ns: &str) -> Option<String> {
+    let namespace = namespaces.get(&ObjectRef::new(ns))?;
+    organization::label_of(namespace.metadata.labels.as_ref()).map(str::to_owned)
 }

@@ -8,32 +8,27 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 
 use super::{Context, apply};
-use crate::crd::ArgoCdInstance;
 use crate::model::staleness;
 use crate::model::status::to_second;
-use crate::shutdown::Shutdown;
 
 /// How often the statuses are looked at.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-/// Marks stale statuses until `shutdown`; only the leader writes.
-pub async fn sweep(ctx: Arc<Context>, instances: Store<ArgoCdInstance>, shutdown: Shutdown) {
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
+/// Marks stale statuses until the process is cancelled; only the leader writes.
+pub async fn sweep(ctx: Arc<Context>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = &mut stop => return,
+            _ = ctx.cancel.cancelled() => return,
         }
         if !ctx.leadership.may_write() || !ctx.synced.all() {
             continue;
         }
         let now = to_second(Timestamp::now());
-        for instance in instances.state() {
+        for instance in ctx.stores.instances.state() {
             let Some(mut s) = instance.status.clone() else { continue };
             if !staleness::mark_stale(&mut s, ctx.settings.stale_after(&instance), now) {
                 continue;

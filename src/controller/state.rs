@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 
+use super::backoff;
 use super::follow::Follower;
 use crate::argocd;
 use crate::crd::{ArgoCdInstance, Reason};
@@ -162,7 +163,7 @@ impl InstanceState {
                 self.last_failure = None;
                 self.failures = 0;
                 self.login_refused = false;
-                self.next_check = Some(now + jittered(interval));
+                self.next_check = Some(now + backoff::spread(interval));
                 Outcome::Observed { observed, fresh: true }
             }
             Err(Failure { reason, mut message, login_refused }) => {
@@ -172,9 +173,9 @@ impl InstanceState {
                     message.push_str(
                         "; argomap logs in again when the credentials Secret changes, or in 5 minutes",
                     );
-                    backoff(self.failures, interval).max(LOGIN_RETRY)
+                    backoff::check_retry(self.failures, interval).max(LOGIN_RETRY)
                 } else {
-                    backoff(self.failures, interval)
+                    backoff::check_retry(self.failures, interval)
                 };
                 self.next_check = Some(now + wait);
                 self.last_failure = Some((reason, message.clone()));
@@ -237,41 +238,9 @@ impl States {
     }
 }
 
-/// The next check after a success: `interval` with ±10% jitter, so instances spread out.
-fn jittered(interval: Duration) -> Duration {
-    interval.mul_f64(rand::random_range(0.9..1.1))
-}
-
-/// The next check after `failures` failures in a row: 5 s doubling, capped at `interval`.
-pub fn backoff(failures: u32, interval: Duration) -> Duration {
-    doubling(Duration::from_secs(5), failures, interval)
-}
-
-/// `first` after one failure, doubling with each further one, at most `cap`.
-pub fn doubling(first: Duration, failures: u32, cap: Duration) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    first.saturating_mul(1 << exp).min(cap)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_five_seconds_up_to_the_interval() {
-        let i = Duration::from_secs(60);
-        let got: Vec<u64> = (1..=6).map(|n| backoff(n, i).as_secs()).collect();
-        assert_eq!(got, vec![5, 10, 20, 40, 60, 60]);
-        assert_eq!(backoff(1000, i), i);
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..1000 {
-            let j = jittered(Duration::from_secs(100)).as_secs_f64();
-            assert!((90.0..=110.0).contains(&j), "{j}");
-        }
-    }
 
     fn checked(now: Instant) -> InstanceState {
         let mut s = InstanceState::default();

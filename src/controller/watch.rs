@@ -2,7 +2,6 @@
 //! they retry, and how the watches of several namespaces make one stream for one store.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -13,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 
 /// The watch of `apis` (one per watched namespace, or one over all), each retried with
-/// [`watch_backoff`] on its own, as one stream that a single reflector store can follow.
+/// [`watch_retry`](super::backoff::watch_retry) on its own, as one stream that a single reflector store can follow.
 ///
 /// A reflector swaps its whole store at every `InitDone`, so the raw events of two namespaces
 /// cannot be interleaved: the first namespace to finish listing would drop the other's objects.
@@ -51,7 +50,9 @@ where
     let mut watches: Vec<_> = apis
         .into_iter()
         .enumerate()
-        .map(|(i, (api, wc))| watch_one(api, wc).backoff(watch_backoff()).map(move |e| (i, e)).boxed())
+        .map(|(i, (api, wc))| {
+            watch_one(api, wc).backoff(super::backoff::watch_retry()).map(move |e| (i, e)).boxed()
+        })
         .collect();
     if watches.len() == 1 {
         return watches.remove(0).map(|(_, e)| e).boxed();
@@ -154,66 +155,6 @@ impl<K: Resource<DynamicType = ()> + Clone> Merge<K> {
 /// How long the API server keeps one watch open before argomap watches again from where it was.
 pub const WATCH_SECONDS: u32 = 50;
 
-/// How a failed watch is retried: 0.8 s doubling up to 10 s, with jitter, back to 0.8 s after a
-/// minute without failure. kube-runtime's default (client-go's) goes up to 30 s and keeps that
-/// for two minutes, and after an API server restart every watch needs two attempts (the first
-/// finds its resourceVersion expired): a minute and more of blindness for a handful of watches
-/// that cost the server little.
-pub(super) fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<WatchBackoff> {
-    kube::runtime::utils::ResetTimerBackoff::new(WatchBackoff::default(), Duration::from_secs(60))
-}
-
-#[derive(Debug)]
-pub(super) struct WatchBackoff {
-    next: Duration,
-}
-
-impl WatchBackoff {
-    const FIRST: Duration = Duration::from_millis(800);
-    const MAX: Duration = Duration::from_secs(10);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff { next: Self::FIRST }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let wait = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        Some(wait.mul_f64(rand::random_range(0.8..1.2)))
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-/// The controllers' own backoff on their merged watches (`trigger_backoff`): none. Each watch
-/// already backs off on its own ([`watch_backoff`]); kube's default, client-go's up to 30 s
-/// and jittered, sleeps over every watch of a controller at once, so after an API server outage
-/// it kept them all blind for half a minute once the server was back, and longer when the
-/// outage had produced many errors.
-pub(super) struct NoWait;
-
-impl Iterator for NoWait {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        Some(Duration::ZERO)
-    }
-}
-
-impl kube::runtime::utils::Backoff for NoWait {
-    fn reset(&mut self) {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,17 +222,5 @@ mod tests {
         let gone = m.step(1, Event::Delete(cm("b", "z")));
         all.extend(gone);
         assert_eq!(store_after(all), ["ConfigMap.v1./w.b", "ConfigMap.v1./x.a"]);
-    }
-
-    #[test]
-    fn watch_retries_double_up_to_ten_seconds_and_reset() {
-        use kube::runtime::utils::Backoff;
-        let mut b = WatchBackoff::default();
-        let waits: Vec<f64> = (0..8).map(|_| b.next().map(|d| d.as_secs_f64()).unwrap_or_default()).collect();
-        for (wait, base) in waits.iter().zip([0.8, 1.6, 3.2, 6.4, 10.0, 10.0, 10.0, 10.0]) {
-            assert!((base * 0.8..=base * 1.2).contains(wait), "{wait} for {base}");
-        }
-        b.reset();
-        assert!(b.next().is_some_and(|d| d <= Duration::from_millis(960)));
     }
 }
