@@ -304,7 +304,12 @@ mod tests {
         assert_eq!(state("idle"), Some(MappingState::Unverified), "a registered idle cluster may hide here");
         assert!(e.instance.orphaned_mappings.is_empty());
         assert_eq!(e.instance.summary.as_ref().map(|s| s.orphaned_mappings), Some(0));
-        let cv = e.instance.conditions.iter().find(|c| c.type_ == status::CLUSTERS_VISIBLE).expect("cv");
+        let cv = e
+            .instance
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::model::conditions::CLUSTERS_VISIBLE)
+            .expect("cv");
         assert_eq!(cv.status, "False");
         // Once the list is visible, the same mapping is orphaned.
         let visible = Arc::new(Observed { can_get_clusters: Some(true), ..(*observed()).clone() });

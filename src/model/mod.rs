@@ -14,6 +14,7 @@
 //! - `organization`: whether an instance's namespace is bound to its organization;
 //! - `qovery`: the read API's view (Qovery's response shape).
 
+pub mod conditions;
 pub mod destinations;
 pub mod evaluate;
 pub mod events;

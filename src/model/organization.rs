@@ -7,14 +7,12 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::status::condition;
+use super::conditions::{Conditions, Status, reason};
 
 /// The Namespace label that binds a namespace to an organization (its UUID).
 pub const ORGANIZATION_LABEL: &str = "argomap.io/organization-id";
 
-/// The condition that says whether the read API counts the instance for its organization
-/// (present only when `spec.organizationId` is set).
-pub const ORGANIZATION_BOUND: &str = "OrganizationBound";
+pub use super::conditions::ORGANIZATION_BOUND;
 
 /// How organizations are bound to namespaces (`--organization-binding`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
@@ -56,32 +54,32 @@ pub fn bound_condition(
     let bound = is_bound(binding, organization, label);
     let (status, reason, message) = match (binding, bound, label) {
         (Binding::None, _, _) => (
-            "True",
-            "NotEnforced",
+            Status::True,
+            reason::NOT_ENFORCED,
             "organizations are not bound to namespaces (--organization-binding=none): the read API trusts spec.organizationId".to_string(),
         ),
         (Binding::NamespaceLabel, true, _) => (
-            "True",
-            "NamespaceLabelled",
+            Status::True,
+            reason::NAMESPACE_LABELLED,
             format!("namespace {namespace} is labelled {ORGANIZATION_LABEL}={organization}"),
         ),
         (Binding::NamespaceLabel, false, None) => (
-            "False",
-            "NamespaceNotInOrganization",
+            Status::False,
+            reason::NAMESPACE_NOT_IN_ORGANIZATION,
             format!(
                 "the read API leaves this instance out: namespace {namespace} has no {ORGANIZATION_LABEL} label; an administrator binds it with `kubectl label namespace {namespace} {ORGANIZATION_LABEL}={organization}`"
             ),
         ),
         (Binding::NamespaceLabel, false, Some(other)) => (
-            "False",
-            "NamespaceInOtherOrganization",
+            Status::False,
+            reason::NAMESPACE_IN_OTHER_ORGANIZATION,
             format!(
                 // A label value: at most 63 characters of [A-Za-z0-9._-], Kubernetes checks it.
                 "the read API leaves this instance out: namespace {namespace} is labelled {ORGANIZATION_LABEL}={other}, not {organization}"
             ),
         ),
     };
-    condition(prev, generation, now, ORGANIZATION_BOUND, status, reason, message)
+    Conditions::new(prev, generation, now).make(ORGANIZATION_BOUND, status, reason, message)
 }
 
 #[cfg(test)]

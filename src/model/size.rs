@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use super::status::{READY, condition};
+use super::conditions::{self, Conditions, READY, Status};
 use crate::crd::ArgoCdInstanceStatus;
 
 /// Entries kept per status list; the summary counts stay exact.
@@ -24,24 +24,17 @@ pub fn minimal(desired: &ArgoCdInstanceStatus, why: &str, now: Timestamp) -> Arg
     let message = format!(
         "the Kubernetes API refused the status as too large ({why}); the lists are left out, the counts in summary are exact"
     );
-    let ready = condition(
-        &desired.conditions,
-        desired.observed_generation,
-        now,
+    let ready = Conditions::new(&desired.conditions, desired.observed_generation, now).make(
         READY,
-        "False",
+        Status::False,
         STATUS_TOO_LARGE,
         message,
     );
-    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
-        Some(c) => *c = ready,
-        None => s.conditions.insert(0, ready),
-    }
+    conditions::set(&mut s.conditions, ready);
     s
 }
 
-/// Ready's reason when the full status could not be written.
-pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
+pub use super::conditions::reason::STATUS_TOO_LARGE;
 
 /// The first entries of `items` that fit both [`LIST_CAP`] and [`LIST_BYTES`], and whether
 /// any was left out. An entry too large on its own is left out too.

@@ -3,12 +3,10 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::status::{READY, condition};
+use super::conditions::{self, Conditions, READY, Status};
 use crate::crd::{ArgoCdInstanceStatus, ConnectionState};
 
-/// Ready's reason (status `Unknown`) on a stale status. Not a connection reason: the
-/// connection fields keep what the last check saw.
-pub const STALE: &str = "Stale";
+pub use super::conditions::reason::STALE;
 
 /// How old `instance`'s data may get before it is stale: `intervals` check intervals, plus
 /// the status heartbeat. A status whose only change is `lastCheckedAt` is written once per
@@ -45,13 +43,13 @@ pub fn mark_stale(s: &mut ArgoCdInstanceStatus, limit: SignedDuration, now: Time
         ),
         None => String::new(),
     };
-    let ready = condition(&s.conditions, s.observed_generation, now, READY, "Unknown", STALE, message);
-    match s.conditions.iter_mut().find(|c| c.type_ == READY) {
-        Some(c) if *c == ready => return false,
-        Some(c) => *c = ready,
-        None => s.conditions.insert(0, ready),
-    }
-    true
+    let ready = Conditions::new(&s.conditions, s.observed_generation, now).make(
+        READY,
+        Status::Unknown,
+        STALE,
+        message,
+    );
+    conditions::set(&mut s.conditions, ready)
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::conditions::{
+    APPLICATIONS_VISIBLE, CLUSTERS_VISIBLE, CONNECTED, CREDENTIALS_EXPIRING, Conditions, INSECURE_TLS, READY,
+    RECONCILING, STALLED, Status, reason,
+};
 use super::destinations::Destinations;
 use super::linkage::{Linkage, MappingOutcome};
 use crate::crd::{
@@ -17,18 +21,6 @@ pub use super::size::{LIST_BYTES, LIST_CAP, STATUS_TOO_LARGE, minimal};
 
 /// `CredentialsExpiringSoon` turns true this long before the token expires.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
-
-pub const READY: &str = "Ready";
-pub const CONNECTED: &str = "Connected";
-pub const CLUSTERS_VISIBLE: &str = "ClustersVisible";
-pub const APPLICATIONS_VISIBLE: &str = "ApplicationsVisible";
-pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiringSoon";
-pub const INSECURE_TLS: &str = "InsecureTLS";
-/// kstatus' abnormal-true conditions (`kubectl wait`, Flux `wait: true`): `Reconciling` while a
-/// failed check is retried (kstatus `InProgress`), `Stalled` when retrying with the same
-/// settings cannot succeed (kstatus `Failed`). Absent otherwise.
-pub const RECONCILING: &str = "Reconciling";
-pub const STALLED: &str = "Stalled";
 
 /// Whether a failed check stays failed until the instance or its Secret changes: argomap
 /// refused to read an unlabelled Secret or to send credentials to a URL their Secret does not
@@ -101,10 +93,13 @@ pub fn awaiting_first_check(generation: Option<i64>, now: Timestamp) -> ArgoCdIn
     let pending = Reason::Pending.as_str();
     ArgoCdInstanceStatus {
         observed_generation: generation,
-        conditions: vec![
-            condition(&[], generation, now, READY, "Unknown", pending, message.clone()),
-            condition(&[], generation, now, RECONCILING, "True", pending, message),
-        ],
+        conditions: {
+            let c = Conditions::new(&[], generation, now);
+            vec![
+                c.make(READY, Status::Unknown, pending, &message),
+                c.make(RECONCILING, Status::True, pending, &message),
+            ]
+        },
         ..Default::default()
     }
 }
@@ -126,16 +121,9 @@ pub fn instance_status(
 ) -> ArgoCdInstanceStatus {
     let InstanceUpdate { generation, connection, observation, refresh_handled, insecure_tls, now } = update;
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let c = Conditions::new(prev_conditions, generation, now);
     let cond = |type_: &str, status: bool, reason: &str, message: String| {
-        condition(
-            prev_conditions,
-            generation,
-            now,
-            type_,
-            if status { "True" } else { "False" },
-            reason,
-            message,
-        )
+        c.make(type_, status.into(), reason, message)
     };
 
     let mut out = ArgoCdInstanceStatus {
@@ -161,10 +149,7 @@ pub fn instance_status(
                 applications: obs.destinations.applications,
                 unresolved_applications: obs.destinations.unresolved,
             });
-            Some((
-                clusters_visible(prev_conditions, generation, now, obs),
-                Some(applications_visible(prev_conditions, generation, now, obs)),
-            ))
+            Some((clusters_visible(&c, obs), Some(applications_visible(&c, obs))))
         }
         None => {
             if let Some(p) = prev {
@@ -218,7 +203,7 @@ pub fn instance_status(
         out.conditions.push(cond(
             CREDENTIALS_EXPIRING,
             soon,
-            if soon { "TokenExpiresSoon" } else { "TokenValid" },
+            if soon { reason::TOKEN_EXPIRES_SOON } else { reason::TOKEN_VALID },
             message,
         ));
     }
@@ -226,7 +211,7 @@ pub fn instance_status(
         out.conditions.push(cond(
             INSECURE_TLS,
             true,
-            "InsecureSkipVerify",
+            reason::INSECURE_SKIP_VERIFY,
             "TLS certificate verification is disabled (spec.tls.insecureSkipVerify)".into(),
         ));
     }
@@ -248,12 +233,7 @@ pub fn clusters_hidden(d: &Destinations, can_get_clusters: Option<bool>) -> bool
 /// Whether the cluster list shows every destination. Argo CD drops the clusters a token may
 /// not get and still answers 200, so an empty list, or applications aimed at clusters the list
 /// lacks, are read with `can-i clusters get *`: a "no" means the list is partial or hidden.
-fn clusters_visible(
-    prev: &[Condition],
-    generation: Option<i64>,
-    now: Timestamp,
-    obs: &Observation<'_>,
-) -> Condition {
+fn clusters_visible(c: &Conditions<'_>, obs: &Observation<'_>) -> Condition {
     let d = obs.destinations;
     let unlisted: Vec<&str> = d.by_url.values().filter(|x| !x.listed).map(|x| x.url.as_str()).collect();
     let named = |urls: &[&str]| {
@@ -264,8 +244,8 @@ fn clusters_visible(
     let gap = !unlisted.is_empty() || d.unresolved > 0;
     let (status, reason, message) = match obs.can_get_clusters {
         Some(false) if d.cluster_list_empty => (
-            "False",
-            "MissingClustersGetPermission",
+            Status::False,
+            reason::MISSING_CLUSTERS_GET,
             if d.apps_name_destinations {
                 "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only".to_string()
             } else {
@@ -288,8 +268,8 @@ fn clusters_visible(
                 ));
             }
             (
-                "False",
-                "MissingClustersGetPermission",
+                Status::False,
+                reason::MISSING_CLUSTERS_GET,
                 format!(
                     "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: {}",
                     parts.join("; ")
@@ -297,65 +277,35 @@ fn clusters_visible(
             )
         }
         Some(true) if d.cluster_list_empty && d.apps_name_destinations => (
-            "True",
-            "NoClustersRegistered",
+            Status::True,
+            reason::NO_CLUSTERS_REGISTERED,
             "Argo CD lists no clusters although applications name destinations".to_string(),
         ),
         None if d.cluster_list_empty && d.apps_name_destinations => (
-            "False",
-            "MissingClustersGetPermission",
+            Status::False,
+            reason::MISSING_CLUSTERS_GET,
             "Argo CD lists no clusters although applications name destinations: the token probably lacks `clusters, get` (unconfirmed: can-i could not be asked); destinations come from applications only".to_string(),
         ),
-        _ => ("True", "ClustersListed", String::new()),
+        _ => (Status::True, reason::CLUSTERS_LISTED, String::new()),
     };
-    condition(prev, generation, now, CLUSTERS_VISIBLE, status, reason, message)
+    c.make(CLUSTERS_VISIBLE, status, reason, message)
 }
 
 /// Whether the application list can be trusted: an empty list is read with
 /// `can-i applications get *`, and a "no" means the counts are not Argo CD's.
-fn applications_visible(
-    prev: &[Condition],
-    generation: Option<i64>,
-    now: Timestamp,
-    obs: &Observation<'_>,
-) -> Condition {
+fn applications_visible(c: &Conditions<'_>, obs: &Observation<'_>) -> Condition {
     let (status, reason, message) = if obs.can_get_applications == Some(false)
         && obs.destinations.applications == 0
     {
         (
-            "False",
-            "MissingApplicationsGetPermission",
+            Status::False,
+            reason::MISSING_APPLICATIONS_GET,
             "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown".to_string(),
         )
     } else {
-        ("True", "ApplicationsListed", String::new())
+        (Status::True, reason::APPLICATIONS_LISTED, String::new())
     };
-    condition(prev, generation, now, APPLICATIONS_VISIBLE, status, reason, message)
-}
-
-/// A condition whose `lastTransitionTime` moves only when its status changes.
-pub(super) fn condition(
-    prev: &[Condition],
-    generation: Option<i64>,
-    now: Timestamp,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
-) -> Condition {
-    let last_transition_time = prev
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: type_.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message: cap(&message),
-        observed_generation: generation,
-        last_transition_time,
-    }
+    c.make(APPLICATIONS_VISIBLE, status, reason, message)
 }
 
 /// Whether `desired` must be written over `current`: any change besides the check
@@ -421,28 +371,13 @@ pub fn mapping_status(
     };
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let linked = outcome.state == MappingState::Linked;
-    let mut conditions = vec![condition(
-        prev_conditions,
-        generation,
-        now,
-        READY,
-        if linked { "True" } else { "False" },
-        outcome.state.as_str(),
-        message.clone(),
-    )];
+    let c = Conditions::new(prev_conditions, generation, now);
+    let mut conditions = vec![c.make(READY, linked.into(), outcome.state.as_str(), &message)];
     // An older mapping holds the URL: only a change of a ClusterMapping (which argomap
     // watches) can end it, so kstatus may call it Failed. Every other state can pass on its
     // own (Argo CD registers the cluster, the instance is created) and stays InProgress.
     if outcome.state == MappingState::Conflict {
-        conditions.push(condition(
-            prev_conditions,
-            generation,
-            now,
-            STALLED,
-            "True",
-            outcome.state.as_str(),
-            message,
-        ));
+        conditions.push(c.make(STALLED, Status::True, outcome.state.as_str(), message));
     }
     ClusterMappingStatus {
         observed_generation: generation,

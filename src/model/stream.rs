@@ -4,9 +4,8 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::status::condition;
-
-pub const APPLICATION_STREAM: &str = "ApplicationStream";
+pub use super::conditions::APPLICATION_STREAM;
+use super::conditions::{Conditions, Status};
 
 /// Where an instance's application stream stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,28 +55,30 @@ pub fn stream_condition(
 ) -> Condition {
     let polled = "applications are listed every interval meanwhile";
     let (status, message) = match state {
-        StreamState::Connecting => ("Unknown", format!("opening Argo CD's application stream; {polled}")),
+        StreamState::Connecting => {
+            (Status::Unknown, format!("opening Argo CD's application stream; {polled}"))
+        }
         StreamState::Streaming => (
-            "True",
+            Status::True,
             format!(
                 "following Argo CD's application stream; applications are listed again every {relist_every} intervals"
             ),
         ),
-        StreamState::Reconnecting(why) => ("False", format!("{why}; reconnecting, and {polled}")),
+        StreamState::Reconnecting(why) => (Status::False, format!("{why}; reconnecting, and {polled}")),
         StreamState::Unavailable(why) => (
-            "False",
+            Status::False,
             format!(
                 "Argo CD's application stream cannot be used ({why}); applications are listed every interval, and the stream is tried again every {relist_every} intervals"
             ),
         ),
         StreamState::TooManyApplications(why) | StreamState::OverBudget(why) => (
-            "False",
+            Status::False,
             format!(
                 "{why}; applications are listed every interval instead, and the stream is tried again every {relist_every} intervals"
             ),
         ),
     };
-    condition(prev, generation, now, APPLICATION_STREAM, status, state.reason(), message)
+    Conditions::new(prev, generation, now).make(APPLICATION_STREAM, status, state.reason(), message)
 }
 
 #[cfg(test)]
