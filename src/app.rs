@@ -100,7 +100,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         readiness.clone(),
         instances.clone(),
         namespaces,
-        Arc::new(secrets.clone()),
+        secrets,
         Arc::new(server::KubeReviewer::new(client.clone())),
     );
     // Two servers, each with its own port and connection budget: probes and metrics for the

@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 
 pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, ReviewError, Reviewer, User};
 pub use error::{ApiError, ErrorBody};
-pub use read_api::{PATH as READ_API_PATH, SecretLookup};
+pub use read_api::PATH as READ_API_PATH;
 pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 
 use crate::crd::ArgoCdInstance;
@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::model::organization;
 use crate::readiness::Readiness;
 use auth::Access;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 
 /// Knobs of the server. `Default` holds the production values.
@@ -61,7 +61,7 @@ pub struct HttpConfig {
     /// The audiences scrape tokens must be issued for (none: the API server's own, which is
     /// what a Prometheus ServiceAccount token has).
     pub metrics_audiences: Vec<String>,
-    /// Deadline of one read-API request, reviews and Secret reads included.
+    /// Deadline of one read-API request, reviews included.
     pub request_timeout: Duration,
     /// A client must send its request headers within this (also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
@@ -164,7 +164,8 @@ struct Inner {
     instances: Store<ArgoCdInstance>,
     /// Namespaces bound to an organization (the controller's watch).
     namespaces: Store<PartialObjectMeta<Namespace>>,
-    secrets: Arc<dyn SecretLookup>,
+    /// Metadata of credentials Secrets (the controller's watch), for their UIDs.
+    secrets: Store<PartialObjectMeta<Secret>>,
     /// Read-API callers; `None` when auth is off.
     access: Option<Access>,
     /// Scrapers of `/metrics`; `None` unless `metrics_auth`.
@@ -184,7 +185,7 @@ impl AppState {
         readiness: Readiness,
         instances: Store<ArgoCdInstance>,
         namespaces: Store<PartialObjectMeta<Namespace>>,
-        secrets: Arc<dyn SecretLookup>,
+        secrets: Store<PartialObjectMeta<Secret>>,
         reviewer: Arc<dyn Reviewer>,
     ) -> Self {
         let access =
