@@ -256,23 +256,12 @@ pub fn warn_auth_disabled() {
     );
 }
 
-#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
-pub enum HttpError {
-    #[error("cannot listen on {addr}: {source}")]
-    #[strum(serialize = "BindError")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-}
-
-impl HttpError {
-    /// Fixed label for logs.
-    pub fn category(&self) -> &'static str {
-        self.into()
-    }
-}
-
-/// Binds the listener, so the caller can fail at start when the port is taken.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
-    TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })
+/// Binds the listener, so the caller can fail at start when the port is taken. The error
+/// names the address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Serves `role`'s routes until `shutdown` completes, then lets requests in flight finish (at
