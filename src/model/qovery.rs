@@ -129,22 +129,9 @@ pub fn in_organization(instance: &ArgoCdInstance, organization_id: &str) -> bool
     instance.spec.organization_id.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(organization_id))
 }
 
-/// The response for `organization_id` from all instances (filtering here).
-pub fn for_organization<'a>(
-    instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
-    organization_id: &str,
-    secret_uids: &SecretUids,
-) -> Built {
-    build(instances.into_iter().filter(|i| in_organization(i, organization_id)), secret_uids)
-}
-
-/// The response from instances the caller has already filtered (by organization and access).
-pub fn build<'a>(instances: impl IntoIterator<Item = &'a ArgoCdInstance>, secret_uids: &SecretUids) -> Built {
-    build_with(instances, secret_uids, &|_| false)
-}
-
-/// [`build`], with the instances `stale` says yes to reported as `error`: their status says
-/// connected, but the last successful check is too old for that to be true.
+/// The response from instances the caller has already filtered (by organization and access),
+/// with the instances `stale` says yes to reported as `error`: their status says connected,
+/// but the last successful check is too old for that to be true.
 pub fn build_with<'a>(
     instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
     secret_uids: &SecretUids,
@@ -455,6 +442,15 @@ mod tests {
             argocd_connection_state: Some("Unknown".into()),
         }];
         (i, uids(&[("platform", "prod-argocd-creds", SECRET_UID)]))
+    }
+
+    /// The answer for `organization_id`, its instances chosen as the read API chooses them.
+    fn for_organization<'a>(
+        instances: impl IntoIterator<Item = &'a ArgoCdInstance>,
+        organization_id: &str,
+        uids: &SecretUids,
+    ) -> Built {
+        build_with(instances.into_iter().filter(|i| in_organization(i, organization_id)), uids, &|_| false)
     }
 
     fn to_json(built: &Built) -> Value {
