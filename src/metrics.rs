@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
+    register_gauge_vec_with_registry, register_histogram_vec_with_registry,
+    register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry,
 };
 
 use strum::VariantArray;
@@ -58,162 +60,143 @@ pub struct Metrics {
 /// Default of [`Metrics::destination_limit`] (`--destination-metrics-limit`).
 pub const DEFAULT_DESTINATION_LIMIT: usize = 200;
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
-}
-
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         Self::with_destination_limit(DEFAULT_DESTINATION_LIMIT)
     }
 
     /// Metrics with at most `limit` `destination_applications` series per instance.
+    ///
+    /// The `register_*_with_registry!` macros build each family and register it; they panic
+    /// only on an invalid name or label, which these fixed ones are not (the tests build them).
     pub fn with_destination_limit(limit: usize) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let r = &registry;
         let inst = &["namespace", "instance"];
-        let m = Metrics {
-            instance_up: IntGaugeVec::new(
-                opts("argomap_instance_up", "1 when the last check connected, else 0"),
+        let build = register_int_gauge_vec_with_registry!(
+            "argomap_build_info",
+            "Build information; always 1",
+            &["version"],
+            r
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Metrics {
+            instance_up: register_int_gauge_vec_with_registry!(
+                "argomap_instance_up",
+                "1 when the last check connected, else 0",
                 inst,
+                r
             )?,
-            last_check: GaugeVec::new(
-                opts("argomap_instance_last_check_timestamp_seconds", "Unix time of the last finished check"),
+            last_check: register_gauge_vec_with_registry!(
+                "argomap_instance_last_check_timestamp_seconds",
+                "Unix time of the last finished check",
                 inst,
+                r
             )?,
-            last_success: GaugeVec::new(
-                opts(
-                    "argomap_instance_last_success_timestamp_seconds",
-                    "Unix time of the last successful check",
-                ),
+            last_success: register_gauge_vec_with_registry!(
+                "argomap_instance_last_success_timestamp_seconds",
+                "Unix time of the last successful check",
                 inst,
+                r
             )?,
-            data_age: GaugeVec::new(
-                opts(
-                    "argomap_instance_data_age_seconds",
-                    "Seconds since the last successful check, at scrape time: how old the data shown is",
-                ),
+            data_age: register_gauge_vec_with_registry!(
+                "argomap_instance_data_age_seconds",
+                "Seconds since the last successful check, at scrape time: how old the data shown is",
                 inst,
+                r
             )?,
             successes: Mutex::new(HashMap::new()),
-            destinations: IntGaugeVec::new(
-                opts(
-                    "argomap_destinations",
-                    "Destinations of an Argo CD instance by state (linked, unlinked)",
-                ),
+            destinations: register_int_gauge_vec_with_registry!(
+                "argomap_destinations",
+                "Destinations of an Argo CD instance by state (linked, unlinked)",
                 &["namespace", "instance", "state"],
+                r
             )?,
-            orphaned: IntGaugeVec::new(
-                opts(
-                    "argomap_orphaned_mappings",
-                    "ClusterMappings whose URL the Argo CD instance does not know",
-                ),
+            orphaned: register_int_gauge_vec_with_registry!(
+                "argomap_orphaned_mappings",
+                "ClusterMappings whose URL the Argo CD instance does not know",
                 inst,
+                r
             )?,
-            destination_apps: IntGaugeVec::new(
-                opts(
-                    "argomap_destination_applications",
-                    "Applications aimed at one destination, counted by argomap",
-                ),
+            destination_apps: register_int_gauge_vec_with_registry!(
+                "argomap_destination_applications",
+                "Applications aimed at one destination, counted by argomap",
                 &["namespace", "instance", "destination", "linked"],
+                r
             )?,
-            credentials_expiry: GaugeVec::new(
-                opts(
-                    "argomap_credentials_expiry_timestamp_seconds",
-                    "Unix time at which the Argo CD token expires",
-                ),
+            credentials_expiry: register_gauge_vec_with_registry!(
+                "argomap_credentials_expiry_timestamp_seconds",
+                "Unix time at which the Argo CD token expires",
                 inst,
+                r
             )?,
-            request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "argomap_argocd_request_duration_seconds",
-                    "Duration of requests to Argo CD",
-                )
-                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            request_duration: register_histogram_vec_with_registry!(
+                "argomap_argocd_request_duration_seconds",
+                "Duration of requests to Argo CD",
                 &["endpoint", "code"],
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                r
             )?,
-            request_errors: IntCounterVec::new(
-                opts("argomap_argocd_request_errors_total", "Failed checks of an Argo CD instance by reason"),
+            request_errors: register_int_counter_vec_with_registry!(
+                "argomap_argocd_request_errors_total",
+                "Failed checks of an Argo CD instance by reason",
                 &["namespace", "instance", "reason"],
+                r
             )?,
-            reconcile_duration: HistogramVec::new(
-                HistogramOpts::new("argomap_reconcile_duration_seconds", "Duration of one reconcile")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            reconcile_duration: register_histogram_vec_with_registry!(
+                "argomap_reconcile_duration_seconds",
+                "Duration of one reconcile",
                 &["controller"],
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                r
             )?,
-            reconcile_errors: IntCounterVec::new(
-                opts("argomap_reconcile_errors_total", "Reconciles that failed, by error category"),
+            reconcile_errors: register_int_counter_vec_with_registry!(
+                "argomap_reconcile_errors_total",
+                "Reconciles that failed, by error category",
                 &["controller", "category"],
+                r
             )?,
-            stream_events: IntCounterVec::new(
-                opts(
-                    "argomap_stream_events_total",
-                    "Application events read from Argo CD's stream (watch mode), by type",
-                ),
+            stream_events: register_int_counter_vec_with_registry!(
+                "argomap_stream_events_total",
+                "Application events read from Argo CD's stream (watch mode), by type",
                 &["namespace", "instance", "type"],
+                r
             )?,
-            stream_reconnects: IntCounterVec::new(
-                opts(
-                    "argomap_stream_reconnects_total",
-                    "Application streams that failed and were opened again, by why they failed",
-                ),
+            stream_reconnects: register_int_counter_vec_with_registry!(
+                "argomap_stream_reconnects_total",
+                "Application streams that failed and were opened again, by why they failed",
                 &["namespace", "instance", "reason"],
+                r
             )?,
-            stream_relists: IntCounterVec::new(
-                opts(
-                    "argomap_stream_relists_total",
-                    "Full application lists read by a watch (periodic, and after each reconnect)",
-                ),
+            stream_relists: register_int_counter_vec_with_registry!(
+                "argomap_stream_relists_total",
+                "Full application lists read by a watch (periodic, and after each reconnect)",
                 inst,
+                r
             )?,
-            stream_last_event: GaugeVec::new(
-                opts(
-                    "argomap_stream_last_event_timestamp_seconds",
-                    "Unix time of the last application event read from the stream",
-                ),
+            stream_last_event: register_gauge_vec_with_registry!(
+                "argomap_stream_last_event_timestamp_seconds",
+                "Unix time of the last application event read from the stream",
                 inst,
+                r
             )?,
-            stream_up: IntGaugeVec::new(
-                opts(
-                    "argomap_stream_up",
-                    "1 while applications come from Argo CD's stream, 0 while they are polled instead (watch mode only)",
-                ),
+            stream_up: register_int_gauge_vec_with_registry!(
+                "argomap_stream_up",
+                "1 while applications come from Argo CD's stream, 0 while they are polled instead (watch mode only)",
                 inst,
+                r
             )?,
-            http_refused: IntCounterVec::new(
-                opts(
-                    "argomap_http_connections_refused_total",
-                    "HTTP connections closed by the connection budget: per_client (the address held its share), evicted (stalled while the budget was full)",
-                ),
+            http_refused: register_int_counter_vec_with_registry!(
+                "argomap_http_connections_refused_total",
+                "HTTP connections closed by the connection budget: per_client (the address held its share), evicted (stalled while the budget was full)",
                 &["server", "reason"],
+                r
             )?,
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
             registry,
-        };
-        let build =
-            IntGaugeVec::new(opts("argomap_build_info", "Build information; always 1"), &["version"])?;
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m.registry.register(Box::new(build))?;
-        m.registry.register(Box::new(m.instance_up.clone()))?;
-        m.registry.register(Box::new(m.last_check.clone()))?;
-        m.registry.register(Box::new(m.last_success.clone()))?;
-        m.registry.register(Box::new(m.data_age.clone()))?;
-        m.registry.register(Box::new(m.destinations.clone()))?;
-        m.registry.register(Box::new(m.orphaned.clone()))?;
-        m.registry.register(Box::new(m.destination_apps.clone()))?;
-        m.registry.register(Box::new(m.credentials_expiry.clone()))?;
-        m.registry.register(Box::new(m.request_duration.clone()))?;
-        m.registry.register(Box::new(m.request_errors.clone()))?;
-        m.registry.register(Box::new(m.reconcile_duration.clone()))?;
-        m.registry.register(Box::new(m.reconcile_errors.clone()))?;
-        m.registry.register(Box::new(m.stream_events.clone()))?;
-        m.registry.register(Box::new(m.stream_reconnects.clone()))?;
-        m.registry.register(Box::new(m.stream_relists.clone()))?;
-        m.registry.register(Box::new(m.stream_last_event.clone()))?;
-        m.registry.register(Box::new(m.stream_up.clone()))?;
-        m.registry.register(Box::new(m.http_refused.clone()))?;
-        Ok(m)
+        })
     }
 
     /// The Prometheus text exposition of every metric.
