@@ -1,6 +1,8 @@
 //! Prometheus metrics (`argomap_*`). Labels are bounded: error labels are fixed categories,
 //! and the series of a deleted instance or a vanished destination are removed.
 
+mod forget;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,10 +13,8 @@ use prometheus::{
     register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry,
 };
 
-use strum::VariantArray;
-
 use crate::argocd::RequestObserver;
-use crate::argocd::stream::{EventKind, STREAM_FAILURES};
+use crate::argocd::stream::EventKind;
 use crate::crd::Reason;
 use crate::model::evaluate::Observed;
 use crate::model::linkage::Linkage;
@@ -325,61 +325,6 @@ impl Metrics {
         self.seen(namespace, instance);
         self.stream_up.with_label_values(&[namespace, instance]).set(i64::from(up));
     }
-
-    /// Removes the watch series of an instance that polls again (its mode changed).
-    pub fn forget_stream(&self, namespace: &str, instance: &str) {
-        let labels = [namespace, instance];
-        let _ = self.stream_relists.remove_label_values(&labels);
-        let _ = self.stream_last_event.remove_label_values(&labels);
-        let _ = self.stream_up.remove_label_values(&labels);
-        for kind in EventKind::VARIANTS {
-            let _ = self.stream_events.remove_label_values(&[namespace, instance, kind.into()]);
-        }
-        for reason in STREAM_FAILURES {
-            let _ = self.stream_reconnects.remove_label_values(&[namespace, instance, reason]);
-        }
-    }
-
-    /// Removes the series of every instance but those `exists` says yes to (after a relist).
-    pub fn forget_instances_except(&self, exists: impl Fn(&str, &str) -> bool) {
-        let known: Vec<(String, String)> =
-            self.known_instances.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
-        for (ns, name) in known.iter().filter(|(ns, name)| !exists(ns, name)) {
-            self.forget_instance(ns, name);
-        }
-    }
-
-    /// Removes every series of a deleted instance.
-    pub fn forget_instance(&self, namespace: &str, instance: &str) {
-        self.known_instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.to_string(), instance.to_string()));
-        let labels = [namespace, instance];
-        let _ = self.instance_up.remove_label_values(&labels);
-        let _ = self.last_check.remove_label_values(&labels);
-        let _ = self.last_success.remove_label_values(&labels);
-        self.successes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.to_string(), instance.to_string()));
-        let _ = self.data_age.remove_label_values(&labels);
-        let _ = self.orphaned.remove_label_values(&labels);
-        let _ = self.credentials_expiry.remove_label_values(&labels);
-        for state in ["linked", "unlinked"] {
-            let _ = self.destinations.remove_label_values(&[namespace, instance, state]);
-        }
-        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(before) = known.remove(&(namespace.to_string(), instance.to_string())) {
-            for (dest, linked) in before {
-                let _ = self.destination_apps.remove_label_values(&[namespace, instance, &dest, linked]);
-            }
-        }
-        for reason in Reason::VARIANTS {
-            let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);
-        }
-        self.forget_stream(namespace, instance);
-    }
 }
 
 impl RequestObserver for Metrics {
@@ -408,77 +353,4 @@ fn destination_label(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::UnlinkedCluster;
-
-    #[test]
-    fn destination_labels_are_capped_in_bytes_and_stay_distinct() {
-        let short = "https://10.0.0.1:6443";
-        assert_eq!(destination_label(short), short);
-        let exact = format!("https://{}", "a".repeat(DESTINATION_LABEL_MAX - 8));
-        assert_eq!(destination_label(&exact), exact, "up to the cap, as is");
-        let long_a = format!("https://{}/a", "é".repeat(1000));
-        let long_b = format!("https://{}/b", "é".repeat(1000));
-        let (a, b) = (destination_label(&long_a), destination_label(&long_b));
-        assert!(a.len() <= DESTINATION_LABEL_MAX, "{}", a.len());
-        assert!(a.starts_with("https://é"));
-        assert_ne!(a, b, "same start, different URLs, different labels");
-        assert_eq!(a, destination_label(&long_a), "stable");
-    }
-
-    fn unlinked(url: &str, apps: u64) -> UnlinkedCluster {
-        UnlinkedCluster {
-            argocd_cluster_url: url.into(),
-            argocd_cluster_name: None,
-            applications_count: apps,
-            argocd_connection_state: None,
-        }
-    }
-
-    #[test]
-    fn vanished_destinations_and_deleted_instances_lose_their_series() {
-        let m = Metrics::new().expect("metrics");
-        let l = Linkage {
-            unlinked: vec![unlinked("https://a", 2), unlinked("https://b", 1)],
-            ..Default::default()
-        };
-        m.linkage("ns", "i", &l);
-        assert!(m.encode().expect("encode").contains("destination=\"https://b\""));
-        let l = Linkage { unlinked: vec![unlinked("https://a", 2)], ..Default::default() };
-        m.linkage("ns", "i", &l);
-        let text = m.encode().expect("encode");
-        assert!(text.contains("destination=\"https://a\""));
-        assert!(!text.contains("destination=\"https://b\""));
-        m.check_failed("ns", "i", Reason::Timeout, jiff::Timestamp::UNIX_EPOCH);
-        m.forget_instance("ns", "i");
-        let text = m.encode().expect("encode");
-        assert!(!text.contains("instance=\"i\""), "{text}");
-        assert!(text.contains("argomap_build_info"));
-    }
-
-    #[test]
-    fn destination_series_are_capped_per_instance_keeping_the_largest() {
-        let m = Metrics::with_destination_limit(2).expect("metrics");
-        let many: Vec<_> = (0..50).map(|i| unlinked(&format!("https://c{i:02}"), i)).collect();
-        m.linkage("ns", "i", &Linkage { unlinked: many, ..Default::default() });
-        let text = m.encode().expect("encode");
-        let series = text.lines().filter(|l| l.starts_with("argomap_destination_applications{")).count();
-        assert_eq!(series, 2, "{text}");
-        assert!(text.contains("destination=\"https://c49\"") && text.contains("destination=\"https://c48\""));
-        assert!(
-            text.contains("argomap_destinations{instance=\"i\",namespace=\"ns\",state=\"unlinked\"} 50"),
-            "counts stay exact"
-        );
-
-        // After a relist: only instances that still exist keep series.
-        m.linkage("ns", "other", &Linkage::default());
-        m.forget_instances_except(|_, name| name == "other");
-        let text = m.encode().expect("encode");
-        assert!(!text.contains("instance=\"i\"") && text.contains("instance=\"other\""), "{text}");
-
-        let off = Metrics::with_destination_limit(0).expect("metrics");
-        off.linkage("ns", "i", &Linkage { unlinked: vec![unlinked("https://a", 1)], ..Default::default() });
-        assert!(!off.encode().expect("encode").contains("argomap_destination_applications{"));
-    }
-}
+mod tests;
