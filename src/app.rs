@@ -96,7 +96,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         readiness.clone(),
         stores.instances.clone(),
         stores.namespaces.clone(),
-        Arc::new(stores.secrets.clone()),
+        stores.secrets.clone(),
         Arc::new(server::KubeReviewer::new(client.clone())),
     );
     // Two servers, each with its own port and connection budget: probes and metrics for the

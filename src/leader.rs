@@ -7,6 +7,12 @@
 //! unreachable, the process frozen). Every write first asks [`Leadership::may_write`], which
 //! holds only while the Lease, as last read back from the API, names this process and has not
 //! expired by this process's clock.
+//!
+//! Why the Lease is read back rather than known from the renewals (the "claim with an expiry,
+//! current for its holder" shape of kubert's lease module): kube-lease-manager tells only
+//! whether this process leads, never when it last renewed or until when the Lease holds, so
+//! the expiry can only come from the Lease itself. Replacing the manager to get it would
+//! change the election that the cluster tests cover; one small GET a second is the price.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,18 +1,20 @@
 //! Prometheus metrics (`argomap_*`). Labels are bounded: error labels are fixed categories,
 //! and the series of a deleted instance or a vanished destination are removed.
 
+mod forget;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
+    register_gauge_vec_with_registry, register_histogram_vec_with_registry,
+    register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry,
 };
 
-use strum::VariantArray;
-
 use crate::argocd::RequestObserver;
-use crate::argocd::stream::{EventKind, STREAM_FAILURES};
+use crate::argocd::stream::EventKind;
 use crate::crd::Reason;
 use crate::model::evaluate::Observed;
 use crate::model::linkage::Linkage;
@@ -58,162 +60,143 @@ pub struct Metrics {
 /// Default of [`Metrics::destination_limit`] (`--destination-metrics-limit`).
 pub const DEFAULT_DESTINATION_LIMIT: usize = 200;
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
-}
-
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         Self::with_destination_limit(DEFAULT_DESTINATION_LIMIT)
     }
 
     /// Metrics with at most `limit` `destination_applications` series per instance.
+    ///
+    /// The `register_*_with_registry!` macros build each family and register it; they panic
+    /// only on an invalid name or label, which these fixed ones are not (the tests build them).
     pub fn with_destination_limit(limit: usize) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let r = &registry;
         let inst = &["namespace", "instance"];
-        let m = Metrics {
-            instance_up: IntGaugeVec::new(
-                opts("argomap_instance_up", "1 when the last check connected, else 0"),
+        let build = register_int_gauge_vec_with_registry!(
+            "argomap_build_info",
+            "Build information; always 1",
+            &["version"],
+            r
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Metrics {
+            instance_up: register_int_gauge_vec_with_registry!(
+                "argomap_instance_up",
+                "1 when the last check connected, else 0",
                 inst,
+                r
             )?,
-            last_check: GaugeVec::new(
-                opts("argomap_instance_last_check_timestamp_seconds", "Unix time of the last finished check"),
+            last_check: register_gauge_vec_with_registry!(
+                "argomap_instance_last_check_timestamp_seconds",
+                "Unix time of the last finished check",
                 inst,
+                r
             )?,
-            last_success: GaugeVec::new(
-                opts(
-                    "argomap_instance_last_success_timestamp_seconds",
-                    "Unix time of the last successful check",
-                ),
+            last_success: register_gauge_vec_with_registry!(
+                "argomap_instance_last_success_timestamp_seconds",
+                "Unix time of the last successful check",
                 inst,
+                r
             )?,
-            data_age: GaugeVec::new(
-                opts(
-                    "argomap_instance_data_age_seconds",
-                    "Seconds since the last successful check, at scrape time: how old the data shown is",
-                ),
+            data_age: register_gauge_vec_with_registry!(
+                "argomap_instance_data_age_seconds",
+                "Seconds since the last successful check, at scrape time: how old the data shown is",
                 inst,
+                r
             )?,
             successes: Mutex::new(HashMap::new()),
-            destinations: IntGaugeVec::new(
-                opts(
-                    "argomap_destinations",
-                    "Destinations of an Argo CD instance by state (linked, unlinked)",
-                ),
+            destinations: register_int_gauge_vec_with_registry!(
+                "argomap_destinations",
+                "Destinations of an Argo CD instance by state (linked, unlinked)",
                 &["namespace", "instance", "state"],
+                r
             )?,
-            orphaned: IntGaugeVec::new(
-                opts(
-                    "argomap_orphaned_mappings",
-                    "ClusterMappings whose URL the Argo CD instance does not know",
-                ),
+            orphaned: register_int_gauge_vec_with_registry!(
+                "argomap_orphaned_mappings",
+                "ClusterMappings whose URL the Argo CD instance does not know",
                 inst,
+                r
             )?,
-            destination_apps: IntGaugeVec::new(
-                opts(
-                    "argomap_destination_applications",
-                    "Applications aimed at one destination, counted by argomap",
-                ),
+            destination_apps: register_int_gauge_vec_with_registry!(
+                "argomap_destination_applications",
+                "Applications aimed at one destination, counted by argomap",
                 &["namespace", "instance", "destination", "linked"],
+                r
             )?,
-            credentials_expiry: GaugeVec::new(
-                opts(
-                    "argomap_credentials_expiry_timestamp_seconds",
-                    "Unix time at which the Argo CD token expires",
-                ),
+            credentials_expiry: register_gauge_vec_with_registry!(
+                "argomap_credentials_expiry_timestamp_seconds",
+                "Unix time at which the Argo CD token expires",
                 inst,
+                r
             )?,
-            request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "argomap_argocd_request_duration_seconds",
-                    "Duration of requests to Argo CD",
-                )
-                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            request_duration: register_histogram_vec_with_registry!(
+                "argomap_argocd_request_duration_seconds",
+                "Duration of requests to Argo CD",
                 &["endpoint", "code"],
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                r
             )?,
-            request_errors: IntCounterVec::new(
-                opts("argomap_argocd_request_errors_total", "Failed checks of an Argo CD instance by reason"),
+            request_errors: register_int_counter_vec_with_registry!(
+                "argomap_argocd_request_errors_total",
+                "Failed checks of an Argo CD instance by reason",
                 &["namespace", "instance", "reason"],
+                r
             )?,
-            reconcile_duration: HistogramVec::new(
-                HistogramOpts::new("argomap_reconcile_duration_seconds", "Duration of one reconcile")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            reconcile_duration: register_histogram_vec_with_registry!(
+                "argomap_reconcile_duration_seconds",
+                "Duration of one reconcile",
                 &["controller"],
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                r
             )?,
-            reconcile_errors: IntCounterVec::new(
-                opts("argomap_reconcile_errors_total", "Reconciles that failed, by error category"),
+            reconcile_errors: register_int_counter_vec_with_registry!(
+                "argomap_reconcile_errors_total",
+                "Reconciles that failed, by error category",
                 &["controller", "category"],
+                r
             )?,
-            stream_events: IntCounterVec::new(
-                opts(
-                    "argomap_stream_events_total",
-                    "Application events read from Argo CD's stream (watch mode), by type",
-                ),
+            stream_events: register_int_counter_vec_with_registry!(
+                "argomap_stream_events_total",
+                "Application events read from Argo CD's stream (watch mode), by type",
                 &["namespace", "instance", "type"],
+                r
             )?,
-            stream_reconnects: IntCounterVec::new(
-                opts(
-                    "argomap_stream_reconnects_total",
-                    "Application streams that failed and were opened again, by why they failed",
-                ),
+            stream_reconnects: register_int_counter_vec_with_registry!(
+                "argomap_stream_reconnects_total",
+                "Application streams that failed and were opened again, by why they failed",
                 &["namespace", "instance", "reason"],
+                r
             )?,
-            stream_relists: IntCounterVec::new(
-                opts(
-                    "argomap_stream_relists_total",
-                    "Full application lists read by a watch (periodic, and after each reconnect)",
-                ),
+            stream_relists: register_int_counter_vec_with_registry!(
+                "argomap_stream_relists_total",
+                "Full application lists read by a watch (periodic, and after each reconnect)",
                 inst,
+                r
             )?,
-            stream_last_event: GaugeVec::new(
-                opts(
-                    "argomap_stream_last_event_timestamp_seconds",
-                    "Unix time of the last application event read from the stream",
-                ),
+            stream_last_event: register_gauge_vec_with_registry!(
+                "argomap_stream_last_event_timestamp_seconds",
+                "Unix time of the last application event read from the stream",
                 inst,
+                r
             )?,
-            stream_up: IntGaugeVec::new(
-                opts(
-                    "argomap_stream_up",
-                    "1 while applications come from Argo CD's stream, 0 while they are polled instead (watch mode only)",
-                ),
+            stream_up: register_int_gauge_vec_with_registry!(
+                "argomap_stream_up",
+                "1 while applications come from Argo CD's stream, 0 while they are polled instead (watch mode only)",
                 inst,
+                r
             )?,
-            http_refused: IntCounterVec::new(
-                opts(
-                    "argomap_http_connections_refused_total",
-                    "HTTP connections closed by the connection budget: per_client (the address held its share), evicted (stalled while the budget was full)",
-                ),
+            http_refused: register_int_counter_vec_with_registry!(
+                "argomap_http_connections_refused_total",
+                "HTTP connections closed by the connection budget: per_client (the address held its share), evicted (stalled while the budget was full)",
                 &["server", "reason"],
+                r
             )?,
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
             registry,
-        };
-        let build =
-            IntGaugeVec::new(opts("argomap_build_info", "Build information; always 1"), &["version"])?;
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m.registry.register(Box::new(build))?;
-        m.registry.register(Box::new(m.instance_up.clone()))?;
-        m.registry.register(Box::new(m.last_check.clone()))?;
-        m.registry.register(Box::new(m.last_success.clone()))?;
-        m.registry.register(Box::new(m.data_age.clone()))?;
-        m.registry.register(Box::new(m.destinations.clone()))?;
-        m.registry.register(Box::new(m.orphaned.clone()))?;
-        m.registry.register(Box::new(m.destination_apps.clone()))?;
-        m.registry.register(Box::new(m.credentials_expiry.clone()))?;
-        m.registry.register(Box::new(m.request_duration.clone()))?;
-        m.registry.register(Box::new(m.request_errors.clone()))?;
-        m.registry.register(Box::new(m.reconcile_duration.clone()))?;
-        m.registry.register(Box::new(m.reconcile_errors.clone()))?;
-        m.registry.register(Box::new(m.stream_events.clone()))?;
-        m.registry.register(Box::new(m.stream_reconnects.clone()))?;
-        m.registry.register(Box::new(m.stream_relists.clone()))?;
-        m.registry.register(Box::new(m.stream_last_event.clone()))?;
-        m.registry.register(Box::new(m.stream_up.clone()))?;
-        m.registry.register(Box::new(m.http_refused.clone()))?;
-        Ok(m)
+        })
     }
 
     /// The Prometheus text exposition of every metric.
@@ -342,61 +325,6 @@ impl Metrics {
         self.seen(namespace, instance);
         self.stream_up.with_label_values(&[namespace, instance]).set(i64::from(up));
     }
-
-    /// Removes the watch series of an instance that polls again (its mode changed).
-    pub fn forget_stream(&self, namespace: &str, instance: &str) {
-        let labels = [namespace, instance];
-        let _ = self.stream_relists.remove_label_values(&labels);
-        let _ = self.stream_last_event.remove_label_values(&labels);
-        let _ = self.stream_up.remove_label_values(&labels);
-        for kind in EventKind::VARIANTS {
-            let _ = self.stream_events.remove_label_values(&[namespace, instance, kind.into()]);
-        }
-        for reason in STREAM_FAILURES {
-            let _ = self.stream_reconnects.remove_label_values(&[namespace, instance, reason]);
-        }
-    }
-
-    /// Removes the series of every instance but those `exists` says yes to (after a relist).
-    pub fn forget_instances_except(&self, exists: impl Fn(&str, &str) -> bool) {
-        let known: Vec<(String, String)> =
-            self.known_instances.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
-        for (ns, name) in known.iter().filter(|(ns, name)| !exists(ns, name)) {
-            self.forget_instance(ns, name);
-        }
-    }
-
-    /// Removes every series of a deleted instance.
-    pub fn forget_instance(&self, namespace: &str, instance: &str) {
-        self.known_instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.to_string(), instance.to_string()));
-        let labels = [namespace, instance];
-        let _ = self.instance_up.remove_label_values(&labels);
-        let _ = self.last_check.remove_label_values(&labels);
-        let _ = self.last_success.remove_label_values(&labels);
-        self.successes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.to_string(), instance.to_string()));
-        let _ = self.data_age.remove_label_values(&labels);
-        let _ = self.orphaned.remove_label_values(&labels);
-        let _ = self.credentials_expiry.remove_label_values(&labels);
-        for state in ["linked", "unlinked"] {
-            let _ = self.destinations.remove_label_values(&[namespace, instance, state]);
-        }
-        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(before) = known.remove(&(namespace.to_string(), instance.to_string())) {
-            for (dest, linked) in before {
-                let _ = self.destination_apps.remove_label_values(&[namespace, instance, &dest, linked]);
-            }
-        }
-        for reason in Reason::VARIANTS {
-            let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);
-        }
-        self.forget_stream(namespace, instance);
-    }
 }
 
 impl RequestObserver for Metrics {
@@ -425,77 +353,4 @@ fn destination_label(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::UnlinkedCluster;
-
-    #[test]
-    fn destination_labels_are_capped_in_bytes_and_stay_distinct() {
-        let short = "https://10.0.0.1:6443";
-        assert_eq!(destination_label(short), short);
-        let exact = format!("https://{}", "a".repeat(DESTINATION_LABEL_MAX - 8));
-        assert_eq!(destination_label(&exact), exact, "up to the cap, as is");
-        let long_a = format!("https://{}/a", "é".repeat(1000));
-        let long_b = format!("https://{}/b", "é".repeat(1000));
-        let (a, b) = (destination_label(&long_a), destination_label(&long_b));
-        assert!(a.len() <= DESTINATION_LABEL_MAX, "{}", a.len());
-        assert!(a.starts_with("https://é"));
-        assert_ne!(a, b, "same start, different URLs, different labels");
-        assert_eq!(a, destination_label(&long_a), "stable");
-    }
-
-    fn unlinked(url: &str, apps: u64) -> UnlinkedCluster {
-        UnlinkedCluster {
-            argocd_cluster_url: url.into(),
-            argocd_cluster_name: None,
-            applications_count: apps,
-            argocd_connection_state: None,
-        }
-    }
-
-    #[test]
-    fn vanished_destinations_and_deleted_instances_lose_their_series() {
-        let m = Metrics::new().expect("metrics");
-        let l = Linkage {
-            unlinked: vec![unlinked("https://a", 2), unlinked("https://b", 1)],
-            ..Default::default()
-        };
-        m.linkage("ns", "i", &l);
-        assert!(m.encode().expect("encode").contains("destination=\"https://b\""));
-        let l = Linkage { unlinked: vec![unlinked("https://a", 2)], ..Default::default() };
-        m.linkage("ns", "i", &l);
-        let text = m.encode().expect("encode");
-        assert!(text.contains("destination=\"https://a\""));
-        assert!(!text.contains("destination=\"https://b\""));
-        m.check_failed("ns", "i", Reason::Timeout, jiff::Timestamp::UNIX_EPOCH);
-        m.forget_instance("ns", "i");
-        let text = m.encode().expect("encode");
-        assert!(!text.contains("instance=\"i\""), "{text}");
-        assert!(text.contains("argomap_build_info"));
-    }
-
-    #[test]
-    fn destination_series_are_capped_per_instance_keeping_the_largest() {
-        let m = Metrics::with_destination_limit(2).expect("metrics");
-        let many: Vec<_> = (0..50).map(|i| unlinked(&format!("https://c{i:02}"), i)).collect();
-        m.linkage("ns", "i", &Linkage { unlinked: many, ..Default::default() });
-        let text = m.encode().expect("encode");
-        let series = text.lines().filter(|l| l.starts_with("argomap_destination_applications{")).count();
-        assert_eq!(series, 2, "{text}");
-        assert!(text.contains("destination=\"https://c49\"") && text.contains("destination=\"https://c48\""));
-        assert!(
-            text.contains("argomap_destinations{instance=\"i\",namespace=\"ns\",state=\"unlinked\"} 50"),
-            "counts stay exact"
-        );
-
-        // After a relist: only instances that still exist keep series.
-        m.linkage("ns", "other", &Linkage::default());
-        m.forget_instances_except(|_, name| name == "other");
-        let text = m.encode().expect("encode");
-        assert!(!text.contains("instance=\"i\"") && text.contains("instance=\"other\""), "{text}");
-
-        let off = Metrics::with_destination_limit(0).expect("metrics");
-        off.linkage("ns", "i", &Linkage { unlinked: vec![unlinked("https://a", 1)], ..Default::default() });
-        assert!(!off.encode().expect("encode").contains("argomap_destination_applications{"));
-    }
-}
+mod tests;

@@ -40,8 +40,6 @@ pub enum ApiError {
     NotReady,
     #[error(transparent)]
     Review(Arc<ReviewError>),
-    #[error("cannot read the credentials Secrets: {0}")]
-    Secrets(#[source] kube::Error),
     #[error("the request did not finish within {0:?}")]
     Timeout(Duration),
     /// The organization's answer is larger than the read API may send.
@@ -64,7 +62,6 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotReady => "NotReady",
             ApiError::Review(e) => e.category(),
-            ApiError::Secrets(_) => "KubeError",
             ApiError::Timeout(_) => "Timeout",
             ApiError::TooLarge(_) => "ResponseTooLarge",
             ApiError::Metrics(_) => "Internal",
@@ -82,7 +79,7 @@ impl ApiError {
             ApiError::Review(e) if matches!(**e, ReviewError::RateLimited | ReviewError::Busy) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::NotReady | ApiError::Review(_) | ApiError::Secrets(_) | ApiError::Timeout(_) => {
+            ApiError::NotReady | ApiError::Review(_) | ApiError::Timeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,7 +94,6 @@ impl ApiError {
                 e.to_string()
             }
             ApiError::Review(_) => "cannot review the request's credentials now; retry later".into(),
-            ApiError::Secrets(_) => "cannot read the Kubernetes API now; retry later".into(),
             ApiError::Metrics(_) => "cannot encode the metrics".into(),
             other => other.to_string(),
         }

@@ -5,7 +5,7 @@
 //! (403), so a caller without a valid token learns nothing about the server, and a caller with
 //! no access to an organization cannot tell whether it exists (both are 403). Tokens not
 //! reviewed recently are rate-limited per client address and in flight (429). Every request has
-//! one deadline (`request_timeout`) that includes waiting for a slot, reviews and Secret reads.
+//! one deadline (`request_timeout`) that includes waiting for a slot and reviews.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -17,8 +17,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
@@ -34,41 +32,6 @@ use crate::model::{organization, staleness};
 
 /// Route of the read API (axum path syntax).
 pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
-
-/// UIDs of credentials Secrets.
-pub trait SecretLookup: Send + Sync + 'static {
-    /// The UID of Secret `name` in `namespace`; `Ok(None)` when it does not exist.
-    fn uid<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>>;
-}
-
-/// A reflector store of Secret metadata (the controller's metadata-only Secret watch): no API
-/// call per request.
-impl SecretLookup for Store<PartialObjectMeta<Secret>> {
-    fn uid<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>> {
-        let uid = self.get(&ObjectRef::new(name).within(namespace)).and_then(|m| m.metadata.uid.clone());
-        Box::pin(std::future::ready(Ok(uid)))
-    }
-}
-
-/// A fixed map, for tests and local use.
-impl SecretLookup for SecretUids {
-    fn uid<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, kube::Error>> {
-        let uid = self.get(&(namespace.to_owned(), name.to_owned())).cloned();
-        Box::pin(std::future::ready(Ok(uid)))
-    }
-}
 
 pub(super) async fn destination_cluster_mappings(
     State(app): State<AppState>,
@@ -142,7 +105,7 @@ async fn organization_mappings(
         .map(|i| i.as_ref())
         .filter(|i| allowed.contains(&i.namespace().unwrap_or_default()))
         .collect();
-    let uids = secret_uids(app.secrets.as_ref(), &visible).await?;
+    let uids = secret_uids(&app.secrets, &visible);
     answer(app, visible, &uids).await
 }
 
@@ -166,22 +129,16 @@ async fn answer(app: &Inner, visible: Vec<&ArgoCdInstance>, uids: &SecretUids) -
     Ok(Encoded::new(Bytes::from(bytes), app.config.response_deadline, Some(share)))
 }
 
-async fn secret_uids(
-    secrets: &dyn SecretLookup,
-    instances: &[&ArgoCdInstance],
-) -> Result<SecretUids, ApiError> {
-    let wanted: BTreeSet<(String, String)> = instances
+/// The UIDs of the visible instances' credentials Secrets, from the controller's
+/// metadata-only Secret watch: no API call per request.
+fn secret_uids(secrets: &Store<PartialObjectMeta<Secret>>, instances: &[&ArgoCdInstance]) -> SecretUids {
+    instances
         .iter()
-        .map(|i| (i.namespace().unwrap_or_default(), i.spec.credentials.secret_ref.name.clone()))
-        .collect();
-    let mut found = stream::iter(wanted)
-        .map(|(ns, name)| async move { secrets.uid(&ns, &name).await.map(|uid| (ns, name, uid)) })
-        .buffer_unordered(8);
-    let mut uids = SecretUids::new();
-    while let Some(answer) = found.next().await {
-        if let (ns, name, Some(uid)) = answer.map_err(ApiError::Secrets)? {
-            uids.insert((ns, name), uid);
-        }
-    }
-    Ok(uids)
+        .filter_map(|i| {
+            let (ns, name) = (i.namespace().unwrap_or_default(), i.spec.credentials.secret_ref.name.clone());
+            let secret = secrets.get(&ObjectRef::new(&name).within(&ns))?;
+            let uid = secret.metadata.uid.clone()?;
+            Some(((ns, name), uid))
+        })
+        .collect()
 }
