@@ -6,8 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::argocd::types::{AppMetadata, AppSpec, Application, Cluster, Destination};
 use crate::crd::{
-    ArgoCdInstance, ArgoCdInstanceSpec, CloudProvider, ClusterMapping, ClusterMappingSpec, CredentialsSpec,
-    KnownCluster, KubernetesType, LocalRef,
+    ArgoCdInstance, ArgoCdInstanceSpec, CloudProvider, ClusterMapping, ClusterMappingSpec, KnownCluster,
+    KubernetesType, LocalRef,
 };
 
 /// The id every fixture cluster carries unless a test sets another.
@@ -29,23 +29,13 @@ pub fn known(name: &str) -> KnownCluster {
 /// `<name>-creds`, agent cluster `Agent`, organization [`ORG`], generation 1 and the CRD's
 /// default interval and timeout.
 pub fn instance(namespace: &str, name: &str) -> ArgoCdInstance {
-    let mut i = ArgoCdInstance::new(
-        name,
-        ArgoCdInstanceSpec {
-            url: format!("https://{name}.example.com"),
-            credentials: CredentialsSpec {
-                secret_ref: LocalRef { name: format!("{name}-creds") },
-                ..Default::default()
-            },
-            agent_cluster: known("Agent"),
-            organization_id: Some(ORG.into()),
-            interval: "60s".into(),
-            timeout: "10s".into(),
-            tls: None,
-            suspend: false,
-            applications: Default::default(),
-        },
+    let mut spec = ArgoCdInstanceSpec::new(
+        format!("https://{name}.example.com"),
+        format!("{name}-creds"),
+        known("Agent"),
     );
+    spec.organization_id = Some(ORG.into());
+    let mut i = ArgoCdInstance::new(name, spec);
     i.metadata.namespace = Some(namespace.into());
     i.metadata.generation = Some(1);
     i

@@ -17,14 +17,8 @@ fn init() {
 }
 
 fn token_config(url: &str, token: &str) -> ClientConfig {
-    ClientConfig {
-        url: url.to_string(),
-        credentials: Credentials::Token(SecretString::from(token.to_string())),
-        timeout: Duration::from_secs(2),
-        tls: TlsSettings::default(),
-        max_response_bytes: 1024 * 1024,
-        url_policy: Default::default(),
-    }
+    let credentials = Credentials::Token(SecretString::from(token.to_string()));
+    ClientConfig::new(url, credentials, Duration::from_secs(2)).with_max_response_bytes(1024 * 1024)
 }
 
 async fn fake_with_data(opts: Options) -> (FakeArgoCd, String) {

@@ -14,7 +14,7 @@ use super::{CheckArgs, Output, scaffold, table};
 use crate::argocd::{self, ClientConfig, Credentials, TlsSettings};
 use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
-    ClusterMappingStatus, ConnectionState, CredentialsSpec, KnownCluster, KubernetesType, LocalRef,
+    ClusterMappingStatus, ConnectionState, KnownCluster, KubernetesType,
 };
 use crate::model::evaluate::{self, Observed, Outcome};
 use crate::model::status::to_second;
@@ -125,14 +125,9 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
         Some(t) => t,
         None => crd::parse_duration(&instance.spec.timeout)?,
     };
-    let config = ClientConfig {
-        url: instance.spec.url.clone(),
-        credentials,
-        timeout,
-        tls,
-        max_response_bytes: args.max_response_bytes,
-        url_policy: Default::default(),
-    };
+    let config = ClientConfig::new(instance.spec.url.clone(), credentials, timeout)
+        .with_tls(tls)
+        .with_max_response_bytes(args.max_response_bytes);
     let snapshot = match argocd::Client::new(config) {
         Ok(client) => client.snapshot(&()).await,
         Err(e) => Err(e),
@@ -176,28 +171,13 @@ fn read_secret(path: &PathBuf) -> Result<String, String> {
 
 /// Without -f there is no agent cluster: in-cluster links to this stand-in.
 fn placeholder_instance() -> ArgoCdInstance {
-    let mut i = ArgoCdInstance::new(
-        "check",
-        ArgoCdInstanceSpec {
-            url: String::new(),
-            credentials: CredentialsSpec {
-                secret_ref: LocalRef { name: "(command line)".into() },
-                ..Default::default()
-            },
-            agent_cluster: KnownCluster {
-                id: "00000000-0000-0000-0000-000000000000".into(),
-                name: "(agent cluster)".into(),
-                cloud_provider: CloudProvider::OnPremise,
-                kind: KubernetesType::Managed,
-            },
-            organization_id: None,
-            interval: "60s".into(),
-            timeout: "10s".into(),
-            tls: None,
-            suspend: false,
-            applications: Default::default(),
-        },
-    );
+    let agent = KnownCluster {
+        id: "00000000-0000-0000-0000-000000000000".into(),
+        name: "(agent cluster)".into(),
+        cloud_provider: CloudProvider::OnPremise,
+        kind: KubernetesType::Managed,
+    };
+    let mut i = ArgoCdInstance::new("check", ArgoCdInstanceSpec::new("", "(command line)", agent));
     i.metadata.namespace = Some("default".into());
     i
 }
