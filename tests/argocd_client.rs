@@ -378,8 +378,7 @@ async fn can_i_is_asked_only_for_an_empty_list_or_a_destination_the_list_lacks()
 // ---------------------------------------------------------------------------------------
 // The same assertions as the real-Argo-CD suite (tests/argocd_real), on the fake.
 
-#[path = "support/argocd_answers.rs"]
-mod answers;
+use argomap_test_support::argocd_answers as answers;
 
 /// The `jti` claim of a JWT the test minted.
 fn jti(token: &str) -> String {

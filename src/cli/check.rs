@@ -227,35 +227,14 @@ pub fn load_manifests(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MANIFESTS: &str = r#"
-apiVersion: argomap.io/v1alpha1
-kind: ArgoCdInstance
-metadata: {name: prod-argocd, namespace: platform}
-spec:
-  url: https://argocd.example.com
-  credentials: {secretRef: {name: argocd-readonly}}
-  agentCluster: {id: 0b9f6a1e-0000-4000-8000-000000000001, name: Production EU, cloudProvider: AWS}
----
-apiVersion: argomap.io/v1alpha1
-kind: ClusterMapping
-metadata: {name: prod-eks, namespace: platform}
-spec:
-  instanceRef: {name: prod-argocd}
-  argocdClusterUrl: https://10.0.0.1:6443
-  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000002, name: Prod EKS, cloudProvider: AWS}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: ignored}
-"#;
+    use crate::fixtures::MANIFESTS;
 
     #[test]
     fn manifests_give_the_instance_and_its_mappings() {
         let (i, m) = load_manifests(MANIFESTS, None).expect("manifests");
         assert_eq!(i.metadata.name.as_deref(), Some("prod-argocd"));
         assert_eq!(i.spec.interval, "60s", "defaults apply");
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len(), 2);
         assert!(load_manifests(MANIFESTS, Some("other")).is_err());
         assert!(load_manifests("kind: ClusterMapping\n", None).is_err());
         let err = load_manifests("kind: ArgoCdInstance\nspec: 3\n", None).expect_err("bad");

@@ -11,8 +11,6 @@ mod rbac;
 mod scaffold;
 mod security;
 mod watch;
-#[path = "../support/watch_checks.rs"]
-mod watch_checks;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

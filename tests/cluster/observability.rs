@@ -232,8 +232,9 @@ async fn watched_instance(s: &Setup) -> FakeArgoCd {
     i["spec"]["credentials"]["secretRef"]["name"] = json!("watched-token");
     i["spec"]["applications"] = json!({"mode": "Watch"});
     create_instance(&s.client, &s.ns, i).await;
-    let streaming =
-        |i: &ArgoCdInstance| crate::watch_checks::stream_reason(i).as_deref() == Some("Streaming");
+    let streaming = |i: &ArgoCdInstance| {
+        argomap_test_support::watch_checks::stream_reason(i).as_deref() == Some("Streaming")
+    };
     instance_where(&s.client, &s.ns, "watched", CHECK, "watched is streaming", streaming).await;
     argocd.break_streams(StreamFault::CutLine);
     metrics_where(&s.op, "a reconnect counted", |m| {
