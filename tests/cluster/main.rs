@@ -6,10 +6,12 @@ mod common;
 mod gitops;
 mod greedy_clients;
 mod leader;
-mod observability;
+mod metrics;
 mod rbac;
+mod read_api;
 mod scaffold;
 mod security;
+mod served;
 mod watch;
 
 use std::collections::BTreeMap;
