@@ -1,13 +1,15 @@
 //! Builders of the objects tests start from: ArgoCdInstances, ClusterMappings, known clusters,
-//! and Argo CD's wire types. One set for the unit, mock and cluster tests (the fake Argo CD's
-//! sample fleet is `fake_argocd::sample_clusters`/`sample_apps`). The operator never uses them.
+//! and Argo CD's wire types; the manifests `argomap check -f` reads; the Qovery contract as a
+//! validator. One set for the unit tests (`crate::fixtures`) and, through the
+//! `argomap-test-support` crate (`tests/support`), for the integration suites. Compiled only
+//! for tests and with the `test-support` feature: the operator never has them.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::argocd::types::{AppMetadata, AppSpec, Application, Cluster, Destination};
 use crate::crd::{
-    ArgoCdInstance, ArgoCdInstanceSpec, CloudProvider, ClusterMapping, ClusterMappingSpec, CredentialsSpec,
-    KnownCluster, KubernetesType, LocalRef,
+    ArgoCdInstance, ArgoCdInstanceSpec, CloudProvider, ClusterMapping, ClusterMappingSpec, KnownCluster,
+    KubernetesType, LocalRef,
 };
 
 /// The id every fixture cluster carries unless a test sets another.
@@ -29,23 +31,13 @@ pub fn known(name: &str) -> KnownCluster {
 /// `<name>-creds`, agent cluster `Agent`, organization [`ORG`], generation 1 and the CRD's
 /// default interval and timeout.
 pub fn instance(namespace: &str, name: &str) -> ArgoCdInstance {
-    let mut i = ArgoCdInstance::new(
-        name,
-        ArgoCdInstanceSpec {
-            url: format!("https://{name}.example.com"),
-            credentials: CredentialsSpec {
-                secret_ref: LocalRef { name: format!("{name}-creds") },
-                ..Default::default()
-            },
-            agent_cluster: known("Agent"),
-            organization_id: Some(ORG.into()),
-            interval: "60s".into(),
-            timeout: "10s".into(),
-            tls: None,
-            suspend: false,
-            applications: Default::default(),
-        },
+    let mut spec = ArgoCdInstanceSpec::new(
+        format!("https://{name}.example.com"),
+        format!("{name}-creds"),
+        known("Agent"),
     );
+    spec.organization_id = Some(ORG.into());
+    let mut i = ArgoCdInstance::new(name, spec);
     i.metadata.namespace = Some(namespace.into());
     i.metadata.generation = Some(1);
     i
@@ -87,5 +79,90 @@ pub fn app(namespace: &str, name: &str, server: Option<&str>, dest_name: Option<
                 name: dest_name.map(String::from),
             }),
         }),
+    }
+}
+
+/// What `argomap check -f` reads: ArgoCdInstance `platform/prod-argocd` (token Secret
+/// `argocd-readonly`, agent cluster `Production EU`, the CRD's defaults; its URL a placeholder
+/// for `argomap check --url`), its ClusterMappings `prod-eks` (`https://10.0.0.1:6443`) and `legacy-gke`
+/// (`https://gke.example.com`), and a Secret, a kind `check` ignores.
+pub const MANIFESTS: &str = r#"
+apiVersion: argomap.io/v1alpha1
+kind: ArgoCdInstance
+metadata: {name: prod-argocd, namespace: platform}
+spec:
+  url: http://will-be-replaced
+  credentials: {secretRef: {name: argocd-readonly}}
+  agentCluster: {id: 0b9f6a1e-0000-4000-8000-000000000001, name: Production EU, cloudProvider: AWS}
+---
+apiVersion: argomap.io/v1alpha1
+kind: ClusterMapping
+metadata: {name: prod-eks, namespace: platform}
+spec:
+  instanceRef: {name: prod-argocd}
+  argocdClusterUrl: https://10.0.0.1:6443
+  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000002, name: Prod EKS, cloudProvider: AWS}
+---
+apiVersion: argomap.io/v1alpha1
+kind: ClusterMapping
+metadata: {name: legacy-gke, namespace: platform}
+spec:
+  instanceRef: {name: prod-argocd}
+  argocdClusterUrl: https://gke.example.com
+  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000003, name: Legacy GKE, cloudProvider: GCP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: ignored}
+"#;
+
+/// The Qovery read API's contract (`tests/fixtures/qovery-argocd-mapping-openapi.yaml`) and a
+/// validator of its `ArgoCdInstanceMappingResponseList`.
+pub mod contract {
+    use serde_json::Value;
+
+    /// The contract as written.
+    pub const CONTRACT: &str = include_str!("../tests/fixtures/qovery-argocd-mapping-openapi.yaml");
+
+    /// The contract's document, made strict: every object schema also forbids members it does
+    /// not name, so a misspelt or extra field fails instead of passing unnoticed.
+    pub fn strict_document() -> Value {
+        let mut doc: Value = serde_yaml::from_str(CONTRACT).expect("contract parses");
+        let schemas = doc["components"]["schemas"].as_object_mut().expect("the contract has schemas");
+        for schema in schemas.values_mut() {
+            if schema["type"] == "object" {
+                schema["additionalProperties"] = Value::Bool(false);
+            }
+        }
+        doc
+    }
+
+    /// Validator of `ArgoCdInstanceMappingResponseList`, strict. Draft 2020-12 because OpenAPI
+    /// 3.0's `format: uuid` is only a known format from draft 2019-09 on; formats are asserted,
+    /// and an unknown format is an error rather than silently accepted.
+    pub fn validator() -> jsonschema::Validator {
+        let schema = serde_json::json!({
+            "$ref": "#/components/schemas/ArgoCdInstanceMappingResponseList",
+            "components": strict_document()["components"].clone(),
+        });
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(false)
+            .build(&schema)
+            .expect("contract schema compiles")
+    }
+
+    /// Every way `body` breaks the contract, with where.
+    pub fn violations(body: &Value) -> Vec<String> {
+        thread_local! {
+            static V: jsonschema::Validator = validator();
+        }
+        V.with(|v| v.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect())
+    }
+
+    #[track_caller]
+    pub fn assert_valid(body: &Value) {
+        let errors = violations(body);
+        assert!(errors.is_empty(), "body breaks the contract:\n  {}\nbody: {body:#}", errors.join("\n  "));
     }
 }

@@ -7,13 +7,18 @@
 //! - `model`, the pure core: attribution, linkage, statuses, events, the Qovery view;
 //! - `argocd` (the REST client, which knows nothing of CRDs) and `crd` (the two kinds);
 //! - `metrics` (the Prometheus series, fed from model types);
-//! - small leaves: `readiness`, `leader`, `shutdown`, `text`, `fixtures` (tests only).
+//! - small leaves: `readiness`, `leader`, `shutdown`, `text`.
+//!
+//! `fixtures`, the builders tests start from, is compiled only for this crate's unit tests and
+//! with the `test-support` feature, which the `argomap-test-support` crate (`tests/support`,
+//! the integration suites' helpers) turns on: `cargo build` of the operator never has it.
 
 pub mod app;
 pub mod argocd;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
 pub mod leader;
 pub mod metrics;

@@ -17,14 +17,8 @@ fn init() {
 }
 
 fn token_config(url: &str, token: &str) -> ClientConfig {
-    ClientConfig {
-        url: url.to_string(),
-        credentials: Credentials::Token(SecretString::from(token.to_string())),
-        timeout: Duration::from_secs(2),
-        tls: TlsSettings::default(),
-        max_response_bytes: 1024 * 1024,
-        url_policy: Default::default(),
-    }
+    let credentials = Credentials::Token(SecretString::from(token.to_string()));
+    ClientConfig::new(url, credentials, Duration::from_secs(2)).with_max_response_bytes(1024 * 1024)
 }
 
 async fn fake_with_data(opts: Options) -> (FakeArgoCd, String) {
@@ -384,8 +378,7 @@ async fn can_i_is_asked_only_for_an_empty_list_or_a_destination_the_list_lacks()
 // ---------------------------------------------------------------------------------------
 // The same assertions as the real-Argo-CD suite (tests/argocd_real), on the fake.
 
-#[path = "support/argocd_answers.rs"]
-mod answers;
+use argomap_test_support::argocd_answers as answers;
 
 /// The `jti` claim of a JWT the test minted.
 fn jti(token: &str) -> String {

@@ -2,33 +2,8 @@
 
 use std::process::Command;
 
+use argomap_test_support::MANIFESTS;
 use fake_argocd::{App, Cluster, FakeArgoCd, Fault, Options, jwt};
-
-const MANIFESTS: &str = r#"
-apiVersion: argomap.io/v1alpha1
-kind: ArgoCdInstance
-metadata: {name: prod-argocd, namespace: platform}
-spec:
-  url: http://will-be-replaced
-  credentials: {secretRef: {name: argocd-readonly}}
-  agentCluster: {id: 0b9f6a1e-0000-4000-8000-000000000001, name: Production EU, cloudProvider: AWS}
----
-apiVersion: argomap.io/v1alpha1
-kind: ClusterMapping
-metadata: {name: prod-eks, namespace: platform}
-spec:
-  instanceRef: {name: prod-argocd}
-  argocdClusterUrl: https://10.0.0.1:6443
-  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000002, name: Prod EKS, cloudProvider: AWS}
----
-apiVersion: argomap.io/v1alpha1
-kind: ClusterMapping
-metadata: {name: legacy-gke, namespace: platform}
-spec:
-  instanceRef: {name: prod-argocd}
-  argocdClusterUrl: https://gke.example.com
-  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000003, name: Legacy GKE, cloudProvider: GCP}
-"#;
 
 struct Setup {
     argocd: FakeArgoCd,

@@ -9,9 +9,9 @@ use argomap::controller::{self, Context, Settings, Stores};
 use argomap::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, REFRESH_ANNOTATION,
 };
-use argomap::fixtures;
 use argomap::metrics::Metrics;
-use fake_argocd::{Endpoint, FakeArgoCd, Options, jwt};
+use argomap_test_support::{fake, fixtures};
+use fake_argocd::Endpoint;
 use http::{Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
@@ -191,15 +191,6 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
         .await
         .expect("reconcile finished (an unanswered request hangs it)")
-}
-
-async fn fake() -> (FakeArgoCd, String) {
-    let argocd = FakeArgoCd::start(Options::default()).await;
-    let token = jwt("argomap:apiKey", None);
-    argocd.add_token(&token);
-    argocd.set_clusters(fake_argocd::sample_clusters());
-    argocd.set_applications(fake_argocd::sample_apps());
-    (argocd, token)
 }
 
 #[tokio::test]

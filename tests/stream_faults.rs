@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argomap::argocd::budget::{DEFAULT_MAX_WATCH_BYTES, WatchBudget};
-use argomap::argocd::{Client, ClientConfig, Credentials, TlsSettings};
+use argomap::argocd::{Client, ClientConfig, Credentials};
 use argomap::controller::follow::{self, Followed, Hub, Spec};
 use argomap::leader::Leadership;
 use argomap::metrics::Metrics;
@@ -79,14 +79,9 @@ fn follow_on(
         }
         None => Credentials::Token(token.clone().into()),
     };
-    let client = Client::new(ClientConfig {
-        url: fake.url(),
-        credentials,
-        timeout: Duration::from_secs(5),
-        tls: TlsSettings::default(),
-        max_response_bytes: 1 << 20,
-        url_policy: Default::default(),
-    })
+    let client = Client::new(
+        ClientConfig::new(fake.url(), credentials, Duration::from_secs(5)).with_max_response_bytes(1 << 20),
+    )
     .expect("client");
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let spec = Spec {

@@ -71,6 +71,34 @@ pub struct ClientConfig {
     pub url_policy: UrlPolicy,
 }
 
+impl ClientConfig {
+    /// A client of the Argo CD server at `url` with `credentials`, each request within `timeout`;
+    /// answers capped at [`DEFAULT_MAX_RESPONSE_BYTES`], the system roots trusted, and no network
+    /// denied. The `with_*` setters change the rest.
+    pub fn new(url: impl Into<String>, credentials: Credentials, timeout: Duration) -> Self {
+        ClientConfig {
+            url: url.into(),
+            credentials,
+            timeout,
+            tls: TlsSettings::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            url_policy: UrlPolicy::default(),
+        }
+    }
+
+    pub fn with_tls(self, tls: TlsSettings) -> Self {
+        ClientConfig { tls, ..self }
+    }
+
+    pub fn with_max_response_bytes(self, max_response_bytes: usize) -> Self {
+        ClientConfig { max_response_bytes, ..self }
+    }
+
+    pub fn with_url_policy(self, url_policy: UrlPolicy) -> Self {
+        ClientConfig { url_policy, ..self }
+    }
+}
+
 /// What one check read from Argo CD.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {

@@ -14,7 +14,7 @@ use super::{CheckArgs, Output, scaffold, table};
 use crate::argocd::{self, ClientConfig, Credentials, TlsSettings};
 use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
-    ClusterMappingStatus, ConnectionState, CredentialsSpec, KnownCluster, KubernetesType, LocalRef,
+    ClusterMappingStatus, ConnectionState, KnownCluster, KubernetesType,
 };
 use crate::model::evaluate::{self, Observed, Outcome};
 use crate::model::status::to_second;
@@ -125,14 +125,9 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
         Some(t) => t,
         None => crd::parse_duration(&instance.spec.timeout)?,
     };
-    let config = ClientConfig {
-        url: instance.spec.url.clone(),
-        credentials,
-        timeout,
-        tls,
-        max_response_bytes: args.max_response_bytes,
-        url_policy: Default::default(),
-    };
+    let config = ClientConfig::new(instance.spec.url.clone(), credentials, timeout)
+        .with_tls(tls)
+        .with_max_response_bytes(args.max_response_bytes);
     let snapshot = match argocd::Client::new(config) {
         Ok(client) => client.snapshot(&()).await,
         Err(e) => Err(e),
@@ -176,28 +171,13 @@ fn read_secret(path: &PathBuf) -> Result<String, String> {
 
 /// Without -f there is no agent cluster: in-cluster links to this stand-in.
 fn placeholder_instance() -> ArgoCdInstance {
-    let mut i = ArgoCdInstance::new(
-        "check",
-        ArgoCdInstanceSpec {
-            url: String::new(),
-            credentials: CredentialsSpec {
-                secret_ref: LocalRef { name: "(command line)".into() },
-                ..Default::default()
-            },
-            agent_cluster: KnownCluster {
-                id: "00000000-0000-0000-0000-000000000000".into(),
-                name: "(agent cluster)".into(),
-                cloud_provider: CloudProvider::OnPremise,
-                kind: KubernetesType::Managed,
-            },
-            organization_id: None,
-            interval: "60s".into(),
-            timeout: "10s".into(),
-            tls: None,
-            suspend: false,
-            applications: Default::default(),
-        },
-    );
+    let agent = KnownCluster {
+        id: "00000000-0000-0000-0000-000000000000".into(),
+        name: "(agent cluster)".into(),
+        cloud_provider: CloudProvider::OnPremise,
+        kind: KubernetesType::Managed,
+    };
+    let mut i = ArgoCdInstance::new("check", ArgoCdInstanceSpec::new("", "(command line)", agent));
     i.metadata.namespace = Some("default".into());
     i
 }
@@ -247,35 +227,14 @@ pub fn load_manifests(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MANIFESTS: &str = r#"
-apiVersion: argomap.io/v1alpha1
-kind: ArgoCdInstance
-metadata: {name: prod-argocd, namespace: platform}
-spec:
-  url: https://argocd.example.com
-  credentials: {secretRef: {name: argocd-readonly}}
-  agentCluster: {id: 0b9f6a1e-0000-4000-8000-000000000001, name: Production EU, cloudProvider: AWS}
----
-apiVersion: argomap.io/v1alpha1
-kind: ClusterMapping
-metadata: {name: prod-eks, namespace: platform}
-spec:
-  instanceRef: {name: prod-argocd}
-  argocdClusterUrl: https://10.0.0.1:6443
-  cluster: {id: 0b9f6a1e-0000-4000-8000-000000000002, name: Prod EKS, cloudProvider: AWS}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: ignored}
-"#;
+    use crate::fixtures::MANIFESTS;
 
     #[test]
     fn manifests_give_the_instance_and_its_mappings() {
         let (i, m) = load_manifests(MANIFESTS, None).expect("manifests");
         assert_eq!(i.metadata.name.as_deref(), Some("prod-argocd"));
         assert_eq!(i.spec.interval, "60s", "defaults apply");
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len(), 2);
         assert!(load_manifests(MANIFESTS, Some("other")).is_err());
         assert!(load_manifests("kind: ClusterMapping\n", None).is_err());
         let err = load_manifests("kind: ArgoCdInstance\nspec: 3\n", None).expect_err("bad");

@@ -102,24 +102,54 @@ pub enum ApplicationsMode {
     Watch,
 }
 
+/// `spec.interval` when none is written: the schema's default and [`ArgoCdInstanceSpec::new`]'s.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// `spec.timeout` when none is written, likewise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ArgoCdInstanceSpec {
+    /// The spec of an Argo CD server at `url` whose token is key `token` of Secret `secret_name`,
+    /// running on `agent_cluster`; every other field is the schema's default (no organization,
+    /// no TLS settings, polled every [`DEFAULT_INTERVAL`] within [`DEFAULT_TIMEOUT`]).
+    pub fn new(url: impl Into<String>, secret_name: impl Into<String>, agent_cluster: KnownCluster) -> Self {
+        ArgoCdInstanceSpec {
+            url: url.into(),
+            credentials: CredentialsSpec {
+                secret_ref: LocalRef { name: secret_name.into() },
+                ..Default::default()
+            },
+            agent_cluster,
+            organization_id: None,
+            interval: default_interval(),
+            timeout: default_timeout(),
+            tls: None,
+            suspend: false,
+            applications: ApplicationsSpec::default(),
+        }
+    }
+
     /// The poll period; the schema only admits valid durations, anything else is the default.
     pub fn interval_duration(&self) -> Duration {
-        super::parse_duration(&self.interval).unwrap_or(Duration::from_secs(60))
+        super::parse_duration(&self.interval).unwrap_or(DEFAULT_INTERVAL)
     }
 
     /// The per-request timeout, likewise.
     pub fn timeout_duration(&self) -> Duration {
-        super::parse_duration(&self.timeout).unwrap_or(Duration::from_secs(10))
+        super::parse_duration(&self.timeout).unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
+/// A whole number of seconds as the schema writes durations (`60s`).
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
 fn default_interval() -> String {
-    "60s".into()
+    seconds(DEFAULT_INTERVAL)
 }
 
 fn default_timeout() -> String {
-    "10s".into()
+    seconds(DEFAULT_TIMEOUT)
 }
 
 /// Where the Argo CD credentials live. Either `tokenKey` (default `token`) or

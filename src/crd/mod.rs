@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use cluster_mapping::{ClusterMapping, ClusterMappingSpec, ClusterMappingStatus};
 pub use instance::{
     ApplicationsMode, ApplicationsSpec, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus,
-    ConnectionStatus, CredentialKeys, CredentialsSpec, LinkedCluster, SecretKeyRef, Summary, TlsSpec,
-    UnlinkedCluster,
+    ConnectionStatus, CredentialKeys, CredentialsSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, LinkedCluster,
+    SecretKeyRef, Summary, TlsSpec, UnlinkedCluster,
 };
 pub use state::{ConnectionState, MappingState, Reason};
 
@@ -145,6 +145,40 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_spec_constructor_has_the_schemas_defaults() {
+        let agent = KnownCluster {
+            id: "0b9f6a1e-0000-4000-8000-000000000001".into(),
+            name: "Agent".into(),
+            cloud_provider: CloudProvider::Aws,
+            kind: KubernetesType::Managed,
+        };
+        let written: ArgoCdInstanceSpec = serde_json::from_value(serde_json::json!({
+            "url": "https://argocd.example.com",
+            "credentials": {"secretRef": {"name": "creds"}},
+            "agentCluster": {"id": agent.id, "name": "Agent", "cloudProvider": "AWS"},
+        }))
+        .expect("a spec with only the required fields");
+        let built = ArgoCdInstanceSpec::new("https://argocd.example.com", "creds", agent);
+        assert_eq!(built, written);
+        assert_eq!((built.interval.as_str(), built.timeout.as_str()), ("60s", "10s"));
+        assert_eq!(
+            (built.interval_duration(), built.timeout_duration()),
+            (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
+        );
+        let schema = serde_json::to_value(ArgoCdInstance::crd()).expect("crd json");
+        let props =
+            &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(
+            (&props["interval"]["default"], &props["timeout"]["default"]),
+            (&json_str("60s"), &json_str("10s"))
+        );
+    }
+
+    fn json_str(s: &str) -> serde_json::Value {
+        serde_json::Value::String(s.into())
     }
 
     #[test]

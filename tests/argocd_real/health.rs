@@ -8,10 +8,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use argomap::crd::{ArgoCdInstance, ClusterMapping, Reason};
-use argomap::fixtures;
 use argomap::model::destinations::destinations;
 use argomap::model::evaluate::{Observed, Outcome, evaluate, instance_not_found};
 use argomap::model::{staleness, status};
+use argomap_test_support::fixtures;
 use jiff::{SignedDuration, Timestamp};
 use pretty_assertions::assert_eq;
 use serde::Serialize;

@@ -7,16 +7,12 @@
 //! Every test has its own namespace for argomap's objects, its own `argomap run` process,
 //! and polls with deadlines.
 
-#[path = "../support/argocd_answers.rs"]
-mod answers;
 #[allow(dead_code)]
 #[path = "../cluster/common.rs"]
 mod common;
 mod health;
 mod server;
 mod watch;
-#[path = "../support/watch_checks.rs"]
-mod watch_checks;
 mod watch_cost;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use argomap::crd::ArgoCdInstance;
+use argomap_test_support::argocd_answers as answers;
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -264,7 +261,7 @@ async fn read_only_token_exact_status_from_check_and_run() {
     conditions.as_array_mut().expect("array").push(json!({
         "lastTransitionTime": "<time>", "observedGeneration": 1, "reason": "NamespaceLabelled", "status": "True",
         "type": "OrganizationBound",
-        "message": format!("namespace {ns} is labelled argomap.io/organization-id={}", argomap::fixtures::ORG),
+        "message": format!("namespace {ns} is labelled argomap.io/organization-id={}", argomap_test_support::fixtures::ORG),
     }));
     assert_eq!(
         status_json(&i),

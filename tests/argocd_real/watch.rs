@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::server::{self, Dest, Opts, Server};
-use crate::watch_checks::*;
 use crate::{argomap_setup, metric, until_reason};
+use argomap_test_support::watch_checks::*;
 
 async fn until_stream(client: &kube::Client, ns: &str, want: &str, deadline: Duration) -> ArgoCdInstance {
     instance_where(client, ns, "prod", deadline, &format!("ApplicationStream {want}"), |i| {

@@ -13,7 +13,7 @@ use crate::common::*;
 use crate::metric;
 use crate::server::{self, Dest, Server};
 use crate::watch::watched_server;
-use crate::watch_checks::*;
+use argomap_test_support::watch_checks::*;
 
 /// The window.
 const WINDOW: Duration = Duration::from_secs(300);

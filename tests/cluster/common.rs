@@ -7,8 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use argomap::crd::{ArgoCdInstance, CloudProvider, ClusterMapping, KnownCluster, KubernetesType};
-use argomap::fixtures;
-use fake_argocd::{FakeArgoCd, Options, jwt};
+pub use argomap_test_support::fake;
+use argomap_test_support::fixtures;
+use fake_argocd::FakeArgoCd;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -250,17 +251,6 @@ where
         assert!(start.elapsed() < deadline, "{what}: not within {deadline:?}; last seen: {last}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The standard fake: two listed clusters (one mapped below), apps by server and by name,
-/// and the synthesised in-cluster destination.
-pub async fn fake() -> (FakeArgoCd, String) {
-    let argocd = FakeArgoCd::start(Options::default()).await;
-    let token = jwt("argomap:apiKey", None);
-    argocd.add_token(&token);
-    argocd.set_clusters(fake_argocd::sample_clusters());
-    argocd.set_applications(fake_argocd::sample_apps());
-    (argocd, token)
 }
 
 pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {

@@ -6,13 +6,13 @@ mod common;
 mod gitops;
 mod greedy_clients;
 mod leader;
-mod observability;
+mod metrics;
 mod rbac;
+mod read_api;
 mod scaffold;
 mod security;
+mod served;
 mod watch;
-#[path = "../support/watch_checks.rs"]
-mod watch_checks;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

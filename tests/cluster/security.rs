@@ -59,8 +59,11 @@ async fn a_secret_without_the_opt_in_label_is_never_sent() {
     assert_eq!(all_requests(&argocd), 0, "the value was sent nowhere");
     // argomap's Secret cache does not even hold it: the read API, which takes credentials_id
     // from that cache, leaves the instance out (it has no known credentials Secret).
-    let read_api =
-        format!("{}/organization/{}/argoCdDestinationClusterMapping", op.http, argomap::fixtures::ORG);
+    let read_api = format!(
+        "{}/organization/{}/argoCdDestinationClusterMapping",
+        op.http,
+        argomap_test_support::fixtures::ORG
+    );
     assert_eq!(read_api_results(&client, &read_api).await, 0, "an unlabelled Secret is in argomap's cache");
 
     // Opting in is picked up by the label-selected watch: checked at once, no restart.

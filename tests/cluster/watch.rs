@@ -13,7 +13,7 @@ use kube::api::ListParams;
 use serde_json::json;
 
 use crate::common::*;
-use crate::watch_checks::*;
+use argomap_test_support::watch_checks::*;
 
 /// Waits for an Event of `reason` about instance `prod`, returning its note.
 async fn event(client: &kube::Client, ns: &str, reason: &'static str) -> String {

@@ -5,7 +5,7 @@
 # schemaVersion it declares. Then proves the check bites: copies with an unknown panel field, a
 # wrong type, another schemaVersion, and an unknown Prometheus query field must each fail.
 # Whether every panel's PromQL returns data is tested against a real Prometheus in
-# tests/cluster/observability.rs.
+# tests/cluster/metrics.rs.
 set -euo pipefail
 exec </dev/null
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the tools the cluster suite's observability tests run (tests/cluster/observability.rs):
+# Installs the tools the cluster suite's metrics and read-API tests run (tests/cluster/metrics.rs,
+# tests/cluster/read_api.rs):
 #   - Debian package `prometheus`: `promtool` (check metrics) and the `prometheus` server, in
 #     /usr/bin. Installed with apt-get (root), `apt-get update` only when it is missing. The
 #     package's own service is never left running: service starts are denied while it installs,

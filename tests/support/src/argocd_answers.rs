@@ -1,6 +1,6 @@
 //! What Argo CD answers, asserted the same way on the fake (`tests/argocd_client.rs`) and on the
 //! real argocd-server (`tests/argocd_real`): the raw answers argomap depends on, and the status
-//! messages argomap makes of them. Included with `#[path]` by both test targets.
+//! messages argomap makes of them.
 
 use std::time::Duration;
 

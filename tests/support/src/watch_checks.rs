@@ -1,5 +1,5 @@
 //! Watch mode's assertions, run the same way against the fake Argo CD (`tests/cluster`) and
-//! the real argocd-server (`tests/argocd_real`). Included with `#[path]` by both test targets.
+//! the real argocd-server (`tests/argocd_real`).
 
 use std::time::{Duration, Instant};
 
