@@ -656,14 +656,14 @@ mod tests {
         fake.set_applications(vec![App::to_server("web", "https://x")]);
         let token = fake_argocd::jwt("argomap:apiKey", None);
         fake.add_token(&token);
-        let client = argocd::Client::new(argocd::ClientConfig {
-            url: fake.url(),
-            credentials: argocd::Credentials::Token(token.into()),
-            timeout: Duration::from_secs(5),
-            tls: argocd::TlsSettings::default(),
-            max_response_bytes: 1 << 20,
-            url_policy: Default::default(),
-        })
+        let client = argocd::Client::new(
+            argocd::ClientConfig::new(
+                fake.url(),
+                argocd::Credentials::Token(token.into()),
+                Duration::from_secs(5),
+            )
+            .with_max_response_bytes(1 << 20),
+        )
         .expect("client");
         let slots = Arc::new(Slots::new(1, CancellationToken::new()));
         let (notify, _) = futures::channel::mpsc::unbounded();

@@ -285,14 +285,11 @@ fn connect_client(
     }
     state.client = None;
     state.follower = None;
-    let config = ClientConfig {
-        url: instance.spec.url.clone(),
-        credentials: resolved.credentials.clone(),
-        timeout: instance.spec.timeout_duration().min(ctx.settings.max_check_duration),
-        tls: resolved.tls.clone(),
-        max_response_bytes: ctx.settings.max_response_bytes,
-        url_policy: ctx.settings.url_policy.clone(),
-    };
+    let timeout = instance.spec.timeout_duration().min(ctx.settings.max_check_duration);
+    let config = ClientConfig::new(instance.spec.url.clone(), resolved.credentials.clone(), timeout)
+        .with_tls(resolved.tls.clone())
+        .with_max_response_bytes(ctx.settings.max_response_bytes)
+        .with_url_policy(ctx.settings.url_policy.clone());
     let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
     state.client = Some((resolved.fingerprint, Arc::new(client)));
     Ok(())

@@ -358,14 +358,14 @@ mod tests {
     }
 
     fn test_client() -> argocd::Client {
-        argocd::Client::new(argocd::ClientConfig {
-            url: "https://argocd.example.com".into(),
-            credentials: argocd::Credentials::Token(secrecy::SecretString::from("a.b.c")),
-            timeout: Duration::from_secs(1),
-            tls: argocd::TlsSettings::default(),
-            max_response_bytes: 1024,
-            url_policy: Default::default(),
-        })
+        argocd::Client::new(
+            argocd::ClientConfig::new(
+                "https://argocd.example.com",
+                argocd::Credentials::Token(secrecy::SecretString::from("a.b.c")),
+                Duration::from_secs(1),
+            )
+            .with_max_response_bytes(1024),
+        )
         .expect("client")
     }
 

@@ -300,9 +300,5 @@ fn unlinked(u: &UnlinkedCluster) -> ArgoCdUnlinkedClusterDetails {
     }
 }
 
-/// Test helpers shared with `http`'s tests: the contract's response schema as a validator.
-#[cfg(test)]
-pub(crate) mod contract;
-
 #[cfg(test)]
 mod tests;

@@ -21,11 +21,11 @@ use tower::ServiceExt;
 use super::auth::{Question, bearer_token, token_key};
 use super::*;
 use crate::crd::{
-    ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ConnectionState, ConnectionStatus,
-    CredentialsSpec, KnownCluster, KubernetesType, LocalRef, Reason, UnlinkedCluster,
+    ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ConnectionState, ConnectionStatus, KnownCluster,
+    KubernetesType, Reason, UnlinkedCluster,
 };
+use crate::fixtures::contract::assert_valid;
 use crate::model::qovery::SecretUids;
-use crate::model::qovery::contract::assert_valid;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
@@ -109,23 +109,17 @@ fn instance(ns: &str, name: &str, org: &str) -> ArgoCdInstance {
     let mut i = ArgoCdInstance::new(
         name,
         ArgoCdInstanceSpec {
-            url: format!("https://{name}.{ns}.example.com"),
-            credentials: CredentialsSpec {
-                secret_ref: LocalRef { name: format!("{name}-creds") },
-                ..Default::default()
-            },
-            agent_cluster: KnownCluster {
-                id: AGENT.into(),
-                name: format!("{ns}/{name}"),
-                cloud_provider: CloudProvider::Gcp,
-                kind: KubernetesType::Managed,
-            },
             organization_id: Some(org.into()),
-            interval: "60s".into(),
-            timeout: "10s".into(),
-            tls: None,
-            suspend: false,
-            applications: Default::default(),
+            ..ArgoCdInstanceSpec::new(
+                format!("https://{name}.{ns}.example.com"),
+                format!("{name}-creds"),
+                KnownCluster {
+                    id: AGENT.into(),
+                    name: format!("{ns}/{name}"),
+                    cloud_provider: CloudProvider::Gcp,
+                    kind: KubernetesType::Managed,
+                },
+            )
         },
     );
     i.metadata.namespace = Some(ns.into());

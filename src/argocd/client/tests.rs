@@ -1,5 +1,4 @@
 use super::*;
-use crate::argocd::TlsSettings;
 
 #[test]
 fn destinations_missing_from_the_cluster_list_are_noticed() {
@@ -25,13 +24,9 @@ fn destinations_missing_from_the_cluster_list_are_noticed() {
 
 #[test]
 fn urls_with_user_info_are_refused() {
-    let cfg = |url: &str| ClientConfig {
-        url: url.into(),
-        credentials: Credentials::Token(SecretString::from("a.b.c")),
-        timeout: Duration::from_secs(1),
-        tls: TlsSettings::default(),
-        max_response_bytes: 1024,
-        url_policy: Default::default(),
+    let cfg = |url: &str| {
+        ClientConfig::new(url, Credentials::Token(SecretString::from("a.b.c")), Duration::from_secs(1))
+            .with_max_response_bytes(1024)
     };
     assert!(matches!(Client::new(cfg("https://u:p@argocd.example.com")), Err(ArgoCdError::InvalidUrl(_))));
     assert!(matches!(Client::new(cfg("ftp://argocd.example.com")), Err(ArgoCdError::InvalidUrl(_))));

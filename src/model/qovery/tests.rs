@@ -1,8 +1,8 @@
 //! The response's tests: every rule of the module, checked against the contract's schema.
 
-use super::contract::{assert_valid, violations};
 use super::*;
 use crate::crd::{ArgoCdInstanceStatus, ConnectionStatus, IN_CLUSTER_URL, KnownCluster, Reason};
+use crate::fixtures::contract::{assert_valid, violations};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
