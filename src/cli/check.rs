@@ -137,7 +137,8 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
         Err(e) => Outcome::failed(&e),
     };
     let mine = evaluate::mappings_of(&instance, &mappings);
-    let eval = evaluate::evaluate(&instance, &mine, &outcome, None, to_second(Timestamp::now()));
+    let eval =
+        evaluate::evaluate(&instance, &mine, &outcome, &Default::default(), to_second(Timestamp::now()));
     let mut status = eval.instance;
     // The status on the cluster is capped to fit etcd; here the lists are whole unless --limit.
     if let Some(linkage) = eval.linkage {

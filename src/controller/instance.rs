@@ -24,10 +24,10 @@ use super::state::{self, Failure, InstanceState, Plan, Trigger};
 use super::{Context, Error, apply, follow, guard, slots};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
-use crate::model::evaluate::{self, Observed, Outcome, evaluate};
+use crate::model::evaluate::{self, Circumstances, Observed, Outcome, evaluate};
+use crate::model::organization;
 use crate::model::status::{self, to_second};
-use crate::model::stream::{StreamState, stream_condition};
-use crate::model::{organization, staleness};
+use crate::model::stream::StreamState;
 
 /// The controller's entry, in the guard every reconcile shares.
 pub async fn reconcile(instance: Arc<ArgoCdInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -125,33 +125,16 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     ctx.instances.store(&key, (plan != Plan::Suspend).then_some(state));
 
     // 3. evaluate
-    let refresh_handled = matches!(plan, Plan::Poll { .. }).then(|| trigger.refresh.clone()).flatten();
-    let now = to_second(Timestamp::now());
-    let mut eval = evaluate(instance, &mappings, &outcome, refresh_handled, now);
-    // Recomputed from an old check (a mapping changed while checks fail to finish).
-    staleness::mark_stale(&mut eval.instance, ctx.settings.stale_after(instance), now);
-    if let Some(stream) = &stream {
-        let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-        let c = stream_condition(prev, instance.metadata.generation, now, stream, follow::RELIST_INTERVALS);
-        eval.instance.conditions.push(c);
-    }
-
-    if let Some(org) = &instance.spec.organization_id {
-        let ns = key.namespace.as_deref().unwrap_or_default();
-        let label = organization_label(&ctx.stores.namespaces, ns);
-        let prev = instance.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-        let binding = ctx.settings.organization_binding;
-        let c = organization::bound_condition(
-            prev,
-            instance.metadata.generation,
-            now,
-            binding,
-            org,
-            ns,
-            label.as_deref(),
-        );
-        eval.instance.conditions.push(c);
-    }
+    let circumstances = Circumstances {
+        refresh_handled: matches!(plan, Plan::Poll { .. }).then(|| trigger.refresh.clone()).flatten(),
+        stale_after: Some(ctx.settings.stale_after(instance)),
+        stream: stream.map(|s| (s, follow::RELIST_INTERVALS)),
+        organization: Some((
+            ctx.settings.organization_binding,
+            organization_label(&ctx.stores.namespaces, key.namespace.as_deref().unwrap_or_default()),
+        )),
+    };
+    let eval = evaluate(instance, &mappings, &outcome, &circumstances, to_second(Timestamp::now()));
 
     // 4. apply
     let credentials_changed = matches!(plan, Plan::Poll { credentials_changed: true, .. });

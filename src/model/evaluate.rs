@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
+use super::conditions;
 use super::destinations::{Destinations, destinations_from};
 use super::linkage::{self, Linkage, MappingInput, MappingOutcome};
 use super::status::{self, InstanceUpdate, Observation};
+use super::stream::{StreamState, stream_condition};
 use super::url::normalize_url;
+use super::{organization, staleness};
 use crate::argocd::{ArgoCdError, ErrorKind, Snapshot};
 use crate::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, MappingState, Reason,
@@ -98,7 +101,53 @@ pub fn mappings_of<'a>(
     out
 }
 
+/// What decides an instance's status besides the check's outcome.
+#[derive(Clone, Debug, Default)]
+pub struct Circumstances {
+    /// The refresh annotation value this check handled.
+    pub refresh_handled: Option<String>,
+    /// A connected status whose last successful check is older than this is stale (`None`:
+    /// never).
+    pub stale_after: Option<SignedDuration>,
+    /// Watch mode: where the application stream stands, and every how many intervals it
+    /// relists.
+    pub stream: Option<(StreamState, u32)>,
+    /// How organizations are bound to namespaces, and the organization label of the instance's
+    /// namespace (`None`: not known, no `OrganizationBound` condition).
+    pub organization: Option<(organization::Binding, Option<String>)>,
+}
+
+/// The whole status of `instance` and of its ClusterMappings, from the check's `outcome`.
 pub fn evaluate(
+    instance: &ArgoCdInstance,
+    mappings: &[&ClusterMapping],
+    outcome: &Outcome,
+    circumstances: &Circumstances,
+    now: Timestamp,
+) -> Evaluation {
+    let mut e = evaluate_check(instance, mappings, outcome, circumstances.refresh_handled.clone(), now);
+    let s = &mut e.instance;
+    if let Some(limit) = circumstances.stale_after {
+        // Recomputed from an old check (a mapping changed while checks fail to finish).
+        staleness::mark_stale(s, limit, now);
+    }
+    let prev = instance.status.as_ref().map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let generation = instance.metadata.generation;
+    if let Some((stream, relist_every)) = &circumstances.stream {
+        conditions::set(&mut s.conditions, stream_condition(prev, generation, now, stream, *relist_every));
+    }
+    if let (Some(org), Some((binding, label))) = (&instance.spec.organization_id, &circumstances.organization)
+    {
+        let ns = instance.namespace().unwrap_or_default();
+        let bound =
+            organization::bound_condition(prev, generation, now, *binding, org, &ns, label.as_deref());
+        conditions::set(&mut s.conditions, bound);
+    }
+    e
+}
+
+/// The statuses the check's outcome alone gives.
+fn evaluate_check(
     instance: &ArgoCdInstance,
     mappings: &[&ClusterMapping],
     outcome: &Outcome,
@@ -235,191 +284,4 @@ pub fn instance_not_found(m: &ClusterMapping, now: Timestamp) -> ClusterMappingS
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::argocd::types::{Application, Cluster};
-    use crate::crd::ConnectionState;
-    use crate::fixtures;
-    use crate::model::destinations::destinations;
-
-    /// Instance `platform/prod` at generation 2 (so observedGeneration is visibly copied).
-    fn instance() -> ArgoCdInstance {
-        let mut i = fixtures::instance("platform", "prod");
-        i.spec.url = "https://argocd.example.com".into();
-        i.spec.organization_id = None;
-        i.metadata.generation = Some(2);
-        i
-    }
-
-    fn mapping(name: &str, url: &str, created: &str) -> ClusterMapping {
-        let mut m = fixtures::mapping("platform", name, "prod", url);
-        m.metadata.creation_timestamp = Some(fixtures::time(created));
-        m
-    }
-
-    fn observed() -> Arc<Observed> {
-        let clusters: Vec<Cluster> = serde_json::from_str(
-            r#"[{"server":"https://10.0.0.1:6443","name":"prod-eks"},{"server":"https://old.example.com","name":"old"}]"#,
-        )
-        .expect("clusters");
-        let apps: Vec<Application> = serde_json::from_str(
-            r#"[{"spec":{"destination":{"server":"https://10.0.0.1:6443"}}},{"spec":{"destination":{"name":"prod-eks"}}}]"#,
-        )
-        .expect("apps");
-        Arc::new(Observed {
-            destinations: destinations(&clusters, &apps),
-            version: Some("v3.5.1".into()),
-            credentials_expire_at: None,
-            can_get_clusters: None,
-            can_get_applications: None,
-        })
-    }
-
-    fn now() -> Timestamp {
-        "2026-11-22T10:00:00Z".parse().expect("ts")
-    }
-
-    #[test]
-    fn no_mapping_is_called_orphaned_while_the_cluster_list_is_hidden() {
-        let i = instance();
-        let ms = [
-            mapping("prod-eks", "https://10.0.0.1:6443", "2026-01-01T00:00:00Z"),
-            mapping("idle", "https://idle.example.com", "2026-01-01T00:00:00Z"),
-        ];
-        let mine: Vec<&ClusterMapping> = ms.iter().collect();
-        // The token may not get clusters: Argo CD lists none, applications still name one.
-        let apps: Vec<Application> =
-            serde_json::from_str(r#"[{"spec":{"destination":{"server":"https://10.0.0.1:6443"}}}]"#)
-                .expect("apps");
-        let hidden = Arc::new(Observed {
-            destinations: destinations(&[], &apps),
-            version: None,
-            credentials_expire_at: None,
-            can_get_clusters: Some(false),
-            can_get_applications: None,
-        });
-        let e = evaluate(&i, &mine, &Outcome::Observed { observed: hidden, fresh: true }, None, now());
-        let state = |name: &str| e.mappings.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.state);
-        assert_eq!(state("prod-eks"), Some(MappingState::Linked));
-        assert_eq!(state("idle"), Some(MappingState::Unverified), "a registered idle cluster may hide here");
-        assert!(e.instance.orphaned_mappings.is_empty());
-        assert_eq!(e.instance.summary.as_ref().map(|s| s.orphaned_mappings), Some(0));
-        let cv = e
-            .instance
-            .conditions
-            .iter()
-            .find(|c| c.type_ == crate::model::conditions::CLUSTERS_VISIBLE)
-            .expect("cv");
-        assert_eq!(cv.status, "False");
-        // Once the list is visible, the same mapping is orphaned.
-        let visible = Arc::new(Observed { can_get_clusters: Some(true), ..(*observed()).clone() });
-        let e = evaluate(&i, &mine, &Outcome::Observed { observed: visible, fresh: true }, None, now());
-        let state = |name: &str| e.mappings.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.state);
-        assert_eq!(state("idle"), Some(MappingState::Orphaned));
-    }
-
-    #[test]
-    fn observed_outcome_links_and_states_every_mapping() {
-        let i = instance();
-        let ms = [
-            mapping("prod-eks", "https://10.0.0.1:6443", "2026-01-01T00:00:00Z"),
-            mapping("dup", "https://10.0.0.1:6443/", "2026-02-01T00:00:00Z"),
-            mapping("legacy", "https://gke.example.com", "2026-01-01T00:00:00Z"),
-            mapping("other-instance", "https://x", "2026-01-01T00:00:00Z"),
-        ];
-        let mut other = ms[3].clone();
-        other.spec.instance_ref.name = "staging".into();
-        let all = [ms[0].clone(), ms[1].clone(), ms[2].clone(), other];
-        let mine = mappings_of(&i, &all);
-        assert_eq!(mine.len(), 3);
-        let e = evaluate(
-            &i,
-            &mine,
-            &Outcome::Observed { observed: observed(), fresh: true },
-            Some("r".into()),
-            now(),
-        );
-        let summary = e.instance.summary.clone().expect("summary");
-        assert_eq!(
-            (summary.linked_clusters, summary.unlinked_clusters, summary.orphaned_mappings),
-            (1, 1, 1)
-        );
-        assert_eq!(summary.applications, 2);
-        assert_eq!(e.instance.linked_clusters[0].applications_count, 2);
-        assert_eq!(e.instance.last_handled_refresh_at.as_deref(), Some("r"));
-        let states: Vec<_> = e.mappings.iter().map(|(n, s)| (n.as_str(), s.state)).collect();
-        assert_eq!(
-            states,
-            vec![
-                ("dup", Some(MappingState::Conflict)),
-                ("legacy", Some(MappingState::Orphaned)),
-                ("prod-eks", Some(MappingState::Linked))
-            ]
-        );
-        assert_eq!(e.mappings[2].1.applications_count, Some(2));
-    }
-
-    #[test]
-    fn failure_keeps_mapping_states_and_marks_new_ones_pending() {
-        let mut i = instance();
-        let mut known_mapping = mapping("prod-eks", "https://10.0.0.1:6443", "2026-01-01T00:00:00Z");
-        let first = evaluate(
-            &i,
-            &[&known_mapping],
-            &Outcome::Observed { observed: observed(), fresh: true },
-            None,
-            now(),
-        );
-        i.status = Some(first.instance);
-        known_mapping.status = Some(first.mappings[0].1.clone());
-        let new_mapping = mapping("new", "https://new", "2026-03-01T00:00:00Z");
-        let failed = Outcome::Failed {
-            reason: Reason::Unreachable,
-            message: "connection refused".into(),
-            fresh: true,
-        };
-        let e = evaluate(&i, &[&known_mapping, &new_mapping], &failed, None, now());
-        assert_eq!(e.mappings.len(), 1);
-        assert_eq!(e.mappings[0].0, "new");
-        assert_eq!(e.mappings[0].1.state, Some(MappingState::Pending));
-        let conn = e.instance.connection.expect("connection");
-        assert_eq!((conn.status, conn.reason), (ConnectionState::Error, Reason::Unreachable));
-        assert_eq!(e.instance.linked_clusters.len(), 1, "last known lists stay");
-    }
-
-    #[test]
-    fn recompute_leaves_connection_alone() {
-        let mut i = instance();
-        let first = evaluate(&i, &[], &Outcome::Observed { observed: observed(), fresh: true }, None, now());
-        i.status = Some(first.instance.clone());
-        let later: Timestamp = "2026-11-22T10:00:30Z".parse().expect("ts");
-        let m = mapping("old", "https://old.example.com", "2026-01-01T00:00:00Z");
-        let e = evaluate(&i, &[&m], &Outcome::Observed { observed: observed(), fresh: false }, None, later);
-        assert_eq!(e.instance.connection, first.instance.connection);
-        assert_eq!(e.instance.summary.expect("summary").linked_clusters, 1, "the new mapping links at once");
-    }
-
-    #[test]
-    fn argocd_errors_become_design_reasons() {
-        let e = ArgoCdError::Tls { endpoint: "clusters", detail: String::new() };
-        assert_eq!(reason_of(&e), Reason::TlsError);
-        let e = ArgoCdError::LoginFailed { status: 401, message: String::new() };
-        assert_eq!(reason_of(&e).as_str(), "AuthenticationFailed");
-        match Outcome::failed(&ArgoCdError::Timeout { endpoint: "clusters", timeout_secs: 3 }) {
-            Outcome::Failed { reason, message, fresh } => {
-                assert_eq!((reason, fresh), (Reason::Timeout, true));
-                assert!(message.contains("within 3s"), "{message}");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn suspended_instance() {
-        let i = instance();
-        let e = evaluate(&i, &[], &Outcome::Suspended, None, now());
-        let conn = e.instance.connection.expect("connection");
-        assert_eq!(conn.reason, Reason::Suspended);
-        assert_eq!(conn.last_checked_at, None);
-    }
-}
+mod tests;

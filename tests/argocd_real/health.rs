@@ -100,7 +100,7 @@ fn observed(can_get_clusters: Option<bool>, listed: bool) -> Outcome {
 
 /// `instance` with the status `outcome` gives it.
 fn with_status(mut i: ArgoCdInstance, mappings: &[&ClusterMapping], outcome: &Outcome) -> ArgoCdInstance {
-    i.status = Some(evaluate(&i, mappings, outcome, None, now()).instance);
+    i.status = Some(evaluate(&i, mappings, outcome, &Default::default(), now()).instance);
     i
 }
 
@@ -199,12 +199,13 @@ fn mapping_health_for_every_state() {
     let conflict = mapping("dup", "https://10.0.0.1:6443", "2026-02-01T00:00:00Z");
     let orphaned = mapping("legacy", "https://gke.example.com", "2026-01-01T00:00:00Z");
     let i = instance();
-    let e = evaluate(&i, &[&linked, &conflict, &orphaned], &observed(None, true), None, now());
+    let e = evaluate(&i, &[&linked, &conflict, &orphaned], &observed(None, true), &Default::default(), now());
     // The token may not get clusters: an idle mapping cannot be verified.
     let idle = mapping("idle", "https://idle.example.com", "2026-01-01T00:00:00Z");
-    let hidden = evaluate(&i, &[&idle], &observed(Some(false), false), None, now());
+    let hidden = evaluate(&i, &[&idle], &observed(Some(false), false), &Default::default(), now());
     let fresh = mapping("new", "https://new.example.com", "2026-03-01T00:00:00Z");
-    let waiting = evaluate(&i, &[&fresh], &failed(Reason::Unreachable, "refused"), None, now());
+    let waiting =
+        evaluate(&i, &[&fresh], &failed(Reason::Unreachable, "refused"), &Default::default(), now());
     let stated = |m: &ClusterMapping, from: &[(String, argomap::crd::ClusterMappingStatus)]| {
         let mut m = m.clone();
         m.status = from.iter().find(|(n, _)| Some(n) == m.metadata.name.as_ref()).map(|(_, s)| s.clone());
