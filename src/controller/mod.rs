@@ -157,52 +157,42 @@ pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers
         .reflect_shared(mapping_writer)
         .inspect_ok(mapping_seen(ctx.clone(), touched_tx, relisted_tx))
         .inspect_ok(on_init_done(&synced, Watch::Mappings));
-    // Secrets as metadata only, and only those opted in by label: argomap reads a Secret's
-    // data only when it checks, and holds nothing of any other Secret.
-    let secret_apis: Vec<Api<PartialObjectMeta<Secret>>> = apis(&watch_client, namespaces);
-    let secret_changes = watch(secret_apis, wc.clone().labels(CREDENTIALS_SELECTOR))
-        .modify(strip_secret_metadata)
-        .reflect(secrets)
-        .inspect_ok(on_init_done(&synced, Watch::Secrets))
-        .touched_objects();
+    let secret_changes = secret_watch(&ctx, &watch_client, &wc, secrets);
     let namespace_changes = namespace_watch(&ctx, &watch_client, &wc, ns_writer);
 
-    let instance_controller = {
-        let retriggers = ctx.clone();
-        let (by_mapping, by_secret, by_namespace) = (ctx.clone(), ctx.clone(), ctx.clone());
-        let changes =
-            instance_changes.filter(move |i| futures::future::ready(retriggers.instances.retriggers(i)));
-        Controller::for_shared_stream(changes, ctx.stores.instances.clone())
-            .trigger_backoff(backoff::NoWait)
-            // Unbounded reconciles: what is bounded is the checks (`slots`), so a reconcile
-            // that only recomputes never waits behind a slow Argo CD.
-            .with_config(ControllerConfig::default())
-            .watches_shared_stream(mapping_changes, move |m| by_mapping.mappings.applied(&m))
-            .watches_stream(secret_changes, move |s| triggers::readers_of(&by_secret.stores.instances, &s))
-            .watches_stream(namespace_changes, move |n| {
-                triggers::bound_in(&by_namespace.stores.instances, &n)
-            })
-            .reconcile_on(touched)
-            .reconcile_all_on(relisted)
-            .reconcile_on(wakes)
-            .graceful_shutdown_on(cancel.clone().cancelled_owned())
-            .run(instance::reconcile, instance::error_policy, ctx.clone())
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "instance reconcile did not run");
-                }
-            })
-    };
+    let changes = instance_changes.filter({
+        let ctx = ctx.clone();
+        move |i| futures::future::ready(ctx.instances.retriggers(i))
+    });
+    let instance_controller = Controller::for_shared_stream(changes, ctx.stores.instances.clone())
+        .trigger_backoff(backoff::NoWait)
+        // Unbounded reconciles: what is bounded is the checks (`slots`), so a reconcile that
+        // only recomputes never waits behind a slow Argo CD.
+        .with_config(ControllerConfig::default())
+        .watches_shared_stream(
+            mapping_changes,
+            mapper(&ctx, |ctx, m: Arc<ClusterMapping>| ctx.mappings.applied(&m)),
+        )
+        .watches_stream(
+            secret_changes,
+            mapper(&ctx, |ctx, s| triggers::readers_of(&ctx.stores.instances, &s)),
+        )
+        .watches_stream(
+            namespace_changes,
+            mapper(&ctx, |ctx, n| triggers::bound_in(&ctx.stores.instances, &n)),
+        )
+        .reconcile_on(touched)
+        .reconcile_all_on(relisted)
+        .reconcile_on(wakes)
+        .graceful_shutdown_on(cancel.clone().cancelled_owned())
+        .run(instance::reconcile, instance::error_policy, ctx.clone())
+        .for_each(|res| log_unrun("instance", res));
     let mapping_controller = Controller::for_shared_stream(own_mappings, ctx.stores.mappings.clone())
         .trigger_backoff(backoff::NoWait)
         .reconcile_on(orphans)
         .graceful_shutdown_on(cancel.clone().cancelled_owned())
         .run(cluster_mapping::reconcile, cluster_mapping::error_policy, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "mapping reconcile did not run");
-            }
-        });
+        .for_each(|res| log_unrun("mapping", res));
     tokio::join!(
         drive(instance_watch, &cancel),
         drive(mapping_watch, &cancel),
@@ -210,6 +200,22 @@ pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers
         mapping_controller,
         stale::sweep(ctx.clone()),
     );
+}
+
+/// A trigger mapper that reads the context.
+fn mapper<T, I>(
+    ctx: &Arc<Context>,
+    f: impl Fn(&Context, T) -> I + Send + Sync + 'static,
+) -> impl Fn(T) -> I + Send + Sync + 'static {
+    let ctx = ctx.clone();
+    move |obj| f(&ctx, obj)
+}
+
+/// Reconciles that could not run (a queue or store error) are logged, not fatal.
+async fn log_unrun<T, E: std::fmt::Display>(kind: &str, res: Result<T, E>) {
+    if let Err(e) = res {
+        tracing::debug!(error = %e, kind, "reconcile did not run");
+    }
 }
 
 /// Polls a shared reflector's watch until `cancel` (its subscribers are fed only while it is
@@ -279,6 +285,22 @@ fn mapping_seen(
         }
         Event::Apply(_) | Event::InitApply(_) | Event::Init => {}
     }
+}
+
+/// Secrets as metadata only, and only those opted in by label: argomap reads a Secret's data
+/// only when it checks, and holds nothing of any other Secret.
+fn secret_watch(
+    ctx: &Context,
+    watch_client: &kube::Client,
+    wc: &watcher::Config,
+    writer: kube::runtime::reflector::store::Writer<PartialObjectMeta<Secret>>,
+) -> impl futures::Stream<Item = watcher::Result<PartialObjectMeta<Secret>>> + use<> {
+    let apis: Vec<Api<PartialObjectMeta<Secret>>> = apis(watch_client, &ctx.settings.namespaces);
+    watch(apis, wc.clone().labels(CREDENTIALS_SELECTOR))
+        .modify(strip_secret_metadata)
+        .reflect(writer)
+        .inspect_ok(on_init_done(&ctx.synced, Watch::Secrets))
+        .touched_objects()
 }
 
 /// Namespaces bound to an organization, metadata only: one watch over all (or one per watched
