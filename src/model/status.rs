@@ -2,7 +2,7 @@
 //! current time is an argument, so a steady fleet compares equal and writes nothing.
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{
     APPLICATIONS_VISIBLE, CLUSTERS_VISIBLE, CONNECTED, CREDENTIALS_EXPIRING, Conditions, INSECURE_TLS, READY,
@@ -18,6 +18,8 @@ use crate::text::cap;
 
 use super::size::capped;
 pub use super::size::{LIST_BYTES, LIST_CAP, STATUS_TOO_LARGE, minimal};
+pub use super::visibility::clusters_hidden;
+use super::visibility::{applications_visible, clusters_visible};
 
 /// `CredentialsExpiringSoon` turns true this long before the token expires.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
@@ -48,9 +50,6 @@ pub struct Observation<'a> {
     pub can_get_clusters: Option<bool>,
     pub can_get_applications: Option<bool>,
 }
-
-/// Destinations named in one condition message, at most.
-const NAMED_DESTINATIONS: usize = 5;
 
 /// The connection part after a successful check.
 pub fn connected(now: Timestamp, version: Option<String>, expires: Option<Timestamp>) -> ConnectionStatus {
@@ -149,7 +148,10 @@ pub fn instance_status(
                 applications: obs.destinations.applications,
                 unresolved_applications: obs.destinations.unresolved,
             });
-            Some((clusters_visible(&c, obs), Some(applications_visible(&c, obs))))
+            Some((
+                clusters_visible(&c, obs.destinations, obs.can_get_clusters),
+                Some(applications_visible(&c, obs.destinations, obs.can_get_applications)),
+            ))
         }
         None => {
             if let Some(p) = prev {
@@ -217,95 +219,6 @@ pub fn instance_status(
     }
     out.connection = Some(connection);
     out
-}
-
-/// Whether Argo CD keeps (part of) its cluster list from the token: exactly when
-/// ClustersVisible is False. A mapping is then never called orphaned on the list's word.
-pub fn clusters_hidden(d: &Destinations, can_get_clusters: Option<bool>) -> bool {
-    let gap = d.by_url.values().any(|x| !x.listed) || d.unresolved > 0;
-    match can_get_clusters {
-        Some(false) => d.cluster_list_empty || gap,
-        None => d.cluster_list_empty && d.apps_name_destinations,
-        Some(true) => false,
-    }
-}
-
-/// Whether the cluster list shows every destination. Argo CD drops the clusters a token may
-/// not get and still answers 200, so an empty list, or applications aimed at clusters the list
-/// lacks, are read with `can-i clusters get *`: a "no" means the list is partial or hidden.
-fn clusters_visible(c: &Conditions<'_>, obs: &Observation<'_>) -> Condition {
-    let d = obs.destinations;
-    let unlisted: Vec<&str> = d.by_url.values().filter(|x| !x.listed).map(|x| x.url.as_str()).collect();
-    let named = |urls: &[&str]| {
-        let shown: Vec<&str> = urls.iter().take(NAMED_DESTINATIONS).copied().collect();
-        let more = urls.len().saturating_sub(NAMED_DESTINATIONS);
-        if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
-    };
-    let gap = !unlisted.is_empty() || d.unresolved > 0;
-    let (status, reason, message) = match obs.can_get_clusters {
-        Some(false) if d.cluster_list_empty => (
-            Status::False,
-            reason::MISSING_CLUSTERS_GET,
-            if d.apps_name_destinations {
-                "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i); destinations come from applications only".to_string()
-            } else {
-                "Argo CD lists no clusters to this token, which lacks `clusters, get` (confirmed by can-i)".to_string()
-            },
-        ),
-        Some(false) if gap => {
-            let mut parts = Vec::new();
-            if !unlisted.is_empty() {
-                parts.push(format!(
-                    "{} destination(s) of applications are missing from it: {}",
-                    unlisted.len(),
-                    named(&unlisted)
-                ));
-            }
-            if d.unresolved > 0 {
-                parts.push(format!(
-                    "{} application(s) could not be attributed (unresolvedApplications)",
-                    d.unresolved
-                ));
-            }
-            (
-                Status::False,
-                reason::MISSING_CLUSTERS_GET,
-                format!(
-                    "the token may get only some clusters (can-i clusters get * says no), so Argo CD's cluster list is partial: {}",
-                    parts.join("; ")
-                ),
-            )
-        }
-        Some(true) if d.cluster_list_empty && d.apps_name_destinations => (
-            Status::True,
-            reason::NO_CLUSTERS_REGISTERED,
-            "Argo CD lists no clusters although applications name destinations".to_string(),
-        ),
-        None if d.cluster_list_empty && d.apps_name_destinations => (
-            Status::False,
-            reason::MISSING_CLUSTERS_GET,
-            "Argo CD lists no clusters although applications name destinations: the token probably lacks `clusters, get` (unconfirmed: can-i could not be asked); destinations come from applications only".to_string(),
-        ),
-        _ => (Status::True, reason::CLUSTERS_LISTED, String::new()),
-    };
-    c.make(CLUSTERS_VISIBLE, status, reason, message)
-}
-
-/// Whether the application list can be trusted: an empty list is read with
-/// `can-i applications get *`, and a "no" means the counts are not Argo CD's.
-fn applications_visible(c: &Conditions<'_>, obs: &Observation<'_>) -> Condition {
-    let (status, reason, message) = if obs.can_get_applications == Some(false)
-        && obs.destinations.applications == 0
-    {
-        (
-            Status::False,
-            reason::MISSING_APPLICATIONS_GET,
-            "Argo CD lists no applications to this token, which lacks `applications, get` (confirmed by can-i): application counts are unknown".to_string(),
-        )
-    } else {
-        (Status::True, reason::APPLICATIONS_LISTED, String::new())
-    };
-    c.make(APPLICATIONS_VISIBLE, status, reason, message)
 }
 
 /// Whether `desired` must be written over `current`: any change besides the check

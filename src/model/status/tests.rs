@@ -5,6 +5,7 @@ use crate::argocd::types::{Application, Cluster};
 use crate::crd::{CloudProvider, KnownCluster, KubernetesType};
 use crate::model::destinations::destinations;
 use crate::model::linkage::{MappingInput, link};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use std::time::Duration;
 
 fn t(s: &str) -> Timestamp {
