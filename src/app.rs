@@ -2,14 +2,16 @@
 //! share the watch caches. On SIGTERM or SIGINT (caught once, before anything starts): the
 //! server stops accepting and drains; the controllers finish their reconciles (at most
 //! [`SHUTDOWN_GRACE`]); only then is the Lease released, so no standby writes while this
-//! replica still does.
+//! replica still does. What it takes is [`RunArgs`], the flags of `argomap run` (`args`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
+mod args;
+pub use args::RunArgs;
+
 use crate::readiness::{Readiness, Synced};
 use crate::{controller, leader, metrics, server, shutdown};
 use std::process::ExitCode;

@@ -6,6 +6,7 @@
 //! - `destinations`: Argo CD's destinations and the applications aimed at each;
 //! - `linkage`: ClusterMappings against destinations (linked, unlinked, orphaned, conflict);
 //! - `status`: the statuses and conditions argomap writes, and whether a write is due;
+//! - `visibility`: what a token lets argomap see (ClustersVisible, ApplicationsVisible);
 //! - `size`: the caps on a status' lists, and the minimal status when one is refused;
 //! - `stream`: watch mode's `ApplicationStream` condition;
 //! - `staleness`: when a connected status no longer tells the truth;
@@ -26,3 +27,4 @@ pub mod staleness;
 pub mod status;
 pub mod stream;
 pub mod url;
+pub mod visibility;

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use super::HttpConfig;
 use super::connections::client_key;
 use super::error::ApiError;
+use super::review_error::ReviewError;
 use crate::crd::GROUP;
 
 /// The resource a caller must be allowed to `list` to see an instance.
@@ -50,31 +51,6 @@ impl From<UserInfo> for User {
             groups: u.groups.unwrap_or_default(),
             extra: u.extra.unwrap_or_default(),
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
-pub enum ReviewError {
-    #[error("TokenReview failed: {0}")]
-    #[strum(serialize = "ReviewFailed")]
-    TokenReview(#[source] kube::Error),
-    #[error("SubjectAccessReview failed: {0}")]
-    #[strum(serialize = "ReviewFailed")]
-    AccessReview(#[source] kube::Error),
-    /// This client asked for more token reviews than its share.
-    #[error("too many requests with new tokens from this address; retry later")]
-    #[strum(serialize = "TooManyRequests")]
-    RateLimited,
-    /// Every review slot is taken.
-    #[error("too many token reviews in flight; retry later")]
-    #[strum(serialize = "TooManyRequests")]
-    Busy,
-}
-
-impl ReviewError {
-    /// Fixed label, the `error` member of the response body.
-    pub fn category(&self) -> &'static str {
-        self.into()
     }
 }
 

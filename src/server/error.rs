@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::auth::ReviewError;
+use super::review_error::ReviewError;
 
 /// Why a request failed. Each variant has one status code and one fixed category.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! - `probes`: `/healthz`, `/readyz`, `/metrics`;
 //! - `read_api`: the Qovery-compatible `GET /organization/{organizationId}/argoCdDestinationClusterMapping`;
 //! - `auth`: TokenReview/SubjectAccessReview of read-API callers, and their caches;
-//! - `error`: the JSON errors;
+//! - `error`: the JSON errors, and `review_error` why a review had no answer;
 //! - `config`: the knobs ([`HttpConfig`]) and their production values.
 //!
 //! Every client is bounded before it is trusted: its request head by bytes and time (which
@@ -18,6 +18,7 @@ mod error;
 mod probes;
 mod read_api;
 mod response;
+mod review_error;
 mod tls;
 
 use std::future::Future;
@@ -35,10 +36,11 @@ use kube::runtime::reflector::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, ReviewError, Reviewer, User};
+pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, Reviewer, User};
 pub use config::{DEFAULT_MAX_HEADER_BYTES, HttpConfig};
 pub use error::{ApiError, ErrorBody};
 pub use read_api::PATH as READ_API_PATH;
+pub use review_error::ReviewError;
 pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 
 use crate::crd::ArgoCdInstance;
