@@ -2,6 +2,7 @@
 
 use super::check::Report;
 use crate::crd::{ConnectionState, MappingState};
+use crate::model::conditions::{self, Status};
 
 /// The destinations table of `argomap check`.
 pub fn table(report: &Report) -> String {
@@ -68,8 +69,8 @@ pub fn table(report: &Report) -> String {
             sum.unresolved_applications
         ));
     }
-    let visibility = ["ClustersVisible", "ApplicationsVisible"];
-    for c in s.conditions.iter().filter(|c| visibility.contains(&c.type_.as_str()) && c.status == "False") {
+    let visibility = [conditions::CLUSTERS_VISIBLE, conditions::APPLICATIONS_VISIBLE];
+    for c in s.conditions.iter().filter(|c| visibility.contains(&c.type_.as_str()) && Status::False.of(c)) {
         out.push_str(&format!("Warning: {}\n", c.message));
     }
     if s.truncated {

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::conditions;
 use super::destinations::{Destinations, destinations_from};
 use super::linkage::{self, Linkage, MappingInput, MappingOutcome};
-use super::status::{self, InstanceUpdate, Observation};
+use super::status::{self, Attribution, InstanceUpdate};
 use super::stream::{StreamState, stream_condition};
 use super::url::normalize_url;
 use super::{organization, staleness};
@@ -207,7 +207,7 @@ fn evaluate_check(
                     Some(mapping_entry(m, outcome, &name, now))
                 })
                 .collect();
-            let observation = Observation {
+            let attribution = Attribution {
                 destinations: &obs.destinations,
                 linkage: &linkage,
                 can_get_clusters: obs.can_get_clusters,
@@ -218,7 +218,7 @@ fn evaluate_check(
                 InstanceUpdate {
                     generation,
                     connection,
-                    observation: Some(observation),
+                    attribution: Some(attribution),
                     refresh_handled,
                     insecure_tls,
                     now,
@@ -249,7 +249,7 @@ fn evaluate_check(
                 InstanceUpdate {
                     generation,
                     connection,
-                    observation: None,
+                    attribution: None,
                     refresh_handled,
                     insecure_tls,
                     now,

@@ -43,8 +43,10 @@ pub fn to_second(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// What a check produced for the status's lists.
-pub struct Observation<'a> {
+/// What a successful check attributed, as the status shows it: its destinations, how they link
+/// to mappings, and what the token could see (the lists, the summary and the visibility
+/// conditions are made from it).
+pub struct Attribution<'a> {
     pub destinations: &'a Destinations,
     pub linkage: &'a Linkage,
     pub can_get_clusters: Option<bool>,
@@ -108,7 +110,7 @@ pub struct InstanceUpdate<'a> {
     pub generation: Option<i64>,
     pub connection: ConnectionStatus,
     /// `None` keeps the previous lists, summary and ClustersVisible (nothing new was seen).
-    pub observation: Option<Observation<'a>>,
+    pub attribution: Option<Attribution<'a>>,
     pub refresh_handled: Option<String>,
     pub insecure_tls: bool,
     pub now: Timestamp,
@@ -118,7 +120,7 @@ pub fn instance_status(
     prev: Option<&ArgoCdInstanceStatus>,
     update: InstanceUpdate<'_>,
 ) -> ArgoCdInstanceStatus {
-    let InstanceUpdate { generation, connection, observation, refresh_handled, insecure_tls, now } = update;
+    let InstanceUpdate { generation, connection, attribution, refresh_handled, insecure_tls, now } = update;
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let c = Conditions::new(prev_conditions, generation, now);
     let cond = |type_: &str, status: bool, reason: &str, message: String| {
@@ -131,7 +133,7 @@ pub fn instance_status(
             .or_else(|| prev.and_then(|p| p.last_handled_refresh_at.clone())),
         ..Default::default()
     };
-    let clusters_visible = match &observation {
+    let clusters_visible = match &attribution {
         Some(obs) => {
             let l = obs.linkage;
             let (linked, t1) = capped(&l.linked);

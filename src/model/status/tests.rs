@@ -44,7 +44,7 @@ fn status_at(
         InstanceUpdate {
             generation: Some(3),
             connection: connected(now, Some("v3.5.1".into()), None),
-            observation: Some(Observation {
+            attribution: Some(Attribution {
                 destinations: d,
                 linkage: l,
                 can_get_clusters: None,
@@ -104,7 +104,7 @@ fn after_failure(
     let update = InstanceUpdate {
         generation: Some(3),
         connection,
-        observation: None,
+        attribution: None,
         refresh_handled: None,
         insecure_tls: false,
         now,
@@ -200,7 +200,7 @@ fn hidden_clusters_give_missing_permission() {
             InstanceUpdate {
                 generation: Some(1),
                 connection: connected(now, None, None),
-                observation: Some(Observation {
+                attribution: Some(Attribution {
                     destinations: &d,
                     linkage: &l,
                     can_get_clusters: can,
@@ -232,7 +232,7 @@ fn visibility(
         InstanceUpdate {
             generation: Some(2),
             connection: connected(now, None, None),
-            observation: Some(Observation {
+            attribution: Some(Attribution {
                 destinations: &d,
                 linkage: &l,
                 can_get_clusters: can_clusters,
@@ -294,7 +294,7 @@ fn expiring_credentials_and_insecure_tls_warn() {
             InstanceUpdate {
                 generation: Some(1),
                 connection: connected(now, None, Some(t(exp))),
-                observation: Some(Observation {
+                attribution: Some(Attribution {
                     destinations: &d,
                     linkage: &l,
                     can_get_clusters: None,
