@@ -94,10 +94,10 @@ impl Follower {
     }
 }
 
-/// Where the tasks report (changes of an instance wake its reconcile), and what they share:
-/// the check slots their lists take, and the byte budget of every watch.
+/// What every task shares: where it reports (changes of an instance wake its reconcile), the
+/// check slots its lists take, the byte budget of every watch, and the shutdown token.
 #[derive(Clone)]
-pub struct Hub {
+pub struct Shared {
     notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
     /// Cancelled on shutdown; every task's token is a child of it.
     pub cancel: CancellationToken,
@@ -105,27 +105,28 @@ pub struct Hub {
     budget: Arc<WatchBudget>,
 }
 
-impl Hub {
+impl Shared {
     pub(super) fn new(
         notify: futures::channel::mpsc::UnboundedSender<ObjectRef<ArgoCdInstance>>,
         slots: Arc<Slots>,
         budget: Arc<WatchBudget>,
         cancel: CancellationToken,
     ) -> Self {
-        Hub { notify, cancel, slots, budget }
+        Shared { notify, cancel, slots, budget }
     }
 
-    /// A hub nobody listens to (reconciles driven by hand, in tests), with 8 slots of its own
-    /// and `budget`.
+    /// Shared by tasks nobody listens to (reconciles driven by hand, in tests), with 8 slots of
+    /// their own and `budget`.
     pub fn detached(budget: Arc<WatchBudget>) -> Self {
         let (notify, _) = futures::channel::mpsc::unbounded();
         let cancel = CancellationToken::new();
-        Hub::new(notify, Arc::new(Slots::new(8, cancel.clone())), budget, cancel)
+        Shared::new(notify, Arc::new(Slots::new(8, cancel.clone())), budget, cancel)
     }
 }
 
-/// What one task needs.
-pub struct Spec {
+/// What one task needs: the instance it follows, its client, its interval and stall timeout,
+/// the metrics it records, and the leadership it stops without.
+pub struct TaskConfig {
     pub key: ObjectRef<ArgoCdInstance>,
     pub client: Arc<argocd::Client>,
     pub interval: Duration,
@@ -135,23 +136,28 @@ pub struct Spec {
 }
 
 /// Starts following one instance.
-pub fn start(spec: Spec, hub: &Hub) -> Follower {
+pub fn start(config: TaskConfig, shared: &Shared) -> Follower {
     let (tx, rx) = watch::channel(Followed {
         state: StreamState::Connecting,
         tally: Arc::new(AppTally::default()),
         version: 0,
     });
-    let cancel = hub.cancel.child_token();
-    let task =
-        Task { spec, publish: tx, hub: hub.clone(), cancel: cancel.clone(), last_list: Default::default() };
+    let cancel = shared.cancel.child_token();
+    let task = Task {
+        config,
+        publish: tx,
+        shared: shared.clone(),
+        cancel: cancel.clone(),
+        last_list: Default::default(),
+    };
     let task = tokio::spawn(task.run());
     Follower { followed: rx, task, _stop: cancel.drop_guard() }
 }
 
 struct Task {
-    spec: Spec,
+    config: TaskConfig,
     publish: watch::Sender<Followed>,
-    hub: Hub,
+    shared: Shared,
     cancel: CancellationToken,
     /// How the last list ended: its lane, as for a check (see `slots`).
     last_list: std::sync::Mutex<Option<Result<Duration, ()>>>,
@@ -171,11 +177,11 @@ enum Round {
 
 impl Task {
     fn labels(&self) -> (&str, &str) {
-        (self.spec.key.namespace.as_deref().unwrap_or_default(), &self.spec.key.name)
+        (self.config.key.namespace.as_deref().unwrap_or_default(), &self.config.key.name)
     }
 
     fn relist_period(&self) -> Duration {
-        super::backoff::spread(self.spec.interval.saturating_mul(RELIST_INTERVALS))
+        super::backoff::spread(self.config.interval.saturating_mul(RELIST_INTERVALS))
     }
 
     async fn run(self) {
@@ -185,9 +191,9 @@ impl Task {
         // in ROUNDS_PER_WINDOW intervals. A round that could not even list (a server down)
         // cost Argo CD nothing, and only backs off.
         let mut served: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
-        let window = self.spec.interval.saturating_mul(ROUNDS_PER_WINDOW);
+        let window = self.config.interval.saturating_mul(ROUNDS_PER_WINDOW);
         loop {
-            if self.cancel.is_cancelled() || !self.spec.leadership.is_leader() {
+            if self.cancel.is_cancelled() || !self.config.leadership.is_leader() {
                 return;
             }
             if served.len() == ROUNDS_PER_WINDOW as usize
@@ -227,12 +233,12 @@ impl Task {
     /// `slots`). `None` once shutdown began.
     async fn list(&self) -> Option<Result<IndexedApplications, ArgoCdError>> {
         let (ns, _) = self.labels();
-        let client = &self.spec.client;
-        let metrics = self.spec.metrics.as_ref();
+        let client = &self.config.client;
+        let metrics = self.config.metrics.as_ref();
         let last = *self.last_list.lock().unwrap_or_else(|e| e.into_inner());
         let mut leashed = Duration::ZERO;
         if Lane::of(last, client.timeout()) == Lane::Proven {
-            let slot = self.hub.slots.acquire(ns, Lane::Proven).await?;
+            let slot = self.shared.slots.acquire(ns, Lane::Proven).await?;
             let started = Instant::now();
             let listed = tokio::time::timeout(PROVEN_LEASH, client.list_index(metrics)).await;
             drop(slot);
@@ -242,7 +248,7 @@ impl Task {
             }
             leashed = PROVEN_LEASH;
         }
-        let slot = self.hub.slots.acquire(ns, Lane::Probation).await?;
+        let slot = self.shared.slots.acquire(ns, Lane::Probation).await?;
         let started = Instant::now();
         let listed = client.list_index(metrics).await;
         drop(slot);
@@ -259,8 +265,8 @@ impl Task {
     /// periodic relists happen beside the open stream.
     async fn round(&self, failures: &mut u32, silent: &mut u32, listed_ok: &mut bool) -> Round {
         let (ns, name) = self.labels();
-        let client = &self.spec.client;
-        let metrics = self.spec.metrics.as_ref();
+        let client = &self.config.client;
+        let metrics = self.config.metrics.as_ref();
         let listed = tokio::select! {
             r = self.list() => r,
             _ = self.cancel.cancelled() => return Round::Stop,
@@ -274,7 +280,7 @@ impl Task {
         metrics.stream_relisted(ns, name);
         *listed_ok = true;
         let index = listed.index.ok_or(IndexFull::Applications);
-        let mut index = match index.and_then(|mut i| i.charge_to(&self.hub.budget).map(|()| i)) {
+        let mut index = match index.and_then(|mut i| i.charge_to(&self.shared.budget).map(|()| i)) {
             Ok(index) => index,
             Err(full) => {
                 metrics.stream_reconnect(ns, name, StreamError::Full(full).category());
@@ -291,7 +297,7 @@ impl Task {
             self.publish(StreamState::Streaming, &index);
         }
         let opened = tokio::select! {
-            r = tokio::time::timeout(self.spec.stall, client.open_stream(lifetime, metrics)) => r,
+            r = tokio::time::timeout(self.config.stall, client.open_stream(lifetime, metrics)) => r,
             _ = self.cancel.cancelled() => return Round::Stop,
         };
         let mut stream = match opened {
@@ -309,7 +315,7 @@ impl Task {
             Ok(Err(e)) if e.is_login_refused() => return self.login_refused(&e).await,
             Ok(Err(e)) => return self.failed(failures, &e.to_string(), e.is_unauthenticated()).await,
         };
-        stream.charge_to(&self.hub.budget);
+        stream.charge_to(&self.shared.budget);
         // The stream is open (its first event came): until it says otherwise, the list holds.
         self.publish(StreamState::Streaming, &index);
         let mut pending: Option<Instant> = None;
@@ -323,7 +329,7 @@ impl Task {
         let mut leader_check = tokio::time::interval(Duration::from_secs(1));
         // The stall is timed from the last line, not from each wait: the other branches
         // (debounce, leadership) would otherwise restart it for ever.
-        let mut stall_at = Instant::now() + self.spec.stall;
+        let mut stall_at = Instant::now() + self.config.stall;
         let ended = loop {
             let debounce = async {
                 match pending {
@@ -335,10 +341,10 @@ impl Task {
                 line = stream.next_line(stall_at.saturating_duration_since(Instant::now())) => {
                     let line = match line {
                         Ok(line) => line,
-                        Err(StreamError::Stalled(_)) => break StreamError::Stalled(self.spec.stall),
+                        Err(StreamError::Stalled(_)) => break StreamError::Stalled(self.config.stall),
                         Err(e) => break e,
                     };
-                    stall_at = Instant::now() + self.spec.stall;
+                    stall_at = Instant::now() + self.config.stall;
                     let changes = relisting.as_mut().map(|(_, changes)| changes);
                     match apply_line_recording(&mut index, changes, &line) {
                         Ok(Line::Idle) => {}
@@ -356,7 +362,7 @@ impl Task {
                     self.publish(StreamState::Streaming, &index);
                 }
                 _ = sleep_until(relist_at), if relisting.is_none() => {
-                    relisting = Some((Box::pin(self.list()), Changes::charged_to(&self.hub.budget)));
+                    relisting = Some((Box::pin(self.list()), Changes::charged_to(&self.shared.budget)));
                 }
                 listed = async {
                     match relisting.as_mut() {
@@ -391,7 +397,7 @@ impl Task {
                             tracing::info!(namespace = ns, instance = name, error = %message, "relist failed; the stream goes on");
                             // A refused login is not tried again for a while: Argo CD locks the
                             // account out after a few.
-                            let wait = if e.is_login_refused() { LOGIN_RETRY } else { self.spec.interval };
+                            let wait = if e.is_login_refused() { LOGIN_RETRY } else { self.config.interval };
                             relist_at = Instant::now() + wait;
                         }
                     }
@@ -402,7 +408,7 @@ impl Task {
                     return Round::Relist;
                 }
                 _ = leader_check.tick() => {
-                    if !self.spec.leadership.is_leader() {
+                    if !self.config.leadership.is_leader() {
                         return Round::Stop;
                     }
                 }
@@ -423,7 +429,7 @@ impl Task {
                     let why = format!(
                         "{} streams in a row sent not one byte within {}s; a proxy before Argo CD may be buffering the stream",
                         SILENT_STREAMS,
-                        self.spec.stall.as_secs()
+                        self.config.stall.as_secs()
                     );
                     return Round::Failed {
                         state: StreamState::Unavailable(why),
@@ -440,7 +446,7 @@ impl Task {
                 // A stream that ran a while (an interval at least) and ended is a routine
                 // reconnect, not a failure streak. One that ends soon after its first events
                 // is a failure, however many bytes it sent.
-                if stream.any_bytes && opened_at.elapsed() >= self.spec.interval {
+                if stream.any_bytes && opened_at.elapsed() >= self.config.interval {
                     *failures = 0;
                 }
                 self.failed(failures, &other.to_string(), false).await
@@ -456,37 +462,37 @@ impl Task {
             *silent = 0;
             let why = format!(
                 "{SILENT_STREAMS} streams in a row sent not one byte within {}s; a proxy before Argo CD may be buffering the stream",
-                self.spec.stall.as_secs()
+                self.config.stall.as_secs()
             );
             return Round::Failed { state: StreamState::Unavailable(why), wait: self.relist_period() };
         }
-        self.failed(failures, &StreamError::Stalled(self.spec.stall).to_string(), false).await
+        self.failed(failures, &StreamError::Stalled(self.config.stall).to_string(), false).await
     }
 
     /// Argo CD refused the login: no new login before [`LOGIN_RETRY`], as the reconcile waits
     /// too (Argo CD locks an account out after 5 failed logins, for everyone using it). A
     /// change of the credentials starts a new task, which logs in at once.
     async fn login_refused(&self, e: &ArgoCdError) -> Round {
-        let message = crate::text::cap(&self.spec.client.redact(&e.to_string()).await);
+        let message = crate::text::cap(&self.config.client.redact(&e.to_string()).await);
         Round::Failed { state: StreamState::Reconnecting(message), wait: LOGIN_RETRY }
     }
 
     /// A failed list or stream: the session is renewed on 401, and the next round waits.
     async fn failed(&self, failures: &mut u32, message: &str, unauthenticated: bool) -> Round {
         if unauthenticated {
-            self.spec.client.renew_session().await;
+            self.config.client.renew_session().await;
         }
         *failures += 1;
-        let message = crate::text::cap(&self.spec.client.redact(message).await);
+        let message = crate::text::cap(&self.config.client.redact(message).await);
         Round::Failed {
             state: StreamState::Reconnecting(message),
-            wait: super::backoff::stream_retry(*failures, self.spec.interval),
+            wait: super::backoff::stream_retry(*failures, self.config.interval),
         }
     }
 
     fn set_state(&self, state: StreamState) {
         let (ns, name) = self.labels();
-        self.spec.metrics.stream_up(ns, name, state.is_streaming());
+        self.config.metrics.stream_up(ns, name, state.is_streaming());
         let changed = self.publish.send_if_modified(|f| {
             if f.state == state {
                 return false;
@@ -496,14 +502,14 @@ impl Task {
             true
         });
         if changed {
-            let _ = self.hub.notify.unbounded_send(self.spec.key.clone());
+            let _ = self.shared.notify.unbounded_send(self.config.key.clone());
         }
     }
 
     /// Publishes `index`'s tally in `state`, and wakes the reconcile if either changed.
     fn publish(&self, state: StreamState, index: &AppIndex) {
         let (ns, name) = self.labels();
-        self.spec.metrics.stream_up(ns, name, state.is_streaming());
+        self.config.metrics.stream_up(ns, name, state.is_streaming());
         let tally = index.tally();
         let changed = self.publish.send_if_modified(|f| {
             if f.state == state && *f.tally == tally {
@@ -515,7 +521,7 @@ impl Task {
             true
         });
         if changed {
-            let _ = self.hub.notify.unbounded_send(self.spec.key.clone());
+            let _ = self.shared.notify.unbounded_send(self.config.key.clone());
         }
     }
 }
@@ -667,10 +673,10 @@ mod tests {
         .expect("client");
         let slots = Arc::new(Slots::new(1, CancellationToken::new()));
         let (notify, _) = futures::channel::mpsc::unbounded();
-        let hub = Hub::new(notify, slots.clone(), WatchBudget::new(1 << 20), CancellationToken::new());
+        let shared = Shared::new(notify, slots.clone(), WatchBudget::new(1 << 20), CancellationToken::new());
         // Every slot a new instance's list may take is held (a leader change's first checks).
         let held = slots.acquire("faults", Lane::Proven).await.expect("slot");
-        let spec = Spec {
+        let config = TaskConfig {
             key: ObjectRef::new("prod").within("faults"),
             client: Arc::new(client),
             interval: Duration::from_secs(10),
@@ -678,7 +684,7 @@ mod tests {
             metrics: Arc::new(Metrics::new().expect("metrics")),
             leadership: Leadership::always(),
         };
-        let follower = start(spec, &hub);
+        let follower = start(config, &shared);
         let waiting = follower.settled(Duration::from_millis(500)).await;
         assert_eq!(waiting.state, StreamState::Connecting);
         assert_eq!(fake.requests(Endpoint::Applications), 0, "no list without a slot");

@@ -308,7 +308,7 @@ async fn follow_settled(
 ) -> Option<follow::Followed> {
     let (_, client) = state.client.clone()?;
     if state.follower.as_ref().is_none_or(|f| f.is_finished()) {
-        let spec = follow::Spec {
+        let config = follow::TaskConfig {
             key: ObjectRef::from_obj(instance),
             client,
             interval: instance.spec.interval_duration(),
@@ -316,7 +316,7 @@ async fn follow_settled(
             metrics: ctx.metrics.clone(),
             leadership: ctx.leadership.clone(),
         };
-        state.follower = Some(Arc::new(follow::start(spec, &ctx.follow)));
+        state.follower = Some(Arc::new(follow::start(config, &ctx.follow)));
     }
     let follower = state.follower.clone()?;
     // A task just started lists first: wait for that rather than list twice.
