@@ -1,5 +1,20 @@
-use super::*;
-use crate::argocd::stream::apply_line;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use tokio_util::sync::CancellationToken;
+
+use super::round::{cannot_stream, replayed};
+use super::{Shared, TaskConfig, start};
+use crate::argocd::budget::WatchBudget;
+use crate::argocd::stream::{
+    AppIndex, Changes, IndexedApplications, StreamError, apply_line, apply_line_recording,
+};
+use crate::argocd::{self, ArgoCdError};
+use crate::controller::slots::{Lane, Slots};
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::model::stream::StreamState;
 
 fn event(kind: &str, name: &str, server: &str) -> String {
     format!(
