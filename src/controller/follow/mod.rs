@@ -10,11 +10,12 @@
 //! back to polling), on shutdown, and when this process stops leading.
 //!
 //! `task` holds the task's loop (its rounds, paced) and its lists in a check slot, `round` one
-//! round (a list, then the stream until it ends), and `published` what the task publishes and
-//! the handle the reconcile reads it from.
+//! round (a list, the stream opened, how it ended), `streaming` the open stream followed until
+//! it ends, and `published` what the task publishes and the handle the reconcile reads it from.
 
 mod published;
 mod round;
+mod streaming;
 mod task;
 
 pub use published::{Followed, Follower};

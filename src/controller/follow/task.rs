@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::round::Round;
+use super::round::{Round, Streaks};
 use super::{Followed, RELIST_INTERVALS, ROUNDS_PER_WINDOW, Shared, TaskConfig};
 use crate::argocd::ArgoCdError;
 use crate::argocd::stream::IndexedApplications;
@@ -33,8 +33,7 @@ impl Task {
     }
 
     pub(super) async fn run(self) {
-        let mut failures = 0u32;
-        let mut silent = 0u32;
+        let mut streaks = Streaks::default();
         // When the last rounds that Argo CD served a list started: at most ROUNDS_PER_WINDOW
         // in ROUNDS_PER_WINDOW intervals. A round that could not even list (a server down)
         // cost Argo CD nothing, and only backs off.
@@ -54,7 +53,7 @@ impl Task {
             }
             let started = Instant::now();
             let mut listed = false;
-            let ended = self.round(&mut failures, &mut silent, &mut listed).await;
+            let ended = self.round(&mut streaks, &mut listed).await;
             if listed {
                 served.push_back(started);
                 if served.len() > ROUNDS_PER_WINDOW as usize {

@@ -4,7 +4,8 @@ use std::time::Duration;
 use kube::runtime::reflector::ObjectRef;
 use tokio_util::sync::CancellationToken;
 
-use super::round::{cannot_stream, replayed};
+use super::round::{Streaks, buffered, cannot_stream};
+use super::streaming::replayed;
 use super::{Shared, TaskConfig, start};
 use crate::argocd::budget::WatchBudget;
 use crate::argocd::stream::{
@@ -153,4 +154,25 @@ fn only_answers_that_cannot_change_soon_mean_no_stream() {
     assert!(!cannot_stream(&e(400)));
     assert!(!cannot_stream(&ArgoCdError::ServerError { endpoint: "s", status: 503, message: String::new() }));
     assert!(!cannot_stream(&ArgoCdError::Unauthenticated { endpoint: "s", message: String::new() }));
+}
+
+#[test]
+fn streams_silent_twice_in_a_row_mean_a_buffering_proxy() {
+    let mut streaks = Streaks::default();
+    assert!(!streaks.silent_stream(), "one silent stream is a failure like any");
+    assert!(streaks.silent_stream(), "the second in a row: a proxy buffers the stream");
+    assert!(!streaks.silent_stream(), "then the count starts again");
+    // A healthy stream between two silent ones breaks the streak, and the failures' too.
+    streaks.failures = 3;
+    streaks.reset();
+    assert_eq!(streaks, Streaks::default());
+    assert!(!streaks.silent_stream());
+    assert!(streaks.silent_stream());
+    assert_eq!(
+        buffered(Duration::from_secs(45)),
+        StreamState::Unavailable(
+            "2 streams in a row sent not one byte within 45s; a proxy before Argo CD may be buffering the stream"
+                .into()
+        )
+    );
 }
