@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use argomap::argocd::budget::{DEFAULT_MAX_WATCH_BYTES, WatchBudget};
 use argomap::argocd::{Client, ClientConfig, Credentials};
-use argomap::controller::follow::{self, Followed, Hub, Spec};
+use argomap::controller::follow::{self, Followed, Shared, TaskConfig};
 use argomap::leader::Leadership;
 use argomap::metrics::Metrics;
 use argomap::model::stream::StreamState;
@@ -44,9 +44,9 @@ async fn follow_as(
     password: Option<&str>,
     interval: Duration,
 ) -> (FakeArgoCd, follow::Follower, Arc<Metrics>, String) {
-    let hub = Hub::detached(WatchBudget::new(DEFAULT_MAX_WATCH_BYTES));
+    let shared = Shared::detached(WatchBudget::new(DEFAULT_MAX_WATCH_BYTES));
     let fake = fake_with(apps("https://b.example.com")).await;
-    let (follower, metrics, token) = follow_on(&fake, &hub, password, interval, "prod");
+    let (follower, metrics, token) = follow_on(&fake, &shared, password, interval, "prod");
     (fake, follower, metrics, token)
 }
 
@@ -63,10 +63,10 @@ async fn fake_with(apps: Vec<App>) -> FakeArgoCd {
     fake
 }
 
-/// A follower of `fake` named `name`, on `hub`.
+/// A follower of `fake` named `name`, on `shared`.
 fn follow_on(
     fake: &FakeArgoCd,
-    hub: &Hub,
+    shared: &Shared,
     password: Option<&str>,
     interval: Duration,
     name: &str,
@@ -84,7 +84,7 @@ fn follow_on(
     )
     .expect("client");
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let spec = Spec {
+    let config = TaskConfig {
         key: ObjectRef::new(name).within("faults"),
         client: Arc::new(client),
         interval,
@@ -92,7 +92,7 @@ fn follow_on(
         metrics: metrics.clone(),
         leadership: Leadership::always(),
     };
-    (follow::start(spec, hub), metrics, token)
+    (follow::start(config, shared), metrics, token)
 }
 
 /// Polls the follower until `want` says yes, within 15 s.
@@ -364,8 +364,8 @@ fn many_apps() -> Vec<App> {
 /// What one follower of `fake` charges to the budget once streaming.
 async fn charge_of_one(fake: &FakeArgoCd) -> usize {
     let budget = WatchBudget::new(DEFAULT_MAX_WATCH_BYTES);
-    let hub = Hub::detached(budget.clone());
-    let (f, _, _) = follow_on(fake, &hub, None, Duration::from_secs(10), "probe");
+    let shared = Shared::detached(budget.clone());
+    let (f, _, _) = follow_on(fake, &shared, None, Duration::from_secs(10), "probe");
     until(&f, "streaming", |f| f.state.is_streaming()).await;
     budget.used()
 }
@@ -377,11 +377,11 @@ async fn watches_past_the_process_budget_are_polled_and_say_so() {
     assert!(one > 2000 * 100, "2 000 entries of 100 bytes charged {one} bytes");
     // Room for one index and a half: the second watch does not fit.
     let budget = WatchBudget::new(one + one / 2);
-    let hub = Hub::detached(budget.clone());
+    let shared = Shared::detached(budget.clone());
     let interval = Duration::from_secs(1);
-    let (first, _, _) = follow_on(&fake, &hub, None, interval, "first");
+    let (first, _, _) = follow_on(&fake, &shared, None, interval, "first");
     until(&first, "the first streams", |f| f.state.is_streaming()).await;
-    let (second, metrics, _) = follow_on(&fake, &hub, None, interval, "second");
+    let (second, metrics, _) = follow_on(&fake, &shared, None, interval, "second");
     let s = until(&second, "the second is over the budget", |f| over_budget(f).is_some()).await;
     let why = over_budget(&s).unwrap_or_default();
     assert!(why.contains("--max-watch-bytes"), "{why}");
@@ -405,8 +405,8 @@ async fn large_lines_are_charged_to_the_budget() {
     let one = charge_of_one(&fake).await;
     // Room for the index and half a megabyte of lines: a flood of 1 MiB events does not fit.
     let budget = WatchBudget::new(one + (512 << 10));
-    let hub = Hub::detached(budget.clone());
-    let (f, _, _) = follow_on(&fake, &hub, None, Duration::from_secs(10), "flooded");
+    let shared = Shared::detached(budget.clone());
+    let (f, _, _) = follow_on(&fake, &shared, None, Duration::from_secs(10), "flooded");
     until(&f, "streaming", |f| f.state.is_streaming()).await;
     fake.break_streams(StreamFault::Flood { lines: 50, pad: 1 << 20 });
     let s = until(&f, "over the budget", |f| over_budget(f).is_some()).await;

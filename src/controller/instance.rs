@@ -20,7 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::credentials::{self, CredentialsError, Resolved};
-use super::state::{self, Failure, InstanceState, Plan, Trigger};
+use super::state::{self, DecisionInputs, Failure, InstanceState, Plan};
 use super::{Context, Error, apply, follow, guard, slots};
 use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
@@ -55,7 +55,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
     let mappings = evaluate::mappings_of(instance, all_mappings.iter().map(|m| m.as_ref()));
     let interval = instance.spec.interval_duration();
     let resolved = if instance.spec.suspend { None } else { Some(read_credentials(instance, ctx).await?) };
-    let trigger = Trigger {
+    let trigger = DecisionInputs {
         generation: instance.metadata.generation,
         refresh: instance.annotations().get(REFRESH_ANNOTATION).cloned(),
         suspended: instance.spec.suspend,
@@ -172,11 +172,14 @@ async fn read_credentials(
 /// when the stream published something not evaluated yet (and the last check succeeded).
 fn followed_changes(state: &mut InstanceState) -> Option<Outcome> {
     let followed = state.follower.as_ref()?.current();
-    if followed.version == state.followed || !followed.state.is_streaming() || state.last_failure.is_some() {
+    if followed.version == state.evaluated_stream_version
+        || !followed.state.is_streaming()
+        || state.last_failure.is_some()
+    {
         return None;
     }
     let snapshot = state.snapshot.as_ref()?;
-    state.followed = followed.version;
+    state.evaluated_stream_version = followed.version;
     let observed = Arc::new(Observed::from_snapshot(argocd::Snapshot {
         applications: (*followed.tally).clone(),
         ..(**snapshot).clone()
@@ -288,7 +291,7 @@ async fn follow_settled(
 ) -> Option<follow::Followed> {
     let (_, client) = state.client.clone()?;
     if state.follower.as_ref().is_none_or(|f| f.is_finished()) {
-        let spec = follow::Spec {
+        let config = follow::TaskConfig {
             key: ObjectRef::from_obj(instance),
             client,
             interval: instance.spec.interval_duration(),
@@ -296,7 +299,7 @@ async fn follow_settled(
             metrics: ctx.metrics.clone(),
             leadership: ctx.leadership.clone(),
         };
-        state.follower = Some(Arc::new(follow::start(spec, &ctx.follow)));
+        state.follower = Some(Arc::new(follow::start(config, &ctx.follow)));
     }
     let follower = state.follower.clone()?;
     // A task just started lists first: wait for that rather than list twice.
@@ -328,7 +331,7 @@ async fn fetch(
     };
     let mut snapshot = result.map_err(|e| failure(&e))?;
     if followed.state.is_streaming() {
-        state.followed = followed.version;
+        state.evaluated_stream_version = followed.version;
     }
     // Kept without its applications: the stream's replace them between checks.
     let applications = std::mem::take(&mut snapshot.applications);

@@ -83,7 +83,7 @@ pub struct Context {
     mappings: Mappings,
     slots: Arc<slots::Slots>,
     /// Watch mode's tasks report here.
-    follow: follow::Hub,
+    follow: follow::Shared,
 }
 
 /// Instances whose stream task saw their applications change (the instance controller's
@@ -103,7 +103,7 @@ impl Context {
         let slots = Arc::new(slots::Slots::new(settings.max_concurrent_checks, cancel.clone()));
         let (notify, wakes) = unbounded();
         let budget = WatchBudget::new(settings.max_watch_bytes);
-        let follow = follow::Hub::new(notify, slots.clone(), budget, cancel.child_token());
+        let follow = follow::Shared::new(notify, slots.clone(), budget, cancel.child_token());
         let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         let ctx = Context {
             recorder: Recorder::new(client.clone(), reporter),

@@ -48,7 +48,7 @@ pub struct InstanceState {
     /// are evaluated against between checks.
     pub snapshot: Option<Arc<argocd::Snapshot>>,
     /// Watch mode: the [`Followed::version`](super::follow::Followed) last evaluated.
-    pub followed: u64,
+    pub evaluated_stream_version: u64,
 }
 
 /// The least time between two checks that refresh annotations ask for: a tenant writing a new
@@ -76,7 +76,7 @@ impl Failure {
 
 /// What a reconcile knows of the instance when it decides.
 #[derive(Clone, Debug, Default)]
-pub struct Trigger {
+pub struct DecisionInputs {
     pub generation: Option<i64>,
     /// The refresh annotation's value.
     pub refresh: Option<String>,
@@ -101,7 +101,7 @@ pub enum Plan {
 
 /// Decides whether Argo CD is polled: when the timer is due, the spec changed, a new refresh
 /// was asked for, or the credentials changed (checked at once with the new ones).
-pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
+pub fn decide(state: &InstanceState, t: &DecisionInputs, now: Instant) -> Plan {
     if t.suspended {
         return Plan::Suspend;
     }
@@ -132,13 +132,13 @@ pub fn decide(state: &InstanceState, t: &Trigger, now: Instant) -> Plan {
 }
 
 /// A refresh annotation value not handled yet.
-pub fn refresh_pending(state: &InstanceState, t: &Trigger) -> bool {
+pub fn refresh_pending(state: &InstanceState, t: &DecisionInputs) -> bool {
     t.refresh.is_some() && t.refresh != state.handled_refresh
 }
 
 impl InstanceState {
     /// When a refresh not handled yet may be checked (`None`: none is waiting).
-    pub fn refresh_at(&self, t: &Trigger) -> Option<Instant> {
+    pub fn refresh_at(&self, t: &DecisionInputs) -> Option<Instant> {
         refresh_pending(self, t).then(|| self.refreshed_at.map(|at| at + REFRESH_FLOOR)).flatten()
     }
 
@@ -146,7 +146,7 @@ impl InstanceState {
     pub fn record(
         &mut self,
         result: Result<Observed, Failure>,
-        t: &Trigger,
+        t: &DecisionInputs,
         interval: Duration,
         now: Instant,
     ) -> Outcome {
@@ -244,7 +244,7 @@ mod tests {
 
     fn checked(now: Instant) -> InstanceState {
         let mut s = InstanceState::default();
-        let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        let t = DecisionInputs { generation: Some(1), fingerprint: Some(7), ..Default::default() };
         s.record(Err(Failure::new(Reason::Timeout, "slow")), &t, Duration::from_secs(60), now);
         s
     }
@@ -253,7 +253,7 @@ mod tests {
     fn nothing_due_recomputes() {
         let now = Instant::now();
         let mut s = checked(now);
-        let t = Trigger { generation: Some(1), fingerprint: None, ..Default::default() };
+        let t = DecisionInputs { generation: Some(1), fingerprint: None, ..Default::default() };
         assert_eq!(decide(&s, &t, now), Plan::Recompute);
         s.next_check = Some(now);
         assert_eq!(decide(&s, &t, now), Plan::Poll { connect: false, credentials_changed: false });
@@ -263,13 +263,14 @@ mod tests {
     fn spec_refresh_and_credentials_make_a_check_due() {
         let now = Instant::now();
         let s = checked(now);
-        let spec = Trigger { generation: Some(2), ..Default::default() };
+        let spec = DecisionInputs { generation: Some(2), ..Default::default() };
         assert!(matches!(decide(&s, &spec, now), Plan::Poll { .. }));
-        let refresh = Trigger { generation: Some(1), refresh: Some("now".into()), ..Default::default() };
+        let refresh =
+            DecisionInputs { generation: Some(1), refresh: Some("now".into()), ..Default::default() };
         assert!(matches!(decide(&s, &refresh, now), Plan::Poll { .. }));
-        let first = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        let first = DecisionInputs { generation: Some(1), fingerprint: Some(7), ..Default::default() };
         assert_eq!(decide(&s, &first, now), Plan::Poll { connect: true, credentials_changed: false });
-        let suspended = Trigger { suspended: true, ..first };
+        let suspended = DecisionInputs { suspended: true, ..first };
         assert_eq!(decide(&s, &suspended, now), Plan::Suspend);
     }
 
@@ -277,19 +278,19 @@ mod tests {
     fn refreshes_in_a_row_wait_for_the_floor() {
         let now = Instant::now();
         let mut s = checked(now);
-        let first = Trigger { generation: Some(1), refresh: Some("r-1".into()), ..Default::default() };
+        let first = DecisionInputs { generation: Some(1), refresh: Some("r-1".into()), ..Default::default() };
         assert!(matches!(decide(&s, &first, now), Plan::Poll { .. }), "a single refresh: at once");
         s.record(Err(Failure::new(Reason::Timeout, "slow")), &first, Duration::from_secs(60), now);
-        let second = Trigger { refresh: Some("r-2".into()), ..first };
+        let second = DecisionInputs { refresh: Some("r-2".into()), ..first };
         let soon = now + Duration::from_secs(1);
         assert_eq!(decide(&s, &second, soon), Plan::Recompute, "a second after the last refresh");
         assert_eq!(s.refresh_at(&second), Some(now + REFRESH_FLOOR), "and is checked then");
         assert!(matches!(decide(&s, &second, now + REFRESH_FLOOR), Plan::Poll { .. }));
         // A spec change is not held back.
-        let spec = Trigger { generation: Some(2), ..second.clone() };
+        let spec = DecisionInputs { generation: Some(2), ..second.clone() };
         assert!(matches!(decide(&s, &spec, soon), Plan::Poll { .. }));
         // A refresh already handled waits for nothing.
-        let handled = Trigger { refresh: Some("r-1".into()), ..second };
+        let handled = DecisionInputs { refresh: Some("r-1".into()), ..second };
         assert_eq!(s.refresh_at(&handled), None);
     }
 
@@ -297,7 +298,7 @@ mod tests {
     fn a_refused_login_waits_for_new_credentials_or_five_minutes() {
         let now = Instant::now();
         let mut s = InstanceState::default();
-        let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        let t = DecisionInputs { generation: Some(1), fingerprint: Some(7), ..Default::default() };
         let refused =
             Failure { login_refused: true, ..Failure::new(Reason::AuthenticationFailed, "refused") };
         s.client = None;
@@ -311,11 +312,11 @@ mod tests {
         s.client = Some((7, std::sync::Arc::new(test_client())));
         let later = now + Duration::from_secs(60);
         assert_eq!(decide(&s, &t, later), Plan::Recompute, "the timer is not due");
-        let spec = Trigger { generation: Some(2), ..t.clone() };
+        let spec = DecisionInputs { generation: Some(2), ..t.clone() };
         assert_eq!(decide(&s, &spec, later), Plan::Recompute, "a spec change does not hasten a login");
-        let refresh = Trigger { refresh: Some("now".into()), ..t.clone() };
+        let refresh = DecisionInputs { refresh: Some("now".into()), ..t.clone() };
         assert_eq!(decide(&s, &refresh, later), Plan::Recompute, "nor does a refresh");
-        let rotated = Trigger { fingerprint: Some(8), ..t.clone() };
+        let rotated = DecisionInputs { fingerprint: Some(8), ..t.clone() };
         assert_eq!(decide(&s, &rotated, later), Plan::Poll { connect: true, credentials_changed: true });
         assert!(matches!(decide(&s, &t, now + LOGIN_RETRY), Plan::Poll { .. }), "after 5 minutes");
     }
@@ -324,12 +325,12 @@ mod tests {
     fn a_secret_that_goes_and_comes_back_is_checked_at_once_both_times() {
         let now = Instant::now();
         let mut s = InstanceState::default();
-        let t = Trigger { generation: Some(1), fingerprint: Some(7), ..Default::default() };
+        let t = DecisionInputs { generation: Some(1), fingerprint: Some(7), ..Default::default() };
         s.record(Ok(observed()), &t, Duration::from_secs(300), now);
         s.client = Some((7, std::sync::Arc::new(test_client())));
         let soon = now + Duration::from_secs(1);
         assert_eq!(decide(&s, &t, soon), Plan::Recompute, "nothing due");
-        let deleted = Trigger { fingerprint: None, ..t.clone() };
+        let deleted = DecisionInputs { fingerprint: None, ..t.clone() };
         assert_eq!(decide(&s, &deleted, soon), Plan::Poll { connect: false, credentials_changed: false });
         // The reconcile drops the client when the credentials cannot be read.
         s.client = None;
@@ -343,7 +344,7 @@ mod tests {
         // Re-created with the very same token: connect and check at once.
         assert_eq!(decide(&s, &t, soon), Plan::Poll { connect: true, credentials_changed: false });
         // Changed but still unusable (a wrong key): its new version checks at once too.
-        let wrong_key = Trigger { secrets: "argocd-readonly:u2/2".into(), ..deleted.clone() };
+        let wrong_key = DecisionInputs { secrets: "argocd-readonly:u2/2".into(), ..deleted.clone() };
         assert_eq!(decide(&s, &wrong_key, soon), Plan::Poll { connect: false, credentials_changed: false });
     }
 
