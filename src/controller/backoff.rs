@@ -15,6 +15,11 @@ pub fn check_retry(failures: u32, interval: Duration) -> Duration {
     doubling(Duration::from_secs(5), failures, interval)
 }
 
+/// After a refused login, the next attempt (a check's or a stream's) waits for a change of the
+/// Secret or this long: Argo CD locks an account out for 300 s after 5 failed logins, for
+/// everyone using it.
+pub const LOGIN_RETRY: Duration = Duration::from_secs(300);
+
 /// The next reconcile after `failures` failed reconciles (the Kubernetes API failing): 5 s
 /// doubling, at most `cap`.
 pub fn reconcile_retry(failures: u32, cap: Duration) -> Duration {

@@ -56,10 +56,6 @@ pub struct InstanceState {
 /// 5 s at most; a single refresh is still checked at once.
 pub const REFRESH_FLOOR: Duration = Duration::from_secs(5);
 
-/// After a refused login, the next attempt waits for a change of the Secret or this long:
-/// Argo CD locks an account out for 300 s after 5 failed logins, for everyone using it.
-pub const LOGIN_RETRY: Duration = Duration::from_secs(300);
-
 /// A failed check: its reason and message, and whether Argo CD refused a login.
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -173,7 +169,7 @@ impl InstanceState {
                     message.push_str(
                         "; argomap logs in again when the credentials Secret changes, or in 5 minutes",
                     );
-                    backoff::check_retry(self.failures, interval).max(LOGIN_RETRY)
+                    backoff::check_retry(self.failures, interval).max(backoff::LOGIN_RETRY)
                 } else {
                     backoff::check_retry(self.failures, interval)
                 };
@@ -303,7 +299,7 @@ mod tests {
             Failure { login_refused: true, ..Failure::new(Reason::AuthenticationFailed, "refused") };
         s.client = None;
         let outcome = s.record(Err(refused), &t, Duration::from_secs(60), now);
-        assert_eq!(s.next_check, Some(now + LOGIN_RETRY));
+        assert_eq!(s.next_check, Some(now + backoff::LOGIN_RETRY));
         match outcome {
             Outcome::Failed { message, .. } => assert!(message.contains("in 5 minutes"), "{message}"),
             other => panic!("unexpected {other:?}"),
@@ -318,7 +314,7 @@ mod tests {
         assert_eq!(decide(&s, &refresh, later), Plan::Recompute, "nor does a refresh");
         let rotated = DecisionInputs { fingerprint: Some(8), ..t.clone() };
         assert_eq!(decide(&s, &rotated, later), Plan::Poll { connect: true, credentials_changed: true });
-        assert!(matches!(decide(&s, &t, now + LOGIN_RETRY), Plan::Poll { .. }), "after 5 minutes");
+        assert!(matches!(decide(&s, &t, now + backoff::LOGIN_RETRY), Plan::Poll { .. }), "after 5 minutes");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Watch mode: one task per instance follows Argo CD's application stream and keeps the
-//! per-application index ([`AppIndex`]). It lists, opens the stream (from the start: Argo CD
-//! answers a stream only with its first event, see `argocd::stream`), applies events, and
-//! publishes the tally (debounced) and its state; the instance's reconcile reads them. The
-//! reconcile still checks the cluster list every interval, and lists applications itself
-//! whenever the stream is not open, so a broken stream never leaves the status older than
-//! polling would.
+//! per-application index ([`AppIndex`](crate::argocd::stream::AppIndex)). It lists, opens the
+//! stream (from the start: Argo CD answers a stream only with its first event, see
+//! `argocd::stream`), applies events, and publishes the tally (debounced) and its state; the
+//! instance's reconcile reads them. The reconcile still checks the cluster list every interval,
+//! and lists applications itself whenever the stream is not open, so a broken stream never
+//! leaves the status older than polling would.
 //!
 //! The task ends when its last handle is dropped (instance deleted, changed, suspended, or
 //! back to polling), on shutdown, and when this process stops leading.

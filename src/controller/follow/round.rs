@@ -5,52 +5,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::task::Task;
+use super::task::{Round, Streaks, Task};
 use super::{MAX_STREAM_AGE, SILENT_STREAMS};
 use crate::argocd::ArgoCdError;
 use crate::argocd::stream::{AppIndex, AppStream, IndexFull, KEEPALIVE, StreamError};
-use crate::controller::state::LOGIN_RETRY;
+use crate::controller::backoff::LOGIN_RETRY;
 use crate::model::stream::StreamState;
-
-/// How one round (list, then stream) ended.
-pub(super) enum Round {
-    /// Ended cleanly: list and stream again at once. The stream reached [`MAX_STREAM_AGE`],
-    /// too many lines came during a relist to replay, or an instance with no application
-    /// still has none (its stream answers only with a first event).
-    Relist,
-    /// Failed: `state` to show, after `wait`.
-    Failed { state: StreamState, wait: Duration },
-    /// Cancelled, or no longer the leader.
-    Stop,
-}
-
-/// What a task counts from round to round: failures in a row (the wait after one grows with
-/// them), and streams in a row that sent not one byte before stalling.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Streaks {
-    pub(super) failures: u32,
-    silent: u32,
-}
-
-impl Streaks {
-    /// The stream proved healthy (a relist beside it, or it lived to its reopening): both
-    /// counts start again.
-    pub(super) fn reset(&mut self) {
-        *self = Streaks::default();
-    }
-
-    /// One more stream sent not one byte before stalling. `true` when that makes
-    /// [`SILENT_STREAMS`] in a row: a proxy before Argo CD is buffering the stream, and the
-    /// count starts again.
-    pub(super) fn silent_stream(&mut self) -> bool {
-        self.silent += 1;
-        if self.silent < SILENT_STREAMS {
-            return false;
-        }
-        self.silent = 0;
-        true
-    }
-}
 
 /// What a task shows once [`SILENT_STREAMS`] streams in a row sent nothing within `stall`.
 pub(super) fn buffered(stall: Duration) -> StreamState {

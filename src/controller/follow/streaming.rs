@@ -10,13 +10,13 @@ use jiff::Timestamp;
 use tokio::time::{Instant, sleep_until};
 
 use super::DEBOUNCE;
-use super::round::{Round, Streaks};
 use super::task::Task;
+use super::task::{Round, Streaks};
 use crate::argocd::ArgoCdError;
 use crate::argocd::stream::{
     AppIndex, AppStream, Changes, IndexFull, IndexedApplications, Line, StreamError, apply_line_recording,
 };
-use crate::controller::state::LOGIN_RETRY;
+use crate::controller::backoff::LOGIN_RETRY;
 use crate::model::stream::StreamState;
 
 /// A relist in flight beside the stream (`None`: shutdown began while it waited for a slot).

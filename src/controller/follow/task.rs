@@ -7,8 +7,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::round::{Round, Streaks};
-use super::{Followed, RELIST_INTERVALS, ROUNDS_PER_WINDOW, Shared, TaskConfig};
+use super::{Followed, RELIST_INTERVALS, ROUNDS_PER_WINDOW, SILENT_STREAMS, Shared, TaskConfig};
 use crate::argocd::ArgoCdError;
 use crate::argocd::stream::IndexedApplications;
 use crate::controller::slots::{Lane, PROVEN_LEASH};
@@ -116,5 +115,45 @@ fn state_message(state: &StreamState) -> &str {
         | StreamState::TooManyApplications(m)
         | StreamState::OverBudget(m) => m,
         StreamState::Connecting | StreamState::Streaming => "",
+    }
+}
+
+/// How one round (list, then stream) ended.
+pub(super) enum Round {
+    /// Ended cleanly: list and stream again at once. The stream reached [`MAX_STREAM_AGE`](super::MAX_STREAM_AGE),
+    /// too many lines came during a relist to replay, or an instance with no application
+    /// still has none (its stream answers only with a first event).
+    Relist,
+    /// Failed: `state` to show, after `wait`.
+    Failed { state: StreamState, wait: Duration },
+    /// Cancelled, or no longer the leader.
+    Stop,
+}
+
+/// What a task counts from round to round: failures in a row (the wait after one grows with
+/// them), and streams in a row that sent not one byte before stalling.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Streaks {
+    pub(super) failures: u32,
+    silent: u32,
+}
+
+impl Streaks {
+    /// The stream proved healthy (a relist beside it, or it lived to its reopening): both
+    /// counts start again.
+    pub(super) fn reset(&mut self) {
+        *self = Streaks::default();
+    }
+
+    /// One more stream sent not one byte before stalling. `true` when that makes
+    /// [`SILENT_STREAMS`] in a row: a proxy before Argo CD is buffering the stream, and the
+    /// count starts again.
+    pub(super) fn silent_stream(&mut self) -> bool {
+        self.silent += 1;
+        if self.silent < SILENT_STREAMS {
+            return false;
+        }
+        self.silent = 0;
+        true
     }
 }

@@ -4,8 +4,9 @@ use std::time::Duration;
 use kube::runtime::reflector::ObjectRef;
 use tokio_util::sync::CancellationToken;
 
-use super::round::{Streaks, buffered, cannot_stream};
+use super::round::{buffered, cannot_stream};
 use super::streaming::replayed;
+use super::task::Streaks;
 use super::{Shared, TaskConfig, start};
 use crate::argocd::budget::WatchBudget;
 use crate::argocd::stream::{
