@@ -193,6 +193,9 @@ pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers
         .graceful_shutdown_on(cancel.clone().cancelled_owned())
         .run(cluster_mapping::reconcile, cluster_mapping::error_policy, ctx.clone())
         .for_each(|res| log_unrun("mapping", res));
+    // One task for all of it, on purpose: kube-runtime 5's shared-store subscriber returns
+    // Pending without a wake-up when an object was deleted before it read it, and the next wake
+    // of any part here (at the latest the staleness sweep's 10 s tick) polls it again.
     tokio::join!(
         drive(instance_watch, &cancel),
         drive(mapping_watch, &cancel),
