@@ -6,7 +6,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::argocd::types::{AppMetadata, AppSpec, Application, Cluster, Destination};
+use crate::argocd::types::{AppMetadata, AppSpec, AppStatus, Application, Cluster, Destination, StatusField};
 use crate::crd::{
     ArgoCdInstance, ArgoCdInstanceSpec, CloudProvider, ClusterMapping, ClusterMappingSpec, KnownCluster,
     KubernetesType, LocalRef,
@@ -79,6 +79,37 @@ pub fn app(namespace: &str, name: &str, server: Option<&str>, dest_name: Option<
                 name: dest_name.map(String::from),
             }),
         }),
+        status: None,
+    }
+}
+
+/// [`app`] with Argo CD's health and sync status.
+pub fn app_with_status(
+    namespace: &str,
+    name: &str,
+    server: Option<&str>,
+    dest_name: Option<&str>,
+    health: &str,
+    sync: &str,
+) -> Application {
+    let field = |s: &str| Some(StatusField { status: Some(s.into()) });
+    Application {
+        status: Some(AppStatus { health: field(health), sync: field(sync) }),
+        ..app(namespace, name, server, dest_name)
+    }
+}
+
+/// [`cluster`] registered with `labels` and `annotations` (argocd-agent's, a cluster manager's).
+pub fn labelled_cluster(
+    server: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> Cluster {
+    Cluster {
+        labels: labels.iter().copied().collect(),
+        annotations: annotations.iter().copied().collect(),
+        ..cluster(server, name)
     }
 }
 

@@ -126,7 +126,7 @@ fn reconnecting(f: &Followed) -> Option<&str> {
 
 /// Streaming, with `server`'s count as given.
 fn streaming_with(server: &'static str, count: u64) -> impl Fn(&Followed) -> bool {
-    move |f| f.state.is_streaming() && f.tally.by_server.get(server) == Some(&count)
+    move |f| f.state.is_streaming() && f.tally.server_count(server) == Some(count)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,7 +136,7 @@ async fn a_healthy_stream_brings_changes_and_keepalives_keep_it_open() {
     // A change arrives as an event: no new list, no new stream.
     fake.set_applications(apps("https://c.example.com"));
     let s = until(&f, "the change", streaming_with("https://c.example.com", 1)).await;
-    assert_eq!(s.tally.by_server.get("https://b.example.com"), None);
+    assert_eq!(s.tally.server_count("https://b.example.com"), None);
     // Keepalives only, for three stall timeouts: still the same stream.
     let quiet_until = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < quiet_until {

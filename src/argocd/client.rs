@@ -16,9 +16,9 @@ use tokio::sync::Mutex;
 
 use super::decode::Decoded;
 use super::error::error_code;
-use super::projection::applications_fields;
+use super::projection::{applications_fields, stream_fields};
 use super::session::{Session, session_needs_renewal};
-use super::stream::{AppStream, IndexedApplications, STREAM_FIELDS};
+use super::stream::{AppStream, IndexedApplications};
 use super::tally::{AppTally, BoundedClusters, TalliedApplications};
 use super::types::{CanIResponse, Cluster, SessionResponse, VersionMessage};
 use super::{ArgoCdError, ClientConfig, Credentials, RequestObserver, Snapshot, jwt, tls, url_policy};
@@ -31,6 +31,8 @@ pub struct Client {
     credentials: Credentials,
     timeout: Duration,
     max_response_bytes: usize,
+    /// Whether applications are read with their health and sync.
+    health: bool,
     session: Mutex<Option<Session>>,
     version: Mutex<Option<String>>,
 }
@@ -81,6 +83,7 @@ impl Client {
             credentials: config.credentials,
             timeout: config.timeout,
             max_response_bytes: config.max_response_bytes,
+            health: config.health,
             session: Mutex::new(None),
             version: Mutex::new(None),
         })
@@ -126,7 +129,7 @@ impl Client {
         let applications = match watched {
             Some(tally) => tally,
             None => {
-                let fields = applications_fields(version.as_deref());
+                let fields = applications_fields(version.as_deref(), self.health);
                 let path = format!("/api/v1/applications?fields={fields}");
                 let apps: TalliedApplications = self.get_authed("applications", &path, observer).await?;
                 apps.items.unwrap_or_default()
@@ -162,7 +165,8 @@ impl Client {
         observer: &dyn RequestObserver,
     ) -> Result<IndexedApplications, ArgoCdError> {
         let version = self.version(observer).await?;
-        let path = format!("/api/v1/applications?fields={}", applications_fields(version.as_deref()));
+        let path =
+            format!("/api/v1/applications?fields={}", applications_fields(version.as_deref(), self.health));
         self.get_authed("applications", &path, observer).await
     }
 
@@ -175,7 +179,7 @@ impl Client {
         lifetime: Duration,
         observer: &dyn RequestObserver,
     ) -> Result<AppStream, ArgoCdError> {
-        let path = format!("/api/v1/stream/applications?fields={STREAM_FIELDS}");
+        let path = format!("/api/v1/stream/applications?fields={}", stream_fields(self.health));
         let endpoint = "stream_applications";
         let started = Instant::now();
         let mut bearer = self.bearer(observer).await?;
@@ -319,8 +323,7 @@ fn destinations_listed(clusters: &[Cluster], apps: &AppTally) -> bool {
         clusters.iter().filter_map(|c| c.server.as_deref()).map(trim).collect();
     let names: std::collections::HashSet<&str> =
         clusters.iter().filter_map(|c| c.name.as_deref()).map(str::trim).collect();
-    apps.by_server.keys().all(|s| servers.contains(&trim(s)))
-        && apps.by_name.keys().all(|n| names.contains(n.as_str()))
+    apps.servers().all(|s| servers.contains(&trim(s))) && apps.names().all(|n| names.contains(n))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `stream`: the application stream (watch mode) and the per-application index it keeps;
 //! - `budget`: the byte budget every watch's index and stream charge;
 //! - `error`: every failure, of a fixed kind; `types`: the lenient wire types;
+//! - `identity`: the labels and annotations that say which cluster an Argo CD cluster is;
 //! - `tls`: roots, `serverName`, `insecureSkipVerify`; `jwt`: a token's expiry;
 //! - `url_policy`: the networks argomap never connects to (`--deny-url-cidrs`).
 //!
@@ -19,6 +20,7 @@ pub mod budget;
 mod client;
 pub mod decode;
 pub mod error;
+pub mod identity;
 pub mod jwt;
 pub mod projection;
 pub mod session;
@@ -69,6 +71,8 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     /// Networks the client never connects to (`--deny-url-cidrs`; the default denies none).
     pub url_policy: UrlPolicy,
+    /// Read each application's health and sync too (`spec.applications.health`).
+    pub health: bool,
 }
 
 impl ClientConfig {
@@ -83,6 +87,7 @@ impl ClientConfig {
             tls: TlsSettings::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             url_policy: UrlPolicy::default(),
+            health: false,
         }
     }
 
@@ -96,6 +101,10 @@ impl ClientConfig {
 
     pub fn with_url_policy(self, url_policy: UrlPolicy) -> Self {
         ClientConfig { url_policy, ..self }
+    }
+
+    pub fn with_health(self, health: bool) -> Self {
+        ClientConfig { health, ..self }
     }
 }
 

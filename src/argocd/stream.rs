@@ -29,10 +29,6 @@ use serde::Deserialize;
 use super::error::ArgoCdError;
 use super::tally::AppRef;
 
-/// The `fields` projection of the stream (rooted at `result`). An event's projected bytes then
-/// change only when an application appears, goes, or changes name or destination, and Argo CD
-/// sends nothing for the status-only updates that make up nearly all of its events.
-pub const STREAM_FIELDS: &str = "result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination";
 /// Argo CD's keepalive period on an event stream.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 

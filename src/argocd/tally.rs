@@ -11,7 +11,7 @@ use serde::de::{Deserializer, Visitor};
 
 use super::decode::{Decoded, ItemSink, ListDecoder};
 
-use super::types::{Application, Cluster};
+use super::types::{Application, Cluster, Health, Sync};
 
 /// Distinct destinations (servers plus names) kept per list. A real Argo CD has at most a few
 /// thousand clusters; past this, applications aimed at further destinations are counted as
@@ -25,18 +25,62 @@ pub const MAX_CLUSTERS: usize = 20_000;
 /// and twice that while it is checked, which is what the chart's memory limit is sized from
 /// (BENCHMARKS.md, "Worst case").
 pub const MAX_KEPT_BYTES: usize = 2 * 1024 * 1024;
+/// Longest connection message kept of a cluster.
+pub const CONNECTION_MESSAGE_CAP: usize = 256;
 /// Examples of unresolved applications kept (for the log).
 const EXAMPLES: usize = 5;
 
-/// What attribution needs of the application list.
+/// Applications aimed at one destination, with their health and sync when Argo CD sent them
+/// (`spec.applications.health`; without it every application counts as `Unknown`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub apps: u64,
+    /// Per [`Health`] variant, in declaration order.
+    pub health: [u64; 6],
+    /// Per [`Sync`] variant, in declaration order.
+    pub sync: [u64; 3],
+}
+
+impl Count {
+    fn add(&mut self, health: Health, sync: Sync) {
+        self.apps += 1;
+        self.health[health as usize] += 1;
+        self.sync[sync as usize] += 1;
+    }
+
+    /// Adds `other`'s applications.
+    pub fn merge(&mut self, other: &Count) {
+        self.apps += other.apps;
+        self.health.iter_mut().zip(other.health).for_each(|(a, b)| *a += b);
+        self.sync.iter_mut().zip(other.sync).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// The applications of one namespace (of the Argo CD's cluster), per destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceTally {
+    pub namespace: String,
+    /// Per `spec.destination.server` (trimmed, as sent).
+    pub by_server: foldhash::HashMap<String, Count>,
+    /// Per `spec.destination.name` (trimmed), with the first one's `namespace/name`.
+    pub by_name: foldhash::HashMap<String, (Count, String)>,
+}
+
+/// What attribution needs of the application list. Kept per application namespace: an
+/// argocd-agent principal keeps a managed agent's applications in a namespace named after the
+/// agent, and routes them there whatever their destination says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppTally {
     /// Every application in the list.
     pub total: u64,
-    /// Applications per `spec.destination.server` (trimmed, as sent).
-    pub by_server: foldhash::HashMap<String, u64>,
-    /// Applications per `spec.destination.name` (trimmed), with the first one's `namespace/name`.
-    pub by_name: foldhash::HashMap<String, (u64, String)>,
+    /// Per application namespace, in the order first seen.
+    pub namespaces: Vec<NamespaceTally>,
+    /// Namespace → its index in `namespaces`.
+    index: foldhash::HashMap<String, usize>,
+    /// The namespace of the last application (lists come grouped by namespace).
+    last: Option<usize>,
+    /// Destinations kept over all namespaces (bounded by [`MAX_DESTINATIONS`]).
+    destinations: usize,
     /// Applications with both or neither of server and name, or past [`MAX_DESTINATIONS`].
     pub unaddressed: u64,
     /// A few `namespace/name` of those.
@@ -55,16 +99,78 @@ impl AppTally {
         }
         let m = app.metadata.as_ref();
         let d = app.destination();
+        let st = app.status.as_ref();
         self.add_fields(AppFields {
             namespace: text(m.map(|m| &m.namespace)),
             name: text(m.map(|m| &m.name)),
             server: text(d.map(|d| &d.server)),
             destination_name: text(d.map(|d| &d.name)),
+            health: Health::from_wire(text(st.and_then(|s| s.health.as_ref()).map(|h| &h.status))),
+            sync: Sync::from_wire(text(st.and_then(|s| s.sync.as_ref()).map(|h| &h.status))),
         });
     }
 
+    /// Applications aimed at `server` (as sent), over every namespace.
+    pub fn server_count(&self, server: &str) -> Option<u64> {
+        let counts: Vec<u64> =
+            self.namespaces.iter().filter_map(|n| n.by_server.get(server)).map(|c| c.apps).collect();
+        (!counts.is_empty()).then(|| counts.iter().sum())
+    }
+
+    /// Applications aimed at cluster name `name`, over every namespace.
+    pub fn name_count(&self, name: &str) -> Option<u64> {
+        let counts: Vec<u64> =
+            self.namespaces.iter().filter_map(|n| n.by_name.get(name)).map(|c| c.0.apps).collect();
+        (!counts.is_empty()).then(|| counts.iter().sum())
+    }
+
+    /// Applications aimed at cluster name `name`, and the first one's `namespace/name` (the
+    /// least over namespaces).
+    pub fn name_first(&self, name: &str) -> Option<(u64, &str)> {
+        let found: Vec<&(Count, String)> =
+            self.namespaces.iter().filter_map(|n| n.by_name.get(name)).collect();
+        let first = found.iter().map(|(_, f)| f.as_str()).min()?;
+        Some((found.iter().map(|(c, _)| c.apps).sum(), first))
+    }
+
+    /// Every destination server named, once per namespace naming it.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().flat_map(|n| n.by_server.keys().map(String::as_str))
+    }
+
+    /// Every destination name named, once per namespace naming it.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().flat_map(|n| n.by_name.keys().map(String::as_str))
+    }
+
+    /// The tally of `namespace`, made when first seen (if there is room for it).
+    fn namespace(&mut self, namespace: &str) -> Option<usize> {
+        if let Some(i) = self.last.filter(|i| self.namespaces[*i].namespace == namespace) {
+            return Some(i);
+        }
+        let i = match self.index.get(namespace) {
+            Some(i) => *i,
+            None => {
+                if self.kept_bytes + namespace.len() > MAX_KEPT_BYTES || self.destinations >= MAX_DESTINATIONS
+                {
+                    return None;
+                }
+                self.kept_bytes += namespace.len();
+                // A namespace counts against the destinations' bound too: a hostile list of
+                // one application per namespace grows nothing past it.
+                self.destinations += 1;
+                self.namespaces
+                    .push(NamespaceTally { namespace: namespace.to_owned(), ..Default::default() });
+                self.index.insert(namespace.to_owned(), self.namespaces.len() - 1);
+                self.namespaces.len() - 1
+            }
+        };
+        self.last = Some(i);
+        Some(i)
+    }
+
     /// Adds one application from the fields attribution reads; allocates only for a
-    /// destination not seen before (and for the few examples kept).
+    /// destination or namespace not seen before (and for the few examples kept).
     pub(super) fn add_fields(&mut self, app: AppFields<'_>) {
         self.total += 1;
         let server = app.server.trim();
@@ -72,34 +178,41 @@ impl AppTally {
         if !server.is_empty() || !name.is_empty() {
             self.any_destination = true;
         }
+        let (health, sync) = (app.health, app.sync);
+        if server.is_empty() == name.is_empty() {
+            return self.add_unaddressed(&app);
+        }
+        let Some(ns) = self.namespace(app.namespace) else { return self.add_unaddressed(&app) };
         let room = |t: &Self, bytes: usize| {
-            t.by_server.len() + t.by_name.len() < MAX_DESTINATIONS && t.kept_bytes + bytes <= MAX_KEPT_BYTES
+            t.destinations < MAX_DESTINATIONS && t.kept_bytes + bytes <= MAX_KEPT_BYTES
         };
-        match (server.is_empty(), name.is_empty()) {
-            (false, true) => {
-                if let Some(n) = self.by_server.get_mut(server) {
-                    *n += 1;
-                } else if room(self, server.len()) {
-                    self.kept_bytes += server.len();
-                    self.by_server.insert(server.to_owned(), 1);
-                } else {
-                    self.add_unaddressed(&app);
-                }
+        if name.is_empty() {
+            if let Some(n) = self.namespaces[ns].by_server.get_mut(server) {
+                n.add(health, sync);
+            } else if room(self, server.len()) {
+                self.kept_bytes += server.len();
+                self.destinations += 1;
+                let mut c = Count::default();
+                c.add(health, sync);
+                self.namespaces[ns].by_server.insert(server.to_owned(), c);
+            } else {
+                self.add_unaddressed(&app);
             }
-            (true, false) => {
-                if let Some((n, _)) = self.by_name.get_mut(name) {
-                    *n += 1;
-                    return;
-                }
-                let first = app.key();
-                if room(self, name.len() + first.len()) {
-                    self.kept_bytes += name.len() + first.len();
-                    self.by_name.insert(name.to_owned(), (1, first));
-                } else {
-                    self.add_unaddressed(&app);
-                }
-            }
-            _ => self.add_unaddressed(&app),
+            return;
+        }
+        if let Some((n, _)) = self.namespaces[ns].by_name.get_mut(name) {
+            n.add(health, sync);
+            return;
+        }
+        let first = app.key();
+        if room(self, name.len() + first.len()) {
+            self.kept_bytes += name.len() + first.len();
+            self.destinations += 1;
+            let mut c = Count::default();
+            c.add(health, sync);
+            self.namespaces[ns].by_name.insert(name.to_owned(), (c, first));
+        } else {
+            self.add_unaddressed(&app);
         }
     }
 
@@ -121,12 +234,15 @@ impl AppTally {
     }
 }
 
-/// The four strings of one application that attribution reads (`""` when absent or null).
+/// The strings of one application that attribution reads (`""` when absent or null), and its
+/// health and sync.
 pub(super) struct AppFields<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub server: &'a str,
     pub destination_name: &'a str,
+    pub health: Health,
+    pub sync: Sync,
 }
 
 impl AppFields<'_> {
@@ -173,6 +289,8 @@ pub struct AppRef<'a> {
     metadata: Option<MetaRef<'a>>,
     #[serde(default, borrow)]
     spec: Option<SpecRef<'a>>,
+    #[serde(default, borrow)]
+    status: Option<StatusRef<'a>>,
 }
 
 fn text<'t>(t: Option<&'t Text<'_>>) -> &'t str {
@@ -183,11 +301,14 @@ impl AppRef<'_> {
     /// Hands the four strings attribution reads to `f` (`""` when absent or null).
     pub(super) fn with_fields<R>(&self, f: impl FnOnce(AppFields<'_>) -> R) -> R {
         let (m, d) = (self.metadata.as_ref(), self.spec.as_ref().and_then(|s| s.destination.as_ref()));
+        let st = self.status.as_ref();
         f(AppFields {
             namespace: text(m.map(|m| &m.namespace)),
             name: text(m.map(|m| &m.name)),
             server: text(d.map(|d| &d.server)),
             destination_name: text(d.map(|d| &d.name)),
+            health: Health::from_wire(text(st.and_then(|s| s.health.as_ref()).map(|h| &h.status))),
+            sync: Sync::from_wire(text(st.and_then(|s| s.sync.as_ref()).map(|h| &h.status))),
         })
     }
 }
@@ -204,6 +325,20 @@ struct MetaRef<'a> {
 struct SpecRef<'a> {
     #[serde(default, borrow)]
     destination: Option<DestinationRef<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct StatusRef<'a> {
+    #[serde(default, borrow)]
+    health: Option<StatusFieldRef<'a>>,
+    #[serde(default, borrow)]
+    sync: Option<StatusFieldRef<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct StatusFieldRef<'a> {
+    #[serde(default, borrow)]
+    status: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -267,7 +402,14 @@ pub struct ClusterSink {
 impl ItemSink for ClusterSink {
     type Item<'de> = Cluster;
     type Output = BoundedClusters;
-    fn add(&mut self, c: Cluster) -> Result<(), String> {
+    fn add(&mut self, mut c: Cluster) -> Result<(), String> {
+        // A connection message is Argo CD's free text (an error, an agent's state): kept short.
+        for state in [c.connection_state.as_mut(), c.info.as_mut().and_then(|i| i.connection_state.as_mut())]
+            .into_iter()
+            .flatten()
+        {
+            state.message = state.message.take().map(|m| crate::text::printable(&m, CONNECTION_MESSAGE_CAP));
+        }
         self.kept += text_bytes(&c);
         if self.clusters.len() == MAX_CLUSTERS || self.kept > MAX_KEPT_BYTES {
             return Err(format!(
@@ -286,9 +428,13 @@ impl ItemSink for ClusterSink {
 /// The bytes of text one cluster keeps.
 fn text_bytes(c: &Cluster) -> usize {
     let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-    let state = |s: &Option<super::types::ConnectionState>| s.as_ref().map_or(0, |s| len(&s.status));
+    let state = |s: &Option<super::types::ConnectionState>| {
+        s.as_ref().map_or(0, |s| len(&s.status) + len(&s.message))
+    };
     len(&c.server)
         + len(&c.name)
+        + c.labels.bytes()
+        + c.annotations.bytes()
         + state(&c.connection_state)
         + c.info.as_ref().map_or(0, |i| state(&i.connection_state))
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::decode::{Decoded, Whole};
+use super::identity::Recognised;
 
 /// One entry of `GET /api/v1/clusters` (swagger `v1alpha1Cluster`); the list itself is
 /// decoded item by item (`tally::BoundedClusters`).
@@ -18,6 +19,12 @@ pub struct Cluster {
     /// Deprecated copy of `info.connectionState`, read when `info` lacks it (older servers).
     #[serde(default, rename = "connectionState")]
     pub connection_state: Option<ConnectionState>,
+    /// The cluster Secret's labels that say which cluster this is (only those: see `identity`).
+    #[serde(default)]
+    pub labels: Recognised,
+    /// Likewise, its annotations.
+    #[serde(default)]
+    pub annotations: Recognised,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
@@ -30,16 +37,26 @@ pub struct ClusterInfo {
 pub struct ConnectionState {
     #[serde(default)]
     pub status: Option<String>,
+    /// Argo CD's words on the connection; an argocd-agent principal writes the agent's here
+    /// (`Agent: '<name>' is connected with principal`).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 impl Cluster {
+    fn connection(&self) -> Option<&ConnectionState> {
+        let from_info = self.info.as_ref().and_then(|i| i.connection_state.as_ref());
+        from_info.or(self.connection_state.as_ref())
+    }
+
     /// Argo CD's connection state for this cluster, if its controller cache has one.
     pub fn connection_status(&self) -> Option<&str> {
-        let from_info = self.info.as_ref().and_then(|i| i.connection_state.as_ref());
-        from_info
-            .or(self.connection_state.as_ref())
-            .and_then(|c| c.status.as_deref())
-            .filter(|s| !s.is_empty())
+        self.connection().and_then(|c| c.status.as_deref()).filter(|s| !s.is_empty())
+    }
+
+    /// Argo CD's message on that connection, if any.
+    pub fn connection_message(&self) -> Option<&str> {
+        self.connection().and_then(|c| c.message.as_deref()).map(str::trim).filter(|s| !s.is_empty())
     }
 }
 
@@ -58,6 +75,72 @@ pub struct Application {
     pub metadata: Option<AppMetadata>,
     #[serde(default)]
     pub spec: Option<AppSpec>,
+    /// Read only when health is asked for (`spec.applications.health`).
+    #[serde(default)]
+    pub status: Option<AppStatus>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct AppStatus {
+    #[serde(default)]
+    pub health: Option<StatusField>,
+    #[serde(default)]
+    pub sync: Option<StatusField>,
+}
+
+/// `status.health` and `status.sync`: argomap reads their `status` only.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct StatusField {
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// An application's `status.health.status` (gitops-engine's values); anything else, and none,
+/// is `Unknown`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, strum::VariantArray, strum::IntoStaticStr,
+)]
+pub enum Health {
+    Healthy,
+    Progressing,
+    Degraded,
+    Suspended,
+    Missing,
+    Unknown,
+}
+
+impl Health {
+    pub fn from_wire(s: &str) -> Self {
+        match s {
+            "Healthy" => Health::Healthy,
+            "Progressing" => Health::Progressing,
+            "Degraded" => Health::Degraded,
+            "Suspended" => Health::Suspended,
+            "Missing" => Health::Missing,
+            _ => Health::Unknown,
+        }
+    }
+}
+
+/// An application's `status.sync.status`; anything else, and none (`""` before the first
+/// reconcile), is `Unknown`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, strum::VariantArray, strum::IntoStaticStr,
+)]
+pub enum Sync {
+    Synced,
+    OutOfSync,
+    Unknown,
+}
+
+impl Sync {
+    pub fn from_wire(s: &str) -> Self {
+        match s {
+            "Synced" => Sync::Synced,
+            "OutOfSync" => Sync::OutOfSync,
+            _ => Sync::Unknown,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]

@@ -127,7 +127,8 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
     };
     let config = ClientConfig::new(instance.spec.url.clone(), credentials, timeout)
         .with_tls(tls)
-        .with_max_response_bytes(args.max_response_bytes);
+        .with_max_response_bytes(args.max_response_bytes)
+        .with_health(instance.spec.applications.health);
     let snapshot = match argocd::Client::new(config) {
         Ok(client) => client.snapshot(&()).await,
         Err(e) => Err(e),

@@ -124,6 +124,7 @@ mod tests {
             argocd_cluster_name: name.map(str::to_owned),
             applications_count: 3,
             argocd_connection_state: None,
+            details: Default::default(),
         }
     }
 

@@ -109,7 +109,8 @@ pub async fn load(
         ca_pem,
         server_name: tls_spec.server_name,
     };
-    let fingerprint = fingerprint(&spec.url, &spec.timeout, &credentials, &tls);
+    // Health changes the projection the client asks for: a new client too.
+    let fingerprint = fingerprint(&spec.url, &spec.timeout, spec.applications.health, &credentials, &tls);
     Ok(Resolved { credentials, tls, secret_uid: secret.metadata.uid, fingerprint })
 }
 
@@ -246,10 +247,11 @@ pub fn from_data(
     }
 }
 
-fn fingerprint(url: &str, timeout: &str, credentials: &Credentials, tls: &TlsSettings) -> u64 {
+fn fingerprint(url: &str, timeout: &str, health: bool, credentials: &Credentials, tls: &TlsSettings) -> u64 {
     let mut h = DefaultHasher::new();
     url.hash(&mut h);
     timeout.hash(&mut h);
+    health.hash(&mut h);
     match credentials {
         Credentials::Token(t) => ("token", t.expose_secret()).hash(&mut h),
         Credentials::Login { username, password } => {
@@ -328,12 +330,13 @@ mod tests {
     #[test]
     fn fingerprint_moves_with_every_input() {
         let tok = |t: &str| Credentials::Token(SecretString::from(t.to_string()));
-        let base = fingerprint("https://a", "10s", &tok("a.b.c"), &TlsSettings::default());
-        assert_eq!(base, fingerprint("https://a", "10s", &tok("a.b.c"), &TlsSettings::default()));
-        assert_ne!(base, fingerprint("https://b", "10s", &tok("a.b.c"), &TlsSettings::default()));
-        assert_ne!(base, fingerprint("https://a", "10s", &tok("a.b.d"), &TlsSettings::default()));
-        assert_ne!(base, fingerprint("https://a", "20s", &tok("a.b.c"), &TlsSettings::default()));
+        let base = fingerprint("https://a", "10s", false, &tok("a.b.c"), &TlsSettings::default());
+        assert_eq!(base, fingerprint("https://a", "10s", false, &tok("a.b.c"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://b", "10s", false, &tok("a.b.c"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://a", "10s", false, &tok("a.b.d"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://a", "20s", false, &tok("a.b.c"), &TlsSettings::default()));
+        assert_ne!(base, fingerprint("https://a", "10s", true, &tok("a.b.c"), &TlsSettings::default()));
         let insecure = TlsSettings { insecure_skip_verify: true, ..Default::default() };
-        assert_ne!(base, fingerprint("https://a", "10s", &tok("a.b.c"), &insecure));
+        assert_ne!(base, fingerprint("https://a", "10s", false, &tok("a.b.c"), &insecure));
     }
 }

@@ -275,7 +275,8 @@ fn connect_client(
     let config = ClientConfig::new(instance.spec.url.clone(), resolved.credentials.clone(), timeout)
         .with_tls(resolved.tls.clone())
         .with_max_response_bytes(ctx.settings.max_response_bytes)
-        .with_url_policy(ctx.settings.url_policy.clone());
+        .with_url_policy(ctx.settings.url_policy.clone())
+        .with_health(instance.spec.applications.health);
     let client = argocd::Client::new(config).map_err(|e| failure(&e))?;
     state.client = Some((resolved.fingerprint, Arc::new(client)));
     Ok(())

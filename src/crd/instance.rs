@@ -41,6 +41,12 @@ use super::{
         priority = 1
     ),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.connection.reason", priority = 1),
+    printcolumn(
+        name = "Dangling",
+        type_ = "integer",
+        json_path = ".status.summary.danglingDestinations",
+        priority = 1
+    ),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.applications.mode", priority = 1),
     printcolumn(
         name = "Stream",
@@ -91,6 +97,10 @@ pub struct ApplicationsSpec {
     /// and after a reconnect, and polling takes over while the stream cannot be used.
     #[serde(default)]
     pub mode: ApplicationsMode,
+    /// Also count each destination's applications by health and sync status (read from Argo
+    /// CD with them: a few dozen bytes more per application). Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub health: bool,
 }
 
 #[derive(
@@ -233,6 +243,12 @@ pub struct ArgoCdInstanceStatus {
     pub unlinked_clusters: Vec<UnlinkedCluster>,
     #[serde(default)]
     pub orphaned_mappings: Vec<String>,
+    /// Destinations applications aim at that Argo CD cannot resolve (no cluster registered for
+    /// the server, or a cluster name matching none or several): Argo CD's own operations on
+    /// those applications break (sync windows, deletions). Left out while the token cannot see
+    /// the whole cluster list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dangling_destinations: Vec<DanglingDestination>,
     /// Set when a list above was cut at its cap; the summary counts stay exact.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -277,6 +293,8 @@ pub struct LinkedCluster {
     /// Argo CD's own view of the connection (a hint from its controller cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_connection_state: Option<String>,
+    #[serde(flatten)]
+    pub details: DestinationDetails,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -289,6 +307,117 @@ pub struct UnlinkedCluster {
     pub applications_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_connection_state: Option<String>,
+    #[serde(flatten)]
+    pub details: DestinationDetails,
+}
+
+/// What else is known of a destination, linked or not.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationDetails {
+    /// Which cluster it is in its registrar's words: the recognised identity labels and
+    /// annotations of Argo CD's cluster (ClusterProfile origin, inventory member id, Open
+    /// Cluster Management, Cluster API, argocd-agent), most specific first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity: Vec<IdentityLabel>,
+    /// The argocd-agent agent this cluster stands for on a principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd_agent: Option<AgentStatus>,
+    /// Applications aim here, but Argo CD has no cluster registered for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dangling: bool,
+    /// The applications by health and sync status (`spec.applications.health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications_by_status: Option<StatusCounts>,
+}
+
+/// One recognised identity label or annotation of an Argo CD cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct IdentityLabel {
+    pub key: String,
+    pub value: String,
+}
+
+/// An agent's cluster on an argocd-agent principal.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    pub name: String,
+    /// The agent's connection as the principal reports it in Argo CD's cluster info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+}
+
+/// Applications per health status and per sync status (zeros left out).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    #[serde(default)]
+    pub health: HealthCounts,
+    #[serde(default)]
+    pub sync: SyncCounts,
+}
+
+fn zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthCounts {
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub healthy: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub progressing: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub degraded: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub suspended: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub missing: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub unknown: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct SyncCounts {
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub synced: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub out_of_sync: u64,
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub unknown: u64,
+}
+
+/// A destination Argo CD cannot resolve.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DanglingDestination {
+    /// The server URL (normalised) or the cluster name, as the applications give it.
+    pub destination: String,
+    pub kind: DestinationKind,
+    /// Whether a cluster is registered under it (a name registered several times is ambiguous).
+    pub registered: bool,
+    #[schemars(with = "i64")]
+    pub applications_count: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, strum::IntoStaticStr)]
+pub enum DestinationKind {
+    /// `spec.destination.server`.
+    Server,
+    /// `spec.destination.name`.
+    Name,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
@@ -304,4 +433,7 @@ pub struct Summary {
     pub applications: u64,
     #[schemars(with = "i64")]
     pub unresolved_applications: u64,
+    #[serde(default)]
+    #[schemars(with = "i64")]
+    pub dangling_destinations: u64,
 }

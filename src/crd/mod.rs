@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster_mapping::{ClusterMapping, ClusterMappingSpec, ClusterMappingStatus};
 pub use instance::{
-    ApplicationsMode, ApplicationsSpec, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus,
-    ConnectionStatus, CredentialKeys, CredentialsSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, LinkedCluster,
-    SecretKeyRef, Summary, TlsSpec, UnlinkedCluster,
+    AgentStatus, ApplicationsMode, ApplicationsSpec, ArgoCdInstance, ArgoCdInstanceSpec,
+    ArgoCdInstanceStatus, ConnectionStatus, CredentialKeys, CredentialsSpec, DEFAULT_INTERVAL,
+    DEFAULT_TIMEOUT, DanglingDestination, DestinationDetails, DestinationKind, HealthCounts, IdentityLabel,
+    LinkedCluster, SecretKeyRef, StatusCounts, Summary, SyncCounts, TlsSpec, UnlinkedCluster,
 };
 pub use state::{ConnectionState, MappingState, Reason};
 

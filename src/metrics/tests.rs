@@ -24,6 +24,7 @@ fn unlinked(url: &str, apps: u64) -> UnlinkedCluster {
         argocd_cluster_name: None,
         applications_count: apps,
         argocd_connection_state: None,
+        details: Default::default(),
     }
 }
 

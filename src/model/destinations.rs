@@ -1,10 +1,11 @@
 //! Destinations and attribution: which clusters an Argo CD deploys to, and how many of its
 //! applications go to each. Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::url::normalize_url;
-use crate::argocd::tally::AppTally;
+use crate::argocd::identity::{self, Recognised};
+use crate::argocd::tally::{AppTally, CONNECTION_MESSAGE_CAP, Count};
 use crate::argocd::types::{Application, Cluster};
 use crate::text::printable;
 
@@ -19,8 +20,37 @@ pub struct DestinationInfo {
     pub connection_state: Option<String>,
     /// argomap's own count of applications aimed at it.
     pub applications: u64,
+    /// The same applications by health and sync (all `Unknown` unless health was read).
+    pub by_status: Count,
     /// Whether Argo CD's cluster list contains it.
     pub listed: bool,
+    /// What its registrar says it is (recognised labels, then annotations).
+    pub identity: Recognised,
+    /// The argocd-agent agent it stands for on a principal.
+    pub agent: Option<Agent>,
+}
+
+/// An agent's cluster on an argocd-agent principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub name: String,
+    /// Argo CD's message on the agent's connection (`Agent: '<name>' is connected with
+    /// principal`), as the principal wrote it.
+    pub connection: Option<String>,
+}
+
+/// A destination applications aim at that Argo CD cannot resolve: a server no cluster is
+/// registered for, or a name that matches no cluster or several. Such applications break
+/// Argo CD's own operations (sync windows, deletions).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dangling {
+    /// The normalised URL, or the cluster name as written.
+    pub destination: String,
+    /// Whether `destination` is a cluster name (else a server URL).
+    pub by_name: bool,
+    /// Whether a cluster of that name is registered (then several are: the name is ambiguous).
+    pub registered: bool,
+    pub applications: u64,
 }
 
 /// Every destination of one Argo CD, keyed by normalised URL.
@@ -37,6 +67,8 @@ pub struct Destinations {
     pub apps_name_destinations: bool,
     /// Whether the cluster list was empty.
     pub cluster_list_empty: bool,
+    /// Destinations Argo CD cannot resolve, sorted (unlisted URLs and unresolved names).
+    pub dangling: Vec<Dangling>,
 }
 
 const UNRESOLVED_EXAMPLES: usize = 5;
@@ -65,9 +97,16 @@ pub fn destinations(clusters: &[Cluster], apps: &[Application]) -> Destinations 
 }
 
 /// [`destinations`] from the application list as the client folds it while decoding.
+///
+/// On an argocd-agent principal, an agent's applications are attributed as the agent routes
+/// them: those in a namespace named after an agent go to that agent's cluster (namespace
+/// mapping, managed and autonomous agents: the principal ignores their `spec.destination`),
+/// unless their destination is itself an agent's cluster (destination mapping).
 pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations {
     let mut out = Destinations { cluster_list_empty: clusters.is_empty(), ..Default::default() };
     let mut by_name: HashMap<&str, Vec<String>> = HashMap::new();
+    // Agent name → its cluster's URL (`None` when two clusters claim one agent).
+    let mut agents: HashMap<&str, Option<String>> = HashMap::new();
     for c in clusters {
         let Some(server) = non_empty(&c.server) else { continue };
         let url = destination_url(server);
@@ -75,165 +114,114 @@ pub fn destinations_from(clusters: &[Cluster], apps: &AppTally) -> Destinations 
         if let Some(name) = non_empty(&c.name) {
             by_name.entry(name).or_default().push(url.clone());
         }
-        let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
-            url,
-            name: None,
-            connection_state: None,
-            applications: 0,
-            listed: true,
-        });
+        let agent = identity::agent_name(&c.labels, server);
+        if let Some(agent) = agent {
+            agents.entry(agent).and_modify(|u| *u = None).or_insert_with(|| Some(url.clone()));
+        }
+        let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo::new(url, true));
         entry.name = entry.name.take().or(name);
         entry.connection_state =
             entry.connection_state.take().or(c.connection_status().map(|s| printable(s, STATE_CAP)));
+        for (k, v) in c.labels.iter().chain(c.annotations.iter()) {
+            entry.identity.insert(k, v);
+        }
+        if entry.agent.is_none() {
+            entry.agent = agent.map(|a| Agent {
+                name: printable(a, NAME_CAP),
+                connection: c.connection_message().map(|m| printable(m, CONNECTION_MESSAGE_CAP)),
+            });
+        }
     }
+    let agent_urls: HashSet<&str> = agents.values().flatten().map(String::as_str).collect();
 
     out.applications = apps.total;
     out.apps_name_destinations = apps.any_destination;
     out.unresolved = apps.unaddressed;
     out.unresolved_examples = apps.unaddressed_examples.iter().map(|e| printable(e, NAME_CAP)).collect();
-    let count = |out: &mut Destinations, url: String, n: u64| {
-        let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo {
-            url,
-            name: None,
-            connection_state: None,
-            applications: 0,
-            listed: false,
-        });
-        entry.applications += n;
-    };
-    for (server, n) in &apps.by_server {
-        count(&mut out, destination_url(server), *n);
-    }
-    // Sorted, so the examples of unresolved names do not depend on hashing.
-    let mut names: Vec<(&String, &(u64, String))> = apps.by_name.iter().collect();
-    names.sort();
-    for (name, (n, first)) in names {
-        match by_name.get(name.as_str()).map(Vec::as_slice) {
-            Some([only]) => count(&mut out, only.clone(), *n),
-            _ => {
-                out.unresolved += n;
-                if out.unresolved_examples.len() < UNRESOLVED_EXAMPLES {
-                    out.unresolved_examples.push(printable(first, NAME_CAP));
+    let mut counts: HashMap<String, Count> = HashMap::new();
+    // Unresolved names: (count, first application, whether registered at all).
+    let mut unresolved_names: BTreeMap<&str, (Count, &str, bool)> = BTreeMap::new();
+    for ns in &apps.namespaces {
+        // The agent this namespace's applications go to, when it is an agent's namespace.
+        let agent = agents.get(ns.namespace.as_str()).cloned().flatten();
+        // An application goes where its destination resolves, unless it lives in an agent's
+        // namespace and its destination is no agent's cluster.
+        let route = |resolved: Option<&String>| -> Option<String> {
+            match (resolved, &agent) {
+                (Some(url), _) if agent_urls.contains(url.as_str()) => Some(url.clone()),
+                (_, Some(a)) => Some(a.clone()),
+                (resolved, None) => resolved.cloned(),
+            }
+        };
+        for (server, n) in &ns.by_server {
+            let url = destination_url(server);
+            if let Some(to) = route(Some(&url)) {
+                counts.entry(to).or_default().merge(n);
+            }
+        }
+        for (name, (n, first)) in &ns.by_name {
+            let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let resolved = match matches {
+                [only] => Some(only),
+                _ => None,
+            };
+            match route(resolved) {
+                Some(to) => counts.entry(to).or_default().merge(n),
+                None => {
+                    let e = unresolved_names.entry(name.as_str()).or_insert((
+                        Count::default(),
+                        first.as_str(),
+                        !matches.is_empty(),
+                    ));
+                    e.0.merge(n);
+                    e.1 = e.1.min(first.as_str());
                 }
             }
         }
     }
+    for (url, n) in counts {
+        let entry = out.by_url.entry(url.clone()).or_insert_with(|| DestinationInfo::new(url, false));
+        entry.applications += n.apps;
+        entry.by_status.merge(&n);
+    }
+    for (name, (n, first, registered)) in unresolved_names {
+        out.unresolved += n.apps;
+        if out.unresolved_examples.len() < UNRESOLVED_EXAMPLES {
+            out.unresolved_examples.push(printable(first, NAME_CAP));
+        }
+        out.dangling.push(Dangling {
+            destination: printable(name, NAME_CAP),
+            by_name: true,
+            registered,
+            applications: n.apps,
+        });
+    }
+    for d in out.by_url.values().filter(|d| !d.listed && d.applications > 0) {
+        out.dangling.push(Dangling {
+            destination: d.url.clone(),
+            by_name: false,
+            registered: false,
+            applications: d.applications,
+        });
+    }
+    out.dangling.sort();
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::argocd::types::{AppSpec, ClusterInfo, ConnectionState};
-    use crate::fixtures::{app, cluster};
-
-    #[test]
-    fn destinations_union_of_clusters_and_apps() {
-        let clusters =
-            vec![cluster("https://10.0.0.1:6443", "prod"), cluster("https://old.example.com", "old")];
-        let apps = vec![
-            app("argocd", "a", Some("https://10.0.0.1:6443/"), None),
-            app("argocd", "b", Some("https://UNLISTED.example.com"), None),
-        ];
-        let d = destinations(&clusters, &apps);
-        assert_eq!(d.by_url.len(), 3);
-        assert_eq!(d.by_url["https://10.0.0.1:6443"].applications, 1);
-        assert!(d.by_url["https://10.0.0.1:6443"].listed);
-        assert_eq!(d.by_url["https://old.example.com"].applications, 0);
-        let unlisted = &d.by_url["https://unlisted.example.com"];
-        assert!(!unlisted.listed);
-        assert_eq!(unlisted.name, None);
-        assert_eq!(d.applications, 2);
-        assert_eq!(d.unresolved, 0);
-    }
-
-    #[test]
-    fn name_only_destinations_resolve_through_cluster_list() {
-        let clusters =
-            vec![cluster("https://kubernetes.default.svc", "in-cluster"), cluster("https://b", "b")];
-        let apps = vec![
-            app("argocd", "cert-manager", None, Some("in-cluster")),
-            app("argocd", "x", None, Some("b")),
-            app("argocd", "ghost", None, Some("no-such-cluster")),
-        ];
-        let d = destinations(&clusters, &apps);
-        assert_eq!(d.by_url["https://kubernetes.default.svc"].applications, 1);
-        assert_eq!(d.by_url["https://b"].applications, 1);
-        assert_eq!(d.unresolved, 1);
-        assert_eq!(d.unresolved_examples, vec!["argocd/ghost".to_string()]);
-    }
-
-    #[test]
-    fn ambiguous_names_and_bad_destinations_are_unresolved() {
-        let clusters = vec![cluster("https://a", "dup"), cluster("https://b", "dup")];
-        let mut neither = app("argocd", "neither", None, None);
-        neither.spec = Some(AppSpec { destination: None });
-        let apps = vec![
-            app("argocd", "ambiguous", None, Some("dup")),
-            app("argocd", "both", Some("https://a"), Some("dup")),
-            neither,
-            Application::default(),
-        ];
-        let d = destinations(&clusters, &apps);
-        assert_eq!(d.unresolved, 4);
-        assert_eq!(d.by_url["https://a"].applications, 0);
-        assert_eq!(d.applications, 4);
-    }
-
-    #[test]
-    fn apps_in_other_namespaces_count_separately() {
-        let apps = vec![
-            app("argocd", "api", Some("https://a"), None),
-            app("team-a", "api", Some("https://a"), None),
-        ];
-        let d = destinations(&[cluster("https://a", "a")], &apps);
-        assert_eq!(d.by_url["https://a"].applications, 2);
-    }
-
-    #[test]
-    fn what_argo_cd_names_is_kept_printable_and_bounded() {
-        let mut huge = Cluster {
-            server: Some(format!("https://{}.example.com", "x".repeat(10_000))),
-            ..Default::default()
-        };
-        huge.name = Some(format!("prod\n{}", "n".repeat(1 << 20)));
-        let d = destinations(&[huge], &[]);
-        let (url, info) = d.by_url.iter().next().expect("one destination");
-        assert!(url.len() <= URL_CAP && url.ends_with('…'));
-        let name = info.name.as_deref().expect("name");
-        assert!(name.len() <= NAME_CAP && name.starts_with("prodn") && !name.contains('\n'), "{name}");
-    }
-
-    #[test]
-    fn connection_state_is_copied_as_hint() {
-        let mut c = cluster("https://a", "a");
-        c.info =
-            Some(ClusterInfo { connection_state: Some(ConnectionState { status: Some("Failed".into()) }) });
-        let d = destinations(&[c, cluster("https://b", "")], &[]);
-        assert_eq!(d.by_url["https://a"].connection_state.as_deref(), Some("Failed"));
-        assert_eq!(d.by_url["https://b"].connection_state, None);
-        assert_eq!(d.by_url["https://b"].name, None, "an empty Argo CD name is no name");
-    }
-
-    #[test]
-    fn empty_cluster_list_while_apps_name_destinations_is_flagged() {
-        let d = destinations(&[], &[app("argocd", "a", Some("https://a"), None)]);
-        assert!(d.cluster_list_empty);
-        assert!(d.apps_name_destinations);
-        assert_eq!(d.by_url["https://a"].applications, 1);
-        let d = destinations(&[], &[]);
-        assert!(d.cluster_list_empty && !d.apps_name_destinations);
-    }
-
-    #[test]
-    fn multi_source_apps_use_their_single_destination() {
-        // The projected body of a multi-source app: spec.sources is dropped by the projection,
-        // spec.destination stays.
-        let raw = r#"{"items":[{"metadata":{"name":"payments-prod","namespace":"argocd"},
-            "spec":{"sources":[{"repoURL":"https://x"},{"repoURL":"https://y","ref":"values"}],
-            "destination":{"server":"https://10.0.0.1:6443","namespace":"payments"},"project":"default"}}]}"#;
-        let list: crate::argocd::types::ApplicationList = serde_json::from_str(raw).expect("decode");
-        let d = destinations(&[], list.items.as_deref().unwrap_or_default());
-        assert_eq!(d.by_url["https://10.0.0.1:6443"].applications, 1);
+impl DestinationInfo {
+    fn new(url: String, listed: bool) -> Self {
+        DestinationInfo {
+            url,
+            name: None,
+            connection_state: None,
+            applications: 0,
+            by_status: Count::default(),
+            listed,
+            identity: Recognised::default(),
+            agent: None,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -200,6 +200,7 @@ fn evaluate_check(
         Some(obs) => {
             let hidden = status::clusters_hidden(&obs.destinations, obs.can_get_clusters);
             let linkage = linkage::link(&obs.destinations, &inputs, &instance.spec.agent_cluster, hidden);
+            let linkage = if instance.spec.applications.health { linkage } else { linkage.without_health() };
             let statuses = mappings
                 .iter()
                 .filter_map(|m| {

@@ -149,6 +149,7 @@ mod tests {
                     argocd_cluster_name: None,
                     applications_count: 1,
                     argocd_connection_state: None,
+                    details: Default::default(),
                 })
                 .collect(),
             ..Default::default()

@@ -5,9 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 
-use super::destinations::Destinations;
+use super::destinations::{DestinationInfo, Destinations};
 use super::url::normalize_url;
-use crate::crd::{IN_CLUSTER_URL, KnownCluster, LinkedCluster, MappingState, UnlinkedCluster};
+use crate::argocd::tally::Count;
+use crate::argocd::types::{Health, Sync};
+use crate::crd::{
+    AgentStatus, DestinationDetails, HealthCounts, IN_CLUSTER_URL, IdentityLabel, KnownCluster,
+    LinkedCluster, MappingState, StatusCounts, SyncCounts, UnlinkedCluster,
+};
 
 /// What the linker needs of a ClusterMapping.
 #[derive(Clone, Debug)]
@@ -127,17 +132,71 @@ pub fn link(
                 cluster,
                 applications_count: d.applications,
                 argocd_connection_state: d.connection_state.clone(),
+                details: details(d, clusters_hidden),
             }),
             None => out.unlinked.push(UnlinkedCluster {
                 argocd_cluster_url: d.url.clone(),
                 argocd_cluster_name: d.name.clone(),
                 applications_count: d.applications,
                 argocd_connection_state: d.connection_state.clone(),
+                details: details(d, clusters_hidden),
             }),
         }
     }
     out.orphaned.sort();
     out
+}
+
+/// A destination's identity, agent, dangling mark and counts by status, as status shows them.
+/// Dangling is not told while the token cannot see the whole cluster list.
+fn details(d: &DestinationInfo, clusters_hidden: bool) -> DestinationDetails {
+    DestinationDetails {
+        identity: d
+            .identity
+            .iter()
+            .map(|(k, v)| IdentityLabel { key: k.to_string(), value: v.to_string() })
+            .collect(),
+        argocd_agent: d
+            .agent
+            .as_ref()
+            .map(|a| AgentStatus { name: a.name.clone(), connection: a.connection.clone() }),
+        dangling: !clusters_hidden && !d.listed && d.applications > 0,
+        applications_by_status: Some(status_counts(&d.by_status)),
+    }
+}
+
+/// Counts by status as status shows them.
+pub fn status_counts(c: &Count) -> StatusCounts {
+    let h = |x: Health| c.health[x as usize];
+    let s = |x: Sync| c.sync[x as usize];
+    StatusCounts {
+        health: HealthCounts {
+            healthy: h(Health::Healthy),
+            progressing: h(Health::Progressing),
+            degraded: h(Health::Degraded),
+            suspended: h(Health::Suspended),
+            missing: h(Health::Missing),
+            unknown: h(Health::Unknown),
+        },
+        sync: SyncCounts {
+            synced: s(Sync::Synced),
+            out_of_sync: s(Sync::OutOfSync),
+            unknown: s(Sync::Unknown),
+        },
+    }
+}
+
+impl Linkage {
+    /// Drops the counts by status (health was not asked for: they would all be `Unknown`).
+    pub fn without_health(mut self) -> Self {
+        for l in &mut self.linked {
+            l.details.applications_by_status = None;
+        }
+        for u in &mut self.unlinked {
+            u.details.applications_by_status = None;
+        }
+        self
+    }
 }
 
 #[cfg(test)]

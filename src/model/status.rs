@@ -11,8 +11,8 @@ use super::conditions::{
 use super::destinations::Destinations;
 use super::linkage::{Linkage, MappingOutcome};
 use crate::crd::{
-    ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, ConnectionStatus, MappingState, Reason,
-    Summary,
+    ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, ConnectionStatus, DanglingDestination,
+    DestinationKind, MappingState, Reason, Summary,
 };
 use crate::text::cap;
 
@@ -116,6 +116,23 @@ pub struct InstanceUpdate<'a> {
     pub now: Timestamp,
 }
 
+/// The destinations Argo CD cannot resolve, as status lists them: none while the token cannot
+/// see the whole cluster list (a cluster hidden from it would look unregistered).
+fn dangling(d: &Destinations, can_get_clusters: Option<bool>) -> Vec<DanglingDestination> {
+    if clusters_hidden(d, can_get_clusters) {
+        return Vec::new();
+    }
+    d.dangling
+        .iter()
+        .map(|x| DanglingDestination {
+            destination: x.destination.clone(),
+            kind: if x.by_name { DestinationKind::Name } else { DestinationKind::Server },
+            registered: x.registered,
+            applications_count: x.applications,
+        })
+        .collect()
+}
+
 pub fn instance_status(
     prev: Option<&ArgoCdInstanceStatus>,
     update: InstanceUpdate<'_>,
@@ -139,16 +156,20 @@ pub fn instance_status(
             let (linked, t1) = capped(&l.linked);
             let (unlinked, t2) = capped(&l.unlinked);
             let (orphaned, t3) = capped(&l.orphaned);
+            let all_dangling = dangling(obs.destinations, obs.can_get_clusters);
+            let (dangling, t4) = capped(&all_dangling);
             out.linked_clusters = linked;
             out.unlinked_clusters = unlinked;
             out.orphaned_mappings = orphaned;
-            out.truncated = t1 || t2 || t3;
+            out.dangling_destinations = dangling;
+            out.truncated = t1 || t2 || t3 || t4;
             out.summary = Some(Summary {
                 linked_clusters: l.linked.len() as u64,
                 unlinked_clusters: l.unlinked.len() as u64,
                 orphaned_mappings: l.orphaned.len() as u64,
                 applications: obs.destinations.applications,
                 unresolved_applications: obs.destinations.unresolved,
+                dangling_destinations: all_dangling.len() as u64,
             });
             Some((
                 clusters_visible(&c, obs.destinations, obs.can_get_clusters),
@@ -160,6 +181,7 @@ pub fn instance_status(
                 out.linked_clusters = p.linked_clusters.clone();
                 out.unlinked_clusters = p.unlinked_clusters.clone();
                 out.orphaned_mappings = p.orphaned_mappings.clone();
+                out.dangling_destinations = p.dangling_destinations.clone();
                 out.truncated = p.truncated;
                 out.summary = p.summary.clone();
             }

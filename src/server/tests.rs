@@ -139,6 +139,7 @@ fn instance(ns: &str, name: &str, org: &str) -> ArgoCdInstance {
             argocd_cluster_name: None,
             applications_count: 2,
             argocd_connection_state: None,
+            details: Default::default(),
         }],
         ..Default::default()
     });

@@ -8,17 +8,31 @@ use std::sync::Arc;
 use crate::argocd::budget::{Charge, ENTRY_COST, OverBudget, WatchBudget};
 use crate::argocd::decode::{Decoded, ItemSink, ListDecoder};
 use crate::argocd::tally::{AppFields, AppRef, AppTally};
+use crate::argocd::types::{Health, Sync};
 
 /// Applications one index keeps. Past it the watch gives up and the instance is polled: a list
 /// folds any number of applications in constant memory, an index cannot.
 pub const MAX_INDEXED_APPS: usize = 100_000;
 /// Bytes of names and destinations one index keeps (about 160 bytes an application at the cap).
 pub const MAX_INDEX_BYTES: usize = 16 * 1024 * 1024;
-/// One application's destination, trimmed as the tally reads it.
+/// One application's destination, trimmed as the tally reads it, and its health and sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     server: Box<str>,
     name: Box<str>,
+    health: Health,
+    sync: Sync,
+}
+
+impl Entry {
+    fn of(f: &AppFields<'_>) -> Self {
+        Entry {
+            server: f.server.trim().into(),
+            name: f.destination_name.trim().into(),
+            health: f.health,
+            sync: f.sync,
+        }
+    }
 }
 
 /// Application (`namespace/name`) → destination. Ordered, so a tally built from it is the
@@ -93,8 +107,7 @@ impl AppIndex {
     /// Sets one application's destination; whether anything changed.
     pub(super) fn upsert(&mut self, f: &AppFields<'_>) -> Result<bool, IndexFull> {
         let key = format!("{}/{}", f.namespace, f.name);
-        let entry = Entry { server: f.server.trim().into(), name: f.destination_name.trim().into() };
-        self.set_entry(key, entry)
+        self.set_entry(key, Entry::of(f))
     }
 
     fn set_entry(&mut self, key: String, entry: Entry) -> Result<bool, IndexFull> {
@@ -140,7 +153,14 @@ impl AppIndex {
         for (key, e) in &self.apps {
             // The key was joined with `/`; a namespace never holds one.
             let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-            t.add_fields(AppFields { namespace, name, server: &e.server, destination_name: &e.name });
+            t.add_fields(AppFields {
+                namespace,
+                name,
+                server: &e.server,
+                destination_name: &e.name,
+                health: e.health,
+                sync: e.sync,
+            });
         }
         t
     }
@@ -189,8 +209,7 @@ impl Changes {
 
     pub(super) fn record(&mut self, f: &AppFields<'_>, deleted: bool) -> Result<(), IndexFull> {
         let key = format!("{}/{}", f.namespace, f.name);
-        let entry = (!deleted)
-            .then(|| Entry { server: f.server.trim().into(), name: f.destination_name.trim().into() });
+        let entry = (!deleted).then(|| Entry::of(f));
         let size =
             |k: &str, e: &Option<Entry>| k.len() + e.as_ref().map_or(0, |e| e.server.len() + e.name.len());
         let before = self.apps.get(key.as_str()).map(|e| size(&key, e));

@@ -29,11 +29,11 @@ fn events_keep_one_destination_per_application() {
     );
     let t = index.tally();
     assert_eq!((t.total, t.unaddressed), (3, 1));
-    assert_eq!(t.by_server.get("https://x/"), Some(&1));
-    assert_eq!(t.by_name.get("prod"), Some(&(1, "argocd/b".to_string())));
+    assert_eq!(t.server_count("https://x/"), Some(1));
+    assert_eq!(t.name_first("prod"), Some((1, "argocd/b")));
     // Moved, then deleted: the tally follows.
     apply_line(&mut index, &event("MODIFIED", "argocd", "a", r#"{"name":"prod"}"#)).expect("e");
-    assert_eq!(index.tally().by_name.get("prod").map(|v| v.0), Some(2));
+    assert_eq!(index.tally().name_count("prod"), Some(2));
     assert_eq!(
         apply_line(&mut index, &event("DELETED", "argocd", "b", r#"{"name":"prod"}"#)).expect("e"),
         Line::Event { kind: EventKind::Deleted, changed: true }
@@ -43,7 +43,7 @@ fn events_keep_one_destination_per_application() {
         Line::Event { kind: EventKind::Deleted, changed: false }
     );
     assert_eq!(index.len(), 2);
-    assert!(index.tally().by_server.is_empty());
+    assert!(index.tally().servers().next().is_none());
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn the_same_name_in_two_namespaces_is_two_applications() {
     apply_line(&mut index, &event("ADDED", "team-a", "web", r#"{"name":"prod"}"#)).expect("e");
     apply_line(&mut index, &event("ADDED", "team-b", "web", r#"{"name":"prod"}"#)).expect("e");
     apply_line(&mut index, &event("DELETED", "team-a", "web", r#"{"name":"prod"}"#)).expect("e");
-    assert_eq!(index.tally().by_name.get("prod"), Some(&(1, "team-b/web".to_string())));
+    assert_eq!(index.tally().name_first("prod"), Some((1, "team-b/web")));
 }
 
 #[test]

@@ -17,8 +17,8 @@ fn applications_fold_into_counts_per_destination() {
     .expect("decode");
     let t = l.items.expect("items");
     assert_eq!(t.total, 5);
-    assert_eq!(t.by_server.get("https://x"), Some(&2));
-    assert_eq!(t.by_name.get("prod"), Some(&(1, "argocd/c".to_string())));
+    assert_eq!(t.server_count("https://x"), Some(2));
+    assert_eq!(t.name_first("prod"), Some((1, "argocd/c")));
     assert_eq!(t.unaddressed, 2);
     assert_eq!(t.unaddressed_examples, vec!["argocd/d", "argocd/e"]);
     assert!(t.any_destination);
@@ -47,8 +47,8 @@ fn the_decoder_reads_what_derived_types_read() {
     .expect("decode");
     let t = l.items.expect("items");
     assert_eq!(t.total, 6);
-    assert_eq!(t.by_server.get("https://x"), Some(&2), "an escape decodes");
-    assert_eq!(t.by_name.get("prod"), Some(&(1, "/b".to_string())), "b's namespace is not a's");
+    assert_eq!(t.server_count("https://x"), Some(2), "an escape decodes");
+    assert_eq!(t.name_first("prod"), Some((1, "/b")), "b's namespace is not a's");
     assert_eq!(t.unaddressed, 3);
     assert_eq!(t.unaddressed_examples, vec!["/", "/", "/"]);
 }
@@ -90,14 +90,16 @@ fn distinct_destinations_are_bounded() {
             destination: Some(crate::argocd::types::Destination { server: Some(server), name: None }),
         }),
         metadata: None,
+        status: None,
     };
     for i in 0..MAX_DESTINATIONS + 10 {
         t.add(&app(format!("https://c{i}")));
     }
     t.add(&app("https://c0".into()));
-    assert_eq!(t.by_server.len(), MAX_DESTINATIONS);
-    assert_eq!(t.unaddressed, 10, "past the bound, counted as unresolved");
-    assert_eq!(t.by_server["https://c0"], 2, "a known destination still counts");
+    // The one namespace ("") takes a place among the destinations.
+    assert_eq!(t.servers().count(), MAX_DESTINATIONS - 1);
+    assert_eq!(t.unaddressed, 11, "past the bound, counted as unresolved");
+    assert_eq!(t.server_count("https://c0"), Some(2), "a known destination still counts");
     assert_eq!(t.total, MAX_DESTINATIONS as u64 + 11);
     // Long keys: the byte budget runs out first.
     let mut t = AppTally::default();
@@ -105,7 +107,7 @@ fn distinct_destinations_are_bounded() {
     for i in 0..10 {
         t.add(&app(format!("https://{i}.{long}")));
     }
-    assert_eq!(t.by_server.len(), 7, "seven keys of just over an eighth of the budget fit");
+    assert_eq!(t.servers().count(), 7, "seven keys of just over an eighth of the budget fit");
     assert_eq!(t.unaddressed, 3);
     assert!(t.kept_bytes <= MAX_KEPT_BYTES);
     assert!(t.unaddressed_examples.iter().all(|e| e.len() <= crate::text::MESSAGE_CAP));
@@ -124,4 +126,62 @@ fn a_cluster_list_past_the_bound_is_refused() {
     assert!(decode_slice::<BoundedClusters>(&body).is_err(), "9/8 of the budget in URLs");
     let ok: BoundedClusters = decode_slice(r#"{"items":[{"server":"https://a"}]}"#).expect("one");
     assert_eq!(ok.items.map(|v| v.len()), Some(1));
+}
+
+#[test]
+fn namespaces_are_bounded_like_destinations() {
+    let mut t = AppTally::default();
+    for i in 0..MAX_DESTINATIONS + 5 {
+        t.add(&crate::fixtures::app(&format!("ns{i}"), "a", Some("https://x"), None));
+    }
+    // Each namespace and its one destination take two places.
+    assert_eq!(t.namespaces.len(), MAX_DESTINATIONS / 2);
+    assert_eq!(t.server_count("https://x"), Some(MAX_DESTINATIONS as u64 / 2));
+    assert_eq!(t.unaddressed, MAX_DESTINATIONS as u64 / 2 + 5);
+    assert_eq!(t.total, MAX_DESTINATIONS as u64 + 5);
+}
+
+#[test]
+fn applications_are_kept_per_namespace_with_health_and_sync() {
+    use crate::argocd::types::{Health, Sync};
+    use crate::fixtures::{app, app_with_status};
+    let t = AppTally::from_apps(&[
+        app_with_status("argocd", "a", Some("https://x"), None, "Healthy", "Synced"),
+        app_with_status("argocd", "b", Some("https://x"), None, "Degraded", "OutOfSync"),
+        app_with_status("agent-1", "c", Some("https://x"), None, "Progressing", ""),
+        app_with_status("agent-1", "d", None, Some("prod"), "Weird", "Synced"),
+        app("argocd", "e", Some("https://x"), None),
+    ]);
+    assert_eq!(
+        t.namespaces.iter().map(|n| n.namespace.as_str()).collect::<Vec<_>>(),
+        vec!["argocd", "agent-1"]
+    );
+    let argocd = &t.namespaces[0].by_server["https://x"];
+    assert_eq!(argocd.apps, 3);
+    assert_eq!(argocd.health[Health::Healthy as usize], 1);
+    assert_eq!(argocd.health[Health::Degraded as usize], 1);
+    assert_eq!(argocd.health[Health::Unknown as usize], 1, "no status reads as Unknown");
+    assert_eq!(argocd.sync[Sync::OutOfSync as usize], 1);
+    assert_eq!(t.server_count("https://x"), Some(4));
+    let (prod, first) = &t.namespaces[1].by_name["prod"];
+    assert_eq!((prod.health[Health::Unknown as usize], prod.sync[Sync::Synced as usize]), (1, 1));
+    assert_eq!(first, "agent-1/d");
+    assert_eq!(t.namespaces[1].by_server["https://x"].sync[Sync::Unknown as usize], 1, "\"\" is Unknown");
+}
+
+#[test]
+fn the_decoder_reads_health_and_sync() {
+    use crate::argocd::types::{Health, Sync};
+    let l: TalliedApplications = decode_slice(
+        r#"{"items":[{"metadata":{"name":"a","namespace":"argocd"},"spec":{"destination":{"server":"https://x"}},
+              "status":{"health":{"status":"Suspended","message":"paused"},"sync":{"status":"OutOfSync","revision":"abc"}}},
+            {"metadata":{"name":"b","namespace":"argocd"},"spec":{"destination":{"server":"https://x"}},"status":{"health":{},"sync":null}}]}"#,
+    )
+    .expect("decode");
+    let t = l.items.expect("items");
+    let c = &t.namespaces[0].by_server["https://x"];
+    assert_eq!(c.health[Health::Suspended as usize], 1);
+    assert_eq!(c.health[Health::Unknown as usize], 1);
+    assert_eq!(c.sync[Sync::OutOfSync as usize], 1);
+    assert_eq!(c.sync[Sync::Unknown as usize], 1);
 }

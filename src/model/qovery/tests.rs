@@ -71,6 +71,7 @@ fn full_instance() -> (ArgoCdInstance, SecretUids) {
             },
             applications_count: 12,
             argocd_connection_state: Some("Successful".into()),
+            details: Default::default(),
         },
         // The implicit in-cluster link: no mapping, linked to spec.agentCluster.
         LinkedCluster {
@@ -80,6 +81,7 @@ fn full_instance() -> (ArgoCdInstance, SecretUids) {
             cluster: cluster(AGENT, "Production EU"),
             applications_count: 3,
             argocd_connection_state: None,
+            details: Default::default(),
         },
     ];
     st.unlinked_clusters = vec![UnlinkedCluster {
@@ -87,6 +89,7 @@ fn full_instance() -> (ArgoCdInstance, SecretUids) {
         argocd_cluster_name: None,
         applications_count: 0,
         argocd_connection_state: Some("Unknown".into()),
+        details: Default::default(),
     }];
     (i, uids(&[("platform", "prod-argocd-creds", SECRET_UID)]))
 }
@@ -229,6 +232,7 @@ fn order_is_deterministic_whatever_the_input_order() {
                 argocd_cluster_name: None,
                 applications_count: 1,
                 argocd_connection_state: None,
+                details: Default::default(),
             })
             .collect();
         uids.insert((ns.into(), format!("{name}-creds")), SECRET_UID.into());
