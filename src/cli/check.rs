@@ -38,6 +38,11 @@ struct ScaffoldTarget {
 }
 
 impl Report {
+    /// A report of `status` alone (no mappings, no -f file).
+    pub fn of_status(status: ArgoCdInstanceStatus) -> Self {
+        Report { status, cluster_mappings: Default::default(), scaffold: Default::default() }
+    }
+
     fn target(&self) -> scaffold::Target<'_> {
         scaffold::Target {
             instance: self.scaffold.instance.as_deref(),

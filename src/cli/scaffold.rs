@@ -57,6 +57,13 @@ pub fn manifests(unlinked: &[UnlinkedCluster], target: Target<'_>) -> Result<Str
             one_line(&u.argocd_cluster_url),
             u.applications_count
         ));
+        // What its registrar says it is: where to look the platform's cluster up.
+        for i in &u.details.identity {
+            out.push_str(&format!("# identity: {}={}\n", one_line(&i.key), one_line(&i.value)));
+        }
+        if u.details.dangling {
+            out.push_str("# dangling: Argo CD has no cluster registered for this server.\n");
+        }
         out.push_str(&yaml);
     }
     Ok(out)
@@ -180,6 +187,28 @@ mod tests {
         );
         let none = manifests(&[], Target { instance: None, namespace: None, taken: BTreeSet::new() });
         assert_eq!(none.as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn identity_and_dangling_are_commented() {
+        let mut u = unlinked("https://gke.example.com", Some("gke"));
+        u.details.identity = vec![
+            crate::crd::IdentityLabel {
+                key: "clusterprofile.x-k8s.io/origin".into(),
+                value: "fleet/gke\nkind: x".into(),
+            },
+            crate::crd::IdentityLabel {
+                key: "multicluster.x-k8s.io/inventory-member-id".into(),
+                value: "m-1".into(),
+            },
+        ];
+        u.details.dangling = true;
+        let text = manifests(&[u], Target { instance: None, namespace: None, taken: BTreeSet::new() })
+            .expect("yaml");
+        assert!(text.contains("# identity: clusterprofile.x-k8s.io/origin=fleet/gke kind: x\n"), "{text}");
+        assert!(text.contains("# identity: multicluster.x-k8s.io/inventory-member-id=m-1\n"), "{text}");
+        assert!(text.contains("# dangling: "), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("kind: x")), "{text}");
     }
 
     #[test]
