@@ -7,6 +7,7 @@
 //! Every test has its own namespace for argomap's objects, its own `argomap run` process,
 //! and polls with deadlines.
 
+mod attribution;
 #[allow(dead_code)]
 #[path = "../cluster/common.rs"]
 mod common;
@@ -236,7 +237,8 @@ async fn read_only_token_exact_status_from_check_and_run() {
             "connection": connected_connection(),
             "linkedClusters": [in_cluster(json!({"cloudProvider": "ON_PREMISE", "id": "00000000-0000-0000-0000-000000000000", "name": "(agent cluster)", "type": "MANAGED"}))],
             "orphanedMappings": [],
-            "summary": {"applications": 5, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 2, "unresolvedApplications": 1},
+            "danglingDestinations": [{"applicationsCount": 1, "destination": "no-such-cluster", "kind": "Name", "registered": false}],
+            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 2, "unresolvedApplications": 1},
             "unlinkedClusters": [
                 {"applicationsCount": 2, "argocdClusterName": "a-cluster", "argocdClusterUrl": "https://a.example.com"},
                 b.clone()
@@ -276,7 +278,8 @@ async fn read_only_token_exact_status_from_check_and_run() {
             ],
             "observedGeneration": 1,
             "orphanedMappings": [],
-            "summary": {"applications": 5, "linkedClusters": 2, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 1},
+            "danglingDestinations": [{"applicationsCount": 1, "destination": "no-such-cluster", "kind": "Name", "registered": false}],
+            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 2, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 1},
             "unlinkedClusters": [b]
         })
     );
@@ -651,7 +654,7 @@ async fn blind_profile_clusters_hidden_apps_visible() {
         // that name clusters cannot be resolved without the list.
         assert_eq!(
             s["summary"],
-            json!({"applications": 5, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 2})
+            json!({"applications": 5, "danglingDestinations": 0, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 2})
         );
     }
 }
