@@ -53,6 +53,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         stale_after_intervals: args.stale_after_intervals,
         stream_stall: args.stream_stall_timeout,
         organization_binding: args.organization_binding,
+        cluster_profiles: args.cluster_profiles,
     };
     tracing::info!(?settings, http_addr = %args.http_addr, admin_addr = %args.admin_addr, version = env!("CARGO_PKG_VERSION"), "argomap starting");
 

@@ -50,8 +50,9 @@ pub fn mapping(namespace: &str, name: &str, instance: &str, url: &str) -> Cluste
         name,
         ClusterMappingSpec {
             instance_ref: LocalRef { name: instance.into() },
-            argocd_cluster_url: url.into(),
-            cluster: known(name),
+            argocd_cluster_url: Some(url.into()),
+            cluster_profile_ref: None,
+            cluster: Some(known(name)),
         },
     );
     m.metadata.namespace = Some(namespace.into());

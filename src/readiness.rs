@@ -28,6 +28,8 @@ pub enum Watch {
     Secrets,
     /// Namespaces bound to an organization (none watched with `--organization-binding=none`).
     Namespaces,
+    /// ClusterProfiles (none watched without `--cluster-profiles`, or without their CRD).
+    Profiles,
 }
 
 /// Which watches have listed everything once. Set from the watch streams' `InitDone`, not by
@@ -39,6 +41,7 @@ pub struct Synced {
     mappings: AtomicBool,
     secrets: AtomicBool,
     namespaces: AtomicBool,
+    profiles: AtomicBool,
     readiness: Readiness,
 }
 
@@ -51,7 +54,7 @@ impl Synced {
     /// Everything synced already: for callers that bring their own filled caches.
     pub fn done() -> Self {
         let s = Synced::default();
-        for w in [Watch::Instances, Watch::Mappings, Watch::Secrets, Watch::Namespaces] {
+        for w in [Watch::Instances, Watch::Mappings, Watch::Secrets, Watch::Namespaces, Watch::Profiles] {
             s.mark(w);
         }
         s
@@ -62,6 +65,7 @@ impl Synced {
             && self.mappings.load(Ordering::SeqCst)
             && self.secrets.load(Ordering::SeqCst)
             && self.namespaces.load(Ordering::SeqCst)
+            && self.profiles.load(Ordering::SeqCst)
     }
 
     pub fn mark(&self, watch: Watch) {
@@ -70,6 +74,7 @@ impl Synced {
             Watch::Mappings => &self.mappings,
             Watch::Secrets => &self.secrets,
             Watch::Namespaces => &self.namespaces,
+            Watch::Profiles => &self.profiles,
         };
         if !flag.swap(true, Ordering::SeqCst) && self.all() {
             self.readiness.set(true);

@@ -41,8 +41,10 @@ fn instance(url: &str) -> ArgoCdInstance {
 fn mapping(name: &str, url: &str, created: &str) -> ClusterMapping {
     let mut m = fixtures::mapping(NS, name, "prod", url);
     m.metadata.creation_timestamp = Some(fixtures::time(created));
-    m.spec.cluster.id = "0b9f6a1e-0000-4000-8000-000000000002".into();
-    m.spec.cluster.cloud_provider = argomap::crd::CloudProvider::Gcp;
+    if let Some(c) = m.spec.cluster.as_mut() {
+        c.id = "0b9f6a1e-0000-4000-8000-000000000002".into();
+        c.cloud_provider = argomap::crd::CloudProvider::Gcp;
+    }
     m
 }
 
@@ -93,6 +95,7 @@ fn harness_with_secrets(opted_in: &[Value]) -> Harness {
         mappings: reader,
         secrets,
         namespaces: reflector::store().0,
+        profiles: reflector::store().0,
     };
     let (ctx, _) = Context::new(client, Settings::default(), stores, metrics, CancellationToken::new());
     let ctx = Arc::new(ctx);

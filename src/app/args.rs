@@ -105,6 +105,11 @@ pub struct RunArgs {
     /// it; administrators label namespaces) or `none` (trust spec.organizationId as written).
     #[arg(long, env = "ARGOMAP_ORGANIZATION_BINDING", default_value = "namespace-label", value_parser = clap::value_parser!(crate::model::organization::Binding))]
     pub organization_binding: crate::model::organization::Binding,
+    /// Read ClusterProfiles (SIG-Multicluster's Cluster Inventory API, every namespace) for
+    /// ClusterMappings that reference one and for `spec.autoLink`. Needs get, list and watch on
+    /// clusterprofiles.multicluster.x-k8s.io; without their CRD it reads nothing.
+    #[arg(long, env = "ARGOMAP_CLUSTER_PROFILES")]
+    pub cluster_profiles: bool,
     /// Serve the read API over TLS with this certificate chain (PEM; a mounted
     /// `kubernetes.io/tls` Secret's `tls.crt`). Read again when it changes.
     #[arg(long, env = "ARGOMAP_READ_API_TLS_CERT_FILE", requires = "read_api_tls_key_file")]

@@ -26,6 +26,7 @@ use crate::argocd::{self, ClientConfig};
 use crate::crd::{ApplicationsMode, ArgoCdInstance, REFRESH_ANNOTATION, Reason};
 use crate::model::evaluate::{self, Circumstances, Observed, Outcome, evaluate};
 use crate::model::organization;
+use crate::model::profiles::{Profile, Profiles};
 use crate::model::status::{self, to_second};
 use crate::model::stream::StreamState;
 
@@ -132,6 +133,9 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         organization: Some((
             ctx.settings.organization_binding,
             organization_label(&ctx.stores.namespaces, key.namespace.as_deref().unwrap_or_default()),
+        )),
+        profiles: Arc::new(Profiles::new(
+            ctx.stores.profiles.state().iter().map(|p| Profile::from_object(p)),
         )),
     };
     let eval = evaluate(instance, &mappings, &outcome, &circumstances, to_second(Timestamp::now()));

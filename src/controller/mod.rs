@@ -56,6 +56,7 @@ pub use stores::{Stores, Writers, stores, strip_secret_metadata};
 pub use watch::WATCH_SECONDS;
 
 use crate::argocd::budget::WatchBudget;
+use crate::crd::cluster_profile::ClusterProfile;
 use crate::crd::{ArgoCdInstance, CREDENTIALS_SELECTOR, ClusterMapping, MANAGER};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
@@ -134,8 +135,13 @@ impl Context {
 pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers: Writers) {
     let ctx = Arc::new(ctx);
     let (cancel, synced, namespaces) = (ctx.cancel.clone(), ctx.synced.clone(), &ctx.settings.namespaces);
-    let Writers { instances: instance_writer, mappings: mapping_writer, secrets, namespaces: ns_writer } =
-        writers;
+    let Writers {
+        instances: instance_writer,
+        mappings: mapping_writer,
+        secrets,
+        namespaces: ns_writer,
+        profiles: profile_writer,
+    } = writers;
     let subscribed = (instance_writer.subscribe(), mapping_writer.subscribe(), mapping_writer.subscribe());
     let (Some(instance_changes), Some(mapping_changes), Some(own_mappings)) = subscribed else {
         tracing::error!("the instance and mapping stores must be shared (controller::stores)");
@@ -159,6 +165,7 @@ pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers
         .inspect_ok(on_init_done(&synced, Watch::Mappings));
     let secret_changes = secret_watch(&ctx, &watch_client, &wc, secrets);
     let namespace_changes = namespace_watch(&ctx, &watch_client, &wc, ns_writer);
+    let profile_changes = profile_watch(&ctx, &watch_client, &wc, profile_writer).await;
 
     let changes = instance_changes.filter({
         let ctx = ctx.clone();
@@ -180,6 +187,10 @@ pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers
         .watches_stream(
             namespace_changes,
             mapper(&ctx, |ctx, n| triggers::bound_in(&ctx.stores.instances, &n)),
+        )
+        .watches_stream(
+            profile_changes,
+            mapper(&ctx, |ctx, p| triggers::profile_readers(&ctx.stores.instances, &ctx.stores.mappings, &p)),
         )
         .reconcile_on(touched)
         .reconcile_all_on(relisted)
@@ -340,6 +351,37 @@ fn namespace_watch(
 }
 
 /// `Api`s of a namespaced kind: one per watched namespace, or one over all.
+/// ClusterProfiles of every namespace (a fleet keeps them in its own), with `--cluster-profiles`
+/// and their CRD installed; otherwise nothing, and argomap works as without them.
+async fn profile_watch(
+    ctx: &Context,
+    watch_client: &kube::Client,
+    wc: &watcher::Config,
+    writer: kube::runtime::reflector::store::Writer<ClusterProfile>,
+) -> futures::stream::BoxStream<'static, watcher::Result<ClusterProfile>> {
+    let synced = &ctx.synced;
+    if !ctx.settings.cluster_profiles {
+        synced.mark(Watch::Profiles);
+        return futures::stream::pending().boxed();
+    }
+    let api: Api<ClusterProfile> = Api::all(watch_client.clone());
+    if let Err(kube::Error::Api(e)) = api.list_metadata(&kube::api::ListParams::default().limit(1)).await
+        && e.code == 404
+    {
+        tracing::warn!(
+            "--cluster-profiles: the ClusterProfile CRD (multicluster.x-k8s.io) is not installed; not reading profiles"
+        );
+        synced.mark(Watch::Profiles);
+        return futures::stream::pending().boxed();
+    }
+    watch(vec![api], wc.clone())
+        .modify(stores::strip_profile_metadata)
+        .reflect(writer)
+        .inspect_ok(on_init_done(synced, Watch::Profiles))
+        .touched_objects()
+        .boxed()
+}
+
 fn apis<K>(client: &kube::Client, namespaces: &[String]) -> Vec<Api<K>>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>

@@ -30,6 +30,8 @@ pub struct Settings {
     pub stream_stall: Duration,
     /// How organizations are bound to namespaces (the `OrganizationBound` condition).
     pub organization_binding: organization::Binding,
+    /// Read ClusterProfiles (`--cluster-profiles`), when their CRD is installed.
+    pub cluster_profiles: bool,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             stale_after_intervals: 3,
             stream_stall: follow::DEFAULT_STALL,
             organization_binding: organization::Binding::default(),
+            cluster_profiles: false,
         }
     }
 }

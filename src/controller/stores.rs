@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store, store::Writer};
 
+use crate::crd::cluster_profile::ClusterProfile;
 use crate::crd::{ArgoCdInstance, ClusterMapping};
 
 /// What a reconcile and the HTTP server read.
@@ -19,6 +20,8 @@ pub struct Stores {
     /// Metadata of the namespaces bound to an organization (labelled
     /// `argomap.io/organization-id`).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// ClusterProfiles, of all namespaces (empty without `--cluster-profiles`).
+    pub profiles: Store<ClusterProfile>,
 }
 
 /// Where the watches write; the instance and mapping writers are shared (subscribed to).
@@ -27,6 +30,7 @@ pub struct Writers {
     pub mappings: Writer<ClusterMapping>,
     pub secrets: Writer<PartialObjectMeta<Secret>>,
     pub namespaces: Writer<PartialObjectMeta<Namespace>>,
+    pub profiles: Writer<ClusterProfile>,
 }
 
 /// How many object references a shared store holds for a subscriber that has not read them
@@ -39,13 +43,15 @@ pub fn stores() -> (Stores, Writers) {
     let (mappings, mapping_writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
     let (secrets, secret_writer) = reflector::store();
     let (namespaces, namespace_writer) = reflector::store();
+    let (profiles, profile_writer) = reflector::store();
     (
-        Stores { instances, mappings, secrets, namespaces },
+        Stores { instances, mappings, secrets, namespaces, profiles },
         Writers {
             instances: instance_writer,
             mappings: mapping_writer,
             secrets: secret_writer,
             namespaces: namespace_writer,
+            profiles: profile_writer,
         },
     )
 }
@@ -56,6 +62,14 @@ pub fn stores() -> (Stores, Writers) {
 pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     secret.metadata.annotations = None;
     secret.metadata.managed_fields = None;
+}
+
+/// Drops what argomap never reads of a ClusterProfile's metadata.
+pub fn strip_profile_metadata(p: &mut ClusterProfile) {
+    p.metadata.managed_fields = None;
+    if let Some(a) = p.metadata.annotations.as_mut() {
+        a.retain(|k, _| k.starts_with("argomap.io/"));
+    }
 }
 
 /// Keeps of a Namespace only what the binding needs: name and labels.

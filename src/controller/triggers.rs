@@ -2,6 +2,7 @@
 //! spec or refresh annotation (never its status), a Secret it reads, or its namespace's
 //! organization label. Pure lookups over the stores.
 
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -9,7 +10,8 @@ use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::{ArgoCdInstance, REFRESH_ANNOTATION};
+use crate::crd::cluster_profile::ClusterProfile;
+use crate::crd::{ArgoCdInstance, ClusterMapping, REFRESH_ANNOTATION};
 
 /// What a change of the instance must change to be reconciled: its generation (the spec) and
 /// the refresh annotation, never its status; and its UID (deleted and created again while the
@@ -47,6 +49,28 @@ pub fn bound_in(
         .state()
         .into_iter()
         .filter(|i| i.namespace().as_deref() == Some(ns.as_str()) && i.spec.organization_id.is_some())
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+/// The instances ClusterProfile `p` can change: those that link automatically (any profile may
+/// be named by a destination's identity) and those with a ClusterMapping referencing it.
+pub fn profile_readers(
+    instances: &Store<ArgoCdInstance>,
+    mappings: &Store<ClusterMapping>,
+    p: &ClusterProfile,
+) -> Vec<ObjectRef<ArgoCdInstance>> {
+    let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
+    let referencing: HashSet<(Option<String>, String)> = mappings
+        .state()
+        .into_iter()
+        .filter(|m| m.spec.cluster_profile_ref.as_ref().is_some_and(|r| r.namespace == ns && r.name == name))
+        .map(|m| (m.namespace(), m.spec.instance_ref.name.clone()))
+        .collect();
+    instances
+        .state()
+        .into_iter()
+        .filter(|i| i.spec.auto_link.is_some() || referencing.contains(&(i.namespace(), i.name_any())))
         .map(|i| ObjectRef::from_obj(i.as_ref()))
         .collect()
 }

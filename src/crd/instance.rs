@@ -11,6 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cluster_mapping::ProfileRef;
 use super::{
     ConnectionState, DURATION_PATTERN, INSTANCE_URL_RULE, KnownCluster, LocalRef, Reason, UUID_PATTERN,
 };
@@ -86,6 +87,23 @@ pub struct ArgoCdInstanceSpec {
     /// How applications are read from Argo CD.
     #[serde(default)]
     pub applications: ApplicationsSpec,
+    /// Links destinations whose Argo CD cluster carries one of these identity keys naming a
+    /// ClusterProfile with the `argomap.io/*` cluster annotations, without a ClusterMapping.
+    /// Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_link: Option<AutoLinkSpec>,
+}
+
+/// Automatic links: the identity keys trusted to name a ClusterProfile.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoLinkSpec {
+    /// Among `argocd.argoproj.io/cluster-profile-origin`, `clusterprofile.x-k8s.io/origin`,
+    /// `multicluster.x-k8s.io/inventory-member-id`, `apps.open-cluster-management.io/cluster-name`
+    /// and `argocd-agent.argoproj-labs.io/agent-name`; tried in that order.
+    #[schemars(length(min = 1, max = 5))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['argocd.argoproj.io/cluster-profile-origin', 'clusterprofile.x-k8s.io/origin', 'multicluster.x-k8s.io/inventory-member-id', 'apps.open-cluster-management.io/cluster-name', 'argocd-agent.argoproj-labs.io/agent-name'])").message("autoLink.identityKeys: only identity keys that name a ClusterProfile"))]
+    pub identity_keys: Vec<String>,
 }
 
 /// How applications are read from Argo CD.
@@ -135,6 +153,7 @@ impl ArgoCdInstanceSpec {
             tls: None,
             suspend: false,
             applications: ApplicationsSpec::default(),
+            auto_link: None,
         }
     }
 
@@ -329,6 +348,37 @@ pub struct DestinationDetails {
     /// The applications by health and sync status (`spec.applications.health`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applications_by_status: Option<StatusCounts>,
+    /// Linked without a ClusterMapping (`spec.autoLink`): by which identity, to which profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<AutomaticLink>,
+    /// Unlinked, but its identity names a ClusterProfile: the mapping to write (or the reason
+    /// `spec.autoLink` did not link it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_mapping: Option<SuggestedMapping>,
+}
+
+/// How a destination was linked without a ClusterMapping.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomaticLink {
+    pub identity: IdentityLabel,
+    pub cluster_profile_ref: ProfileRef,
+    /// Newer profiles the identity names too (not used).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The ClusterMapping an unlinked destination's identity suggests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SuggestedMapping {
+    pub identity: IdentityLabel,
+    /// The profile the identity names (absent when argomap sees none, or a tie of several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_profile_ref: Option<ProfileRef>,
+    /// Why it is a suggestion and not a link, e.g. the profile lacks `argomap.io/cluster-id`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// One recognised identity label or annotation of an Argo CD cluster.

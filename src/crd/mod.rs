@@ -14,12 +14,17 @@ use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use cluster_mapping::{ClusterMapping, ClusterMappingSpec, ClusterMappingStatus};
+pub mod cluster_profile;
+
+pub use cluster_mapping::{
+    ClusterMapping, ClusterMappingSpec, ClusterMappingStatus, ClusterProfileStatus, ProfileRef,
+};
 pub use instance::{
     AgentStatus, ApplicationsMode, ApplicationsSpec, ArgoCdInstance, ArgoCdInstanceSpec,
-    ArgoCdInstanceStatus, ConnectionStatus, CredentialKeys, CredentialsSpec, DEFAULT_INTERVAL,
-    DEFAULT_TIMEOUT, DanglingDestination, DestinationDetails, DestinationKind, HealthCounts, IdentityLabel,
-    LinkedCluster, SecretKeyRef, StatusCounts, Summary, SyncCounts, TlsSpec, UnlinkedCluster,
+    ArgoCdInstanceStatus, AutoLinkSpec, AutomaticLink, ConnectionStatus, CredentialKeys, CredentialsSpec,
+    DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DanglingDestination, DestinationDetails, DestinationKind,
+    HealthCounts, IdentityLabel, LinkedCluster, SecretKeyRef, StatusCounts, SuggestedMapping, Summary,
+    SyncCounts, TlsSpec, UnlinkedCluster,
 };
 pub use state::{ConnectionState, MappingState, Reason};
 

@@ -93,6 +93,8 @@ pub enum MappingState {
     InstanceNotFound,
     Pending,
     Unverified,
+    /// The URL or the cluster was left to the ClusterProfile, which cannot give it.
+    Unresolved,
 }
 
 impl MappingState {

@@ -61,6 +61,10 @@ pub mod reason {
     pub const STALE: &str = "Stale";
     /// Ready when the full status could not be written.
     pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
+    /// A linked ClusterMapping's Ready when its ClusterProfile is gone, or says its control
+    /// plane is not healthy.
+    pub const CLUSTER_PROFILE_NOT_FOUND: &str = "ClusterProfileNotFound";
+    pub const CLUSTER_PROFILE_UNHEALTHY: &str = "ClusterProfileUnhealthy";
     pub const CLUSTERS_LISTED: &str = "ClustersListed";
     pub const NO_CLUSTERS_REGISTERED: &str = "NoClustersRegistered";
     pub const MISSING_CLUSTERS_GET: &str = "MissingClustersGetPermission";

@@ -9,9 +9,10 @@ use kube::ResourceExt;
 use super::conditions;
 use super::destinations::{Destinations, destinations_from};
 use super::linkage::{self, Linkage, MappingInput, MappingOutcome};
+use super::profiles::Profiles;
+use super::resolve::{Resolved, resolve};
 use super::status::{self, Attribution, InstanceUpdate};
 use super::stream::{StreamState, stream_condition};
-use super::url::normalize_url;
 use super::{organization, staleness};
 use crate::argocd::{ArgoCdError, ErrorKind, Snapshot};
 use crate::crd::{
@@ -115,6 +116,8 @@ pub struct Circumstances {
     /// How organizations are bound to namespaces, and the organization label of the instance's
     /// namespace (`None`: not known, no `OrganizationBound` condition).
     pub organization: Option<(organization::Binding, Option<String>)>,
+    /// The ClusterProfiles argomap reads (none without `--cluster-profiles`).
+    pub profiles: Arc<Profiles>,
 }
 
 /// The whole status of `instance` and of its ClusterMappings, from the check's `outcome`.
@@ -125,7 +128,14 @@ pub fn evaluate(
     circumstances: &Circumstances,
     now: Timestamp,
 ) -> Evaluation {
-    let mut e = evaluate_check(instance, mappings, outcome, circumstances.refresh_handled.clone(), now);
+    let mut e = evaluate_check(
+        instance,
+        mappings,
+        outcome,
+        &circumstances.profiles,
+        circumstances.refresh_handled.clone(),
+        now,
+    );
     let s = &mut e.instance;
     if let Some(limit) = circumstances.stale_after {
         // Recomputed from an old check (a mapping changed while checks fail to finish).
@@ -151,6 +161,7 @@ fn evaluate_check(
     instance: &ArgoCdInstance,
     mappings: &[&ClusterMapping],
     outcome: &Outcome,
+    profiles: &Profiles,
     refresh_handled: Option<String>,
     now: Timestamp,
 ) -> Evaluation {
@@ -186,26 +197,45 @@ fn evaluate_check(
         ),
     };
 
+    // Each mapping's URL and cluster, from its spec or its ClusterProfile; those that cannot be
+    // told link nothing and are `Unresolved`.
+    let resolved: Vec<Resolved> =
+        mappings.iter().map(|m| resolve(m, profiles, observed.map(|o| &o.destinations))).collect();
     let inputs: Vec<MappingInput<'_>> = mappings
         .iter()
-        .map(|m| MappingInput {
-            name: m.metadata.name.as_deref().unwrap_or(""),
-            url: &m.spec.argocd_cluster_url,
-            created: m.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            cluster: &m.spec.cluster,
+        .zip(&resolved)
+        .filter_map(|(m, r)| {
+            Some(MappingInput {
+                name: m.metadata.name.as_deref().unwrap_or(""),
+                url: r.url.as_deref()?,
+                created: m.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                cluster: r.cluster.as_ref()?,
+            })
         })
         .collect();
+    let unresolved = MappingOutcome {
+        state: MappingState::Unresolved,
+        argocd_cluster_name: None,
+        applications_count: None,
+        conflicts_with: None,
+    };
 
     let (instance_status, mapping_statuses, linkage) = match observed {
         Some(obs) => {
             let hidden = status::clusters_hidden(&obs.destinations, obs.can_get_clusters);
             let linkage = linkage::link(&obs.destinations, &inputs, &instance.spec.agent_cluster, hidden);
             let linkage = if instance.spec.applications.health { linkage } else { linkage.without_health() };
+            let trusted = instance.spec.auto_link.as_ref().map(|a| a.identity_keys.as_slice());
+            let linkage = linkage.with_profiles(profiles, trusted);
             let statuses = mappings
                 .iter()
-                .filter_map(|m| {
-                    let outcome = linkage.mappings.get(&m.name_any())?;
-                    Some(mapping_entry(m, outcome, &name, now))
+                .zip(&resolved)
+                .filter_map(|(m, r)| {
+                    let outcome = match r.problem {
+                        Some(_) => &unresolved,
+                        None => linkage.mappings.get(&m.name_any())?,
+                    };
+                    Some(mapping_entry(m, outcome, r, &name, now))
                 })
                 .collect();
             let attribution = Attribution {
@@ -237,13 +267,14 @@ fn evaluate_check(
             };
             let statuses = mappings
                 .iter()
-                .filter(|m| {
+                .zip(&resolved)
+                .filter(|(m, _)| {
                     m.status
                         .as_ref()
                         .and_then(|s| s.state)
                         .is_none_or(|s| s == MappingState::InstanceNotFound)
                 })
-                .map(|m| mapping_entry(m, &pending, &name, now))
+                .map(|(m, r)| mapping_entry(m, &pending, r, &name, now))
                 .collect();
             let s = status::instance_status(
                 prev,
@@ -265,11 +296,12 @@ fn evaluate_check(
 fn mapping_entry(
     m: &ClusterMapping,
     outcome: &MappingOutcome,
+    resolved: &Resolved,
     instance: &str,
     now: Timestamp,
 ) -> (String, ClusterMappingStatus) {
-    let url = normalize_url(&m.spec.argocd_cluster_url);
-    let s = status::mapping_status(m.status.as_ref(), m.metadata.generation, outcome, &url, instance, now);
+    let s =
+        status::mapping_status(m.status.as_ref(), m.metadata.generation, outcome, resolved, instance, now);
     (m.name_any(), s)
 }
 
@@ -281,7 +313,8 @@ pub fn instance_not_found(m: &ClusterMapping, now: Timestamp) -> ClusterMappingS
         applications_count: None,
         conflicts_with: None,
     };
-    mapping_entry(m, &outcome, &m.spec.instance_ref.name, now).1
+    let resolved = resolve(m, &Profiles::default(), None);
+    mapping_entry(m, &outcome, &resolved, &m.spec.instance_ref.name, now).1
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ pub fn mapping(prev: Option<&ClusterMappingStatus>, next: &ClusterMappingStatus)
         MappingState::Linked => Some(normal("MappingLinked", note)),
         MappingState::Orphaned => Some(warning("MappingOrphaned", note)),
         MappingState::Conflict => Some(warning("MappingConflict", note)),
+        MappingState::Unresolved => Some(warning("MappingUnresolved", note)),
         MappingState::InstanceNotFound | MappingState::Pending | MappingState::Unverified => None,
     }
 }

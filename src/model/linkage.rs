@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 
 use super::destinations::{DestinationInfo, Destinations};
+use super::profiles::{Named, Profile, Profiles};
 use super::url::normalize_url;
 use crate::argocd::tally::Count;
 use crate::argocd::types::{Health, Sync};
 use crate::crd::{
-    AgentStatus, DestinationDetails, HealthCounts, IN_CLUSTER_URL, IdentityLabel, KnownCluster,
-    LinkedCluster, MappingState, StatusCounts, SyncCounts, UnlinkedCluster,
+    AgentStatus, AutomaticLink, DestinationDetails, HealthCounts, IN_CLUSTER_URL, IdentityLabel,
+    KnownCluster, LinkedCluster, MappingState, ProfileRef, StatusCounts, SuggestedMapping, SyncCounts,
+    UnlinkedCluster,
 };
 
 /// What the linker needs of a ClusterMapping.
@@ -162,6 +164,8 @@ fn details(d: &DestinationInfo, clusters_hidden: bool) -> DestinationDetails {
             .map(|a| AgentStatus { name: a.name.clone(), connection: a.connection.clone() }),
         dangling: !clusters_hidden && !d.listed && d.applications > 0,
         applications_by_status: Some(status_counts(&d.by_status)),
+        automatic: None,
+        suggested_mapping: None,
     }
 }
 
@@ -187,6 +191,39 @@ pub fn status_counts(c: &Count) -> StatusCounts {
 }
 
 impl Linkage {
+    /// What ClusterProfiles say of the unlinked destinations: each whose identity names a
+    /// profile gets a suggested mapping, and with `trusted` (`spec.autoLink.identityKeys`) one
+    /// named by a trusted key, of a profile that gives the platform's cluster, is linked
+    /// without a ClusterMapping. A key names the oldest of several profiles (the others are
+    /// named in the note); a tie of the oldest links none.
+    pub fn with_profiles(mut self, profiles: &Profiles, trusted: Option<&[String]>) -> Self {
+        let mut unlinked = Vec::with_capacity(self.unlinked.len());
+        for mut u in std::mem::take(&mut self.unlinked) {
+            match by_identity(&u.details.identity, profiles, trusted) {
+                Some(Found::Link { identity, profile, cluster, note }) => self.linked.push(LinkedCluster {
+                    argocd_cluster_url: u.argocd_cluster_url,
+                    argocd_cluster_name: u.argocd_cluster_name,
+                    mapping: None,
+                    cluster,
+                    applications_count: u.applications_count,
+                    argocd_connection_state: u.argocd_connection_state,
+                    details: DestinationDetails {
+                        automatic: Some(AutomaticLink { identity, cluster_profile_ref: profile, note }),
+                        ..u.details
+                    },
+                }),
+                Some(Found::Suggest(s)) => {
+                    u.details.suggested_mapping = Some(s);
+                    unlinked.push(u);
+                }
+                None => unlinked.push(u),
+            }
+        }
+        self.unlinked = unlinked;
+        self.linked.sort_by(|a, b| a.argocd_cluster_url.cmp(&b.argocd_cluster_url));
+        self
+    }
+
     /// Drops the counts by status (health was not asked for: they would all be `Unknown`).
     pub fn without_health(mut self) -> Self {
         for l in &mut self.linked {
@@ -199,134 +236,86 @@ impl Linkage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::{app, cluster, known};
-    use crate::model::destinations::destinations;
+/// What a destination's identity found among the profiles.
+enum Found {
+    Link { identity: IdentityLabel, profile: ProfileRef, cluster: KnownCluster, note: String },
+    Suggest(SuggestedMapping),
+}
 
-    fn ts(s: &str) -> Option<Timestamp> {
-        Some(s.parse().expect("timestamp"))
+fn profile_ref(p: &Profile) -> ProfileRef {
+    ProfileRef { namespace: p.namespace.clone(), name: p.name.clone() }
+}
+
+/// What the identity (most specific first) finds: a link by the first trusted key that names
+/// one profile (or the oldest of several) giving the platform's cluster; else a suggestion
+/// from the first key that names a profile; else, from GKE's origin annotation alone, the
+/// profile it names.
+fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<&[String]>) -> Option<Found> {
+    let trusts = |id: &IdentityLabel| trusted.is_some_and(|t| t.contains(&id.key));
+    for id in identity.iter().filter(|id| trusts(id)) {
+        match profiles.named_by(&id.key, &id.value) {
+            Named::One { profile, duplicates } if profile.cluster.is_some() => {
+                return Some(Found::Link {
+                    identity: id.clone(),
+                    profile: profile_ref(profile),
+                    cluster: profile.cluster.clone()?,
+                    note: duplicates_note(&duplicates),
+                });
+            }
+            // A tie of a trusted key links nothing (the SIG's rule), whatever other keys say.
+            Named::Tie(tied) => return Some(Found::Suggest(tie(id, &tied))),
+            _ => {}
+        }
     }
-
-    #[test]
-    fn link_linked_unlinked_orphaned() {
-        let clusters =
-            vec![cluster("https://10.0.0.1:6443", "prod-eks"), cluster("https://old.example.com", "old")];
-        let apps = vec![app("argocd", "a", Some("https://10.0.0.1:6443"), None)];
-        let d = destinations(&clusters, &apps);
-        let prod = known("Prod EKS");
-        let gke = known("Legacy GKE");
-        let mappings = vec![
-            MappingInput {
-                name: "prod-eks",
-                url: "HTTPS://10.0.0.1:6443/",
-                created: ts("2026-01-01T00:00:00Z"),
-                cluster: &prod,
-            },
-            MappingInput {
-                name: "legacy-gke",
-                url: "https://gke.example.com",
-                created: ts("2026-01-01T00:00:00Z"),
-                cluster: &gke,
-            },
-        ];
-        let l = link(&d, &mappings, &known("Agent"), false);
-        assert_eq!(l.linked.len(), 1);
-        assert_eq!(l.linked[0].mapping.as_deref(), Some("prod-eks"));
-        assert_eq!(l.linked[0].applications_count, 1);
-        assert_eq!(l.linked[0].argocd_cluster_name.as_deref(), Some("prod-eks"));
-        assert_eq!(l.unlinked.len(), 1);
-        assert_eq!(l.unlinked[0].argocd_cluster_url, "https://old.example.com");
-        assert_eq!(l.orphaned, vec!["legacy-gke".to_string()]);
-        assert_eq!(l.mappings["prod-eks"].state, MappingState::Linked);
-        assert_eq!(l.mappings["prod-eks"].applications_count, Some(1));
-        assert_eq!(l.mappings["legacy-gke"].state, MappingState::Orphaned);
+    for id in identity {
+        let suggestion = |cluster_profile_ref: Option<ProfileRef>, note: String| {
+            Some(Found::Suggest(SuggestedMapping { identity: id.clone(), cluster_profile_ref, note }))
+        };
+        match profiles.named_by(&id.key, &id.value) {
+            Named::None => continue,
+            Named::Tie(tied) => return Some(Found::Suggest(tie(id, &tied))),
+            Named::One { profile, duplicates } => {
+                let mut note = duplicates_note(&duplicates);
+                if profile.cluster.is_none() {
+                    note = join(
+                        &note,
+                        "the profile lacks the argomap.io/cluster-id and argomap.io/cloud-provider annotations",
+                    );
+                }
+                return suggestion(Some(profile_ref(profile)), note);
+            }
+        }
     }
+    // No profile seen: GKE's origin annotation still says which one (`<namespace>/<name>`).
+    let origin = identity.iter().find(|i| i.key == "clusterprofile.x-k8s.io/origin")?;
+    let (namespace, name) = origin.value.split_once('/')?;
+    Some(Found::Suggest(SuggestedMapping {
+        identity: origin.clone(),
+        cluster_profile_ref: Some(ProfileRef { namespace: namespace.into(), name: name.into() }),
+        note: "argomap sees no such ClusterProfile".into(),
+    }))
+}
 
-    #[test]
-    fn conflict_oldest_wins_then_name() {
-        let d = destinations(&[cluster("https://a", "a")], &[]);
-        let c = known("C");
-        let mappings = vec![
-            MappingInput {
-                name: "young",
-                url: "https://a",
-                created: ts("2026-02-01T00:00:00Z"),
-                cluster: &c,
-            },
-            MappingInput {
-                name: "old-b",
-                url: "https://a/",
-                created: ts("2026-01-01T00:00:00Z"),
-                cluster: &c,
-            },
-            MappingInput {
-                name: "old-a",
-                url: "https://A",
-                created: ts("2026-01-01T00:00:00Z"),
-                cluster: &c,
-            },
-        ];
-        let l = link(&d, &mappings, &known("Agent"), false);
-        assert_eq!(l.mappings["old-a"].state, MappingState::Linked);
-        assert_eq!(l.mappings["old-b"].state, MappingState::Conflict);
-        assert_eq!(l.mappings["old-b"].conflicts_with.as_deref(), Some("old-a"));
-        assert_eq!(l.mappings["young"].state, MappingState::Conflict);
-        assert_eq!(l.linked.len(), 1);
-        assert_eq!(l.linked[0].mapping.as_deref(), Some("old-a"));
+fn duplicates_note(duplicates: &[&Profile]) -> String {
+    if duplicates.is_empty() {
+        return String::new();
     }
+    let keys: Vec<String> = duplicates.iter().map(|p| p.key()).collect();
+    format!("also named: {} (newer, not used)", keys.join(", "))
+}
 
-    #[test]
-    fn conflict_on_a_url_argocd_does_not_know() {
-        let d = destinations(&[], &[]);
-        let c = known("C");
-        let mappings = vec![
-            MappingInput { name: "a", url: "https://x", created: ts("2026-01-01T00:00:00Z"), cluster: &c },
-            MappingInput { name: "b", url: "https://x", created: ts("2026-01-02T00:00:00Z"), cluster: &c },
-        ];
-        let l = link(&d, &mappings, &known("Agent"), false);
-        assert_eq!(l.mappings["a"].state, MappingState::Orphaned);
-        assert_eq!(l.mappings["b"].state, MappingState::Conflict);
-        assert_eq!(l.orphaned, vec!["a".to_string()]);
-    }
-
-    #[test]
-    fn in_cluster_links_implicitly_to_agent_unless_mapped() {
-        let clusters = vec![cluster("https://kubernetes.default.svc", "in-cluster")];
-        let apps = vec![app("argocd", "g", Some("https://kubernetes.default.svc/"), None)];
-        let d = destinations(&clusters, &apps);
-        let agent = known("Agent");
-        let l = link(&d, &[], &agent, false);
-        assert_eq!(l.linked.len(), 1);
-        assert_eq!(l.linked[0].mapping, None);
-        assert_eq!(l.linked[0].cluster, agent);
-        assert_eq!(l.linked[0].applications_count, 1);
-
-        let other = known("Explicit");
-        let m = [MappingInput { name: "explicit", url: IN_CLUSTER_URL, created: None, cluster: &other }];
-        let l = link(&d, &m, &agent, false);
-        assert_eq!(l.linked[0].mapping.as_deref(), Some("explicit"));
-        assert_eq!(l.linked[0].cluster, other);
-    }
-
-    #[test]
-    fn agent_urls_link_separately() {
-        let clusters = vec![
-            cluster("https://proxy:9090?agentName=prod", "prod"),
-            cluster("https://proxy:9090?agentName=staging", "staging"),
-        ];
-        let d = destinations(&clusters, &[]);
-        let c = known("Prod");
-        let m = [MappingInput {
-            name: "prod",
-            url: "https://proxy:9090/?agentName=prod",
-            created: None,
-            cluster: &c,
-        }];
-        let l = link(&d, &m, &known("Agent"), false);
-        assert_eq!(l.linked.len(), 1);
-        assert_eq!(l.unlinked.len(), 1);
-        assert_eq!(l.unlinked[0].argocd_cluster_url, "https://proxy:9090?agentName=staging");
+fn tie(id: &IdentityLabel, tied: &[&Profile]) -> SuggestedMapping {
+    let keys: Vec<String> = tied.iter().map(|p| p.key()).collect();
+    SuggestedMapping {
+        identity: id.clone(),
+        cluster_profile_ref: None,
+        note: format!("ClusterProfiles {} were created at the same time: none is linked", keys.join(", ")),
     }
 }
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() { b.to_string() } else { format!("{a}; {b}") }
+}
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,8 @@
 //! - `evaluate`: one check's outcome turned into those statuses;
 //! - `events`: the transitions worth a Kubernetes Event;
 //! - `organization`: whether an instance's namespace is bound to its organization;
+//! - `profiles`: ClusterProfiles (the Cluster Inventory API) as mappings and automatic links read them;
+//! - `resolve`: a ClusterMapping's URL and cluster, from its spec or its ClusterProfile;
 //! - `qovery`: the read API's view (Qovery's response shape).
 
 pub mod conditions;
@@ -21,7 +23,9 @@ pub mod evaluate;
 pub mod events;
 pub mod linkage;
 pub mod organization;
+pub mod profiles;
 pub mod qovery;
+pub mod resolve;
 pub mod size;
 pub mod staleness;
 pub mod status;

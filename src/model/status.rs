@@ -10,6 +10,7 @@ use super::conditions::{
 };
 use super::destinations::Destinations;
 use super::linkage::{Linkage, MappingOutcome};
+use super::resolve::Resolved;
 use crate::crd::{
     ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, ConnectionStatus, DanglingDestination,
     DestinationKind, MappingState, Reason, Summary,
@@ -285,10 +286,11 @@ pub fn mapping_status(
     prev: Option<&ClusterMappingStatus>,
     generation: Option<i64>,
     outcome: &MappingOutcome,
-    url: &str,
+    resolved: &Resolved,
     instance: &str,
     now: Timestamp,
 ) -> ClusterMappingStatus {
+    let url = resolved.url.as_deref().unwrap_or("(no URL)");
     let message = match outcome.state {
         MappingState::Linked => format!("Argo CD deploys to {url}"),
         MappingState::Orphaned => format!("ArgoCdInstance {instance} has no destination {url}"),
@@ -305,11 +307,30 @@ pub fn mapping_status(
         MappingState::Unverified => format!(
             "no application of ArgoCdInstance {instance} deploys to {url}, and Argo CD hides (part of) its cluster list from the token (ClustersVisible=False), so whether {url} is registered cannot be told; grant the token `clusters, get` to know"
         ),
+        MappingState::Unresolved => resolved.problem.clone().unwrap_or_default(),
     };
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let linked = outcome.state == MappingState::Linked;
+    // A linked mapping is not Ready while its ClusterProfile is missing or unhealthy.
+    let profile = resolved.profile.as_ref();
+    let (ready, reason, message) = match profile {
+        Some(p) if linked && !p.found => (
+            false,
+            reason::CLUSTER_PROFILE_NOT_FOUND,
+            format!("{message}, but ClusterProfile {}/{} does not exist", p.namespace, p.name),
+        ),
+        Some(p) if linked && p.control_plane_healthy.as_deref() == Some("False") => (
+            false,
+            reason::CLUSTER_PROFILE_UNHEALTHY,
+            format!(
+                "{message}, but ClusterProfile {}/{} says its control plane is not healthy",
+                p.namespace, p.name
+            ),
+        ),
+        _ => (linked, outcome.state.as_str(), message),
+    };
     let c = Conditions::new(prev_conditions, generation, now);
-    let mut conditions = vec![c.make(READY, linked.into(), outcome.state.as_str(), &message)];
+    let mut conditions = vec![c.make(READY, ready.into(), reason, &message)];
     // An older mapping holds the URL: only a change of a ClusterMapping (which argomap
     // watches) can end it, so kstatus may call it Failed. Every other state can pass on its
     // own (Argo CD registers the cluster, the instance is created) and stays InProgress.
@@ -322,6 +343,8 @@ pub fn mapping_status(
         argocd_cluster_name: outcome.argocd_cluster_name.clone(),
         applications_count: outcome.applications_count,
         conflicts_with: outcome.conflicts_with.clone(),
+        argocd_cluster_url: resolved.url.clone().filter(|_| resolved.url_from_profile),
+        cluster_profile: resolved.profile.clone(),
         conditions,
     }
 }

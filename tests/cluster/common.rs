@@ -284,12 +284,12 @@ pub fn instance_json(name: &str, url: &str, interval: &str) -> serde_json::Value
 pub fn mapping_json(name: &str, instance: &str, url: &str) -> serde_json::Value {
     let mut m = fixtures::mapping("", name, instance, url);
     m.metadata = ObjectMeta { name: Some(name.into()), ..Default::default() };
-    m.spec.cluster = KnownCluster {
+    m.spec.cluster = Some(KnownCluster {
         id: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
         name: format!("Cluster {name}"),
         cloud_provider: CloudProvider::Gcp,
         kind: KubernetesType::SelfManaged,
-    };
+    });
     serde_json::to_value(m).expect("mapping JSON")
 }
 

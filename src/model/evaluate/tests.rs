@@ -224,6 +224,7 @@ fn the_whole_status_says_stale_stream_and_organization() {
         stale_after: Some(jiff::SignedDuration::from_mins(3)),
         stream: Some((StreamState::Streaming, 10)),
         organization: Some((organization::Binding::NamespaceLabel, None)),
+        profiles: Default::default(),
     };
     let e =
         evaluate(&i, &[], &Outcome::Observed { observed: observed(), fresh: false }, &circumstances, later);

@@ -388,12 +388,33 @@ fn mapping_status_is_time_stable() {
         applications_count: Some(3),
         conflicts_with: None,
     };
-    let a = mapping_status(None, Some(1), &o, "https://a", "i", t("2026-11-22T10:00:00Z"));
-    let b = mapping_status(Some(&a), Some(1), &o, "https://a", "i", t("2026-11-22T11:00:00Z"));
+    let a = mapping_status(
+        None,
+        Some(1),
+        &o,
+        &Resolved::written("https://a", None),
+        "i",
+        t("2026-11-22T10:00:00Z"),
+    );
+    let b = mapping_status(
+        Some(&a),
+        Some(1),
+        &o,
+        &Resolved::written("https://a", None),
+        "i",
+        t("2026-11-22T11:00:00Z"),
+    );
     assert_eq!(a, b);
     let conflict =
         MappingOutcome { state: MappingState::Conflict, conflicts_with: Some("older".into()), ..o };
-    let c = mapping_status(Some(&a), Some(1), &conflict, "https://a", "i", t("2026-11-22T11:00:00Z"));
+    let c = mapping_status(
+        Some(&a),
+        Some(1),
+        &conflict,
+        &Resolved::written("https://a", None),
+        "i",
+        t("2026-11-22T11:00:00Z"),
+    );
     assert_eq!(c.conditions[0].status, "False");
     assert_eq!(c.conditions[0].reason, "Conflict");
     assert!(c.conditions[0].message.contains("older"));
