@@ -182,6 +182,11 @@ if [ -s "$work/default.yaml" ]; then
   expect default "the hook asks /readyz of the Service's admin port" \
     "^ +- http://$release\\.$ns\\.svc:8081/readyz\$"
 fi
+if [ -s "$work/all-features.yaml" ]; then
+  expect all-features "--cluster-profiles with clusterProfiles.enabled" '^ +- --cluster-profiles$'
+  expect all-features "ClusterProfiles read-only" '^    resources: \["clusterprofiles"\]$'
+fi
+expect_not default "no ClusterProfile access by default" 'clusterprofiles'
 if [ -s "$work/all-namespaces.yaml" ]; then
   expect all-namespaces "ClusterRole for all namespaces" "^  name: $release\$"
   expect_not all-namespaces "no --namespace" '--namespace='
