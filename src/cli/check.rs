@@ -12,11 +12,13 @@ use serde::{Deserialize as _, Serialize};
 
 use super::{CheckArgs, Output, scaffold, table};
 use crate::argocd::{self, ClientConfig, Credentials, TlsSettings};
+use crate::crd::cluster_profile::ClusterProfile;
 use crate::crd::{
     self, ArgoCdInstance, ArgoCdInstanceSpec, ArgoCdInstanceStatus, CloudProvider, ClusterMapping,
     ClusterMappingStatus, ConnectionState, KnownCluster, KubernetesType,
 };
 use crate::model::evaluate::{self, Observed, Outcome};
+use crate::model::profiles::{Profile, Profiles};
 use crate::model::status::to_second;
 
 /// What `argomap check -o json` prints.
@@ -91,12 +93,12 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 /// Runs one check as the controller does and returns the statuses it would write. `Err` is
 /// reserved for unusable input (files, flags); a failed check is a report with an error.
 pub async fn report(args: &CheckArgs) -> Result<Report, String> {
-    let (mut instance, mappings) = match &args.file {
+    let Manifests { mut instance, mappings, profiles } = match &args.file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             load_manifests(&text, args.instance.as_deref())?
         }
-        None => (placeholder_instance(), Vec::new()),
+        None => Manifests { instance: placeholder_instance(), mappings: Vec::new(), profiles: Vec::new() },
     };
     if let Some(url) = &args.url {
         instance.spec.url = url.clone();
@@ -143,8 +145,12 @@ pub async fn report(args: &CheckArgs) -> Result<Report, String> {
         Err(e) => Outcome::failed(&e),
     };
     let mine = evaluate::mappings_of(&instance, &mappings);
-    let eval =
-        evaluate::evaluate(&instance, &mine, &outcome, &Default::default(), to_second(Timestamp::now()));
+    // ClusterProfiles in the file stand in for those the controller would read.
+    let circumstances = evaluate::Circumstances {
+        profiles: Arc::new(Profiles::new(profiles.iter().map(Profile::from_object))),
+        ..Default::default()
+    };
+    let eval = evaluate::evaluate(&instance, &mine, &outcome, &circumstances, to_second(Timestamp::now()));
     let mut status = eval.instance;
     // The status on the cluster is capped to fit etcd; here the lists are whole unless --limit.
     if let Some(linkage) = eval.linkage {
@@ -189,14 +195,20 @@ fn placeholder_instance() -> ArgoCdInstance {
     i
 }
 
-/// Parses a multi-document YAML stream of ArgoCdInstances and ClusterMappings (other kinds
-/// are ignored) and picks the instance.
-pub fn load_manifests(
-    text: &str,
-    pick: Option<&str>,
-) -> Result<(ArgoCdInstance, Vec<ClusterMapping>), String> {
+/// What `-f` gives: the instance, the mappings and the ClusterProfiles of the file.
+#[derive(Debug)]
+pub struct Manifests {
+    pub instance: ArgoCdInstance,
+    pub mappings: Vec<ClusterMapping>,
+    pub profiles: Vec<ClusterProfile>,
+}
+
+/// Parses a multi-document YAML stream of ArgoCdInstances, ClusterMappings and ClusterProfiles
+/// (other kinds are ignored) and picks the instance.
+pub fn load_manifests(text: &str, pick: Option<&str>) -> Result<Manifests, String> {
     let mut instances = Vec::new();
     let mut mappings = Vec::new();
+    let mut profiles = Vec::new();
     for (n, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = serde_yaml::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", n + 1))?;
         if value.is_null() {
@@ -216,6 +228,12 @@ pub fn load_manifests(
                 m.metadata.namespace.get_or_insert_with(|| "default".into());
                 mappings.push(m);
             }
+            "ClusterProfile" => {
+                let mut p: ClusterProfile = serde_yaml::from_value(value)
+                    .map_err(|e| format!("document {} (ClusterProfile): {e}", n + 1))?;
+                p.metadata.namespace.get_or_insert_with(|| "default".into());
+                profiles.push(p);
+            }
             _ => {}
         }
     }
@@ -228,7 +246,7 @@ pub fn load_manifests(
         None if instances.is_empty() => return Err("the file holds no ArgoCdInstance".into()),
         None => return Err("the file holds several ArgoCdInstances: pick one with --instance".into()),
     };
-    Ok((instance, mappings))
+    Ok(Manifests { instance, mappings, profiles })
 }
 
 #[cfg(test)]
@@ -238,7 +256,7 @@ mod tests {
 
     #[test]
     fn manifests_give_the_instance_and_its_mappings() {
-        let (i, m) = load_manifests(MANIFESTS, None).expect("manifests");
+        let Manifests { instance: i, mappings: m, .. } = load_manifests(MANIFESTS, None).expect("manifests");
         assert_eq!(i.metadata.name.as_deref(), Some("prod-argocd"));
         assert_eq!(i.spec.interval, "60s", "defaults apply");
         assert_eq!(m.len(), 2);

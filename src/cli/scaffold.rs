@@ -37,15 +37,24 @@ pub fn manifests(unlinked: &[UnlinkedCluster], target: Target<'_>) -> Result<Str
         if let Some(ns) = target.namespace {
             metadata["namespace"] = json!(ns);
         }
+        let mut spec = json!({
+            "instanceRef": { "name": target.instance.unwrap_or(INSTANCE_PLACEHOLDER) },
+            "argocdClusterUrl": u.argocd_cluster_url,
+        });
+        // The ClusterProfile the destination's identity names, filled in; the cluster then comes
+        // from the profile when it carries argomap's annotations.
+        let suggested = u.details.suggested_mapping.as_ref();
+        if let Some(r) = suggested.and_then(|s| s.cluster_profile_ref.as_ref()) {
+            spec["clusterProfileRef"] = json!({ "namespace": r.namespace, "name": r.name });
+        }
+        if !suggested.is_some_and(|s| s.profile_gives_cluster && s.cluster_profile_ref.is_some()) {
+            spec["cluster"] = json!({ "id": ID_PLACEHOLDER, "name": NAME_PLACEHOLDER, "cloudProvider": cloud, "type": kind });
+        }
         let doc = json!({
             "apiVersion": "argomap.io/v1alpha1",
             "kind": "ClusterMapping",
             "metadata": metadata,
-            "spec": {
-                "instanceRef": { "name": target.instance.unwrap_or(INSTANCE_PLACEHOLDER) },
-                "argocdClusterUrl": u.argocd_cluster_url,
-                "cluster": { "id": ID_PLACEHOLDER, "name": NAME_PLACEHOLDER, "cloudProvider": cloud, "type": kind },
-            },
+            "spec": spec,
         });
         let yaml = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
         out.push_str("---\n");
@@ -187,6 +196,38 @@ mod tests {
         );
         let none = manifests(&[], Target { instance: None, namespace: None, taken: BTreeSet::new() });
         assert_eq!(none.as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn a_suggested_profile_is_filled_in() {
+        let suggested = |gives: bool| {
+            let mut u = unlinked("https://spoke", Some("spoke"));
+            u.details.suggested_mapping = Some(crate::crd::SuggestedMapping {
+                identity: crate::crd::IdentityLabel {
+                    key: "clusterprofile.x-k8s.io/origin".into(),
+                    value: "fleet/spoke".into(),
+                },
+                cluster_profile_ref: Some(crate::crd::ProfileRef {
+                    namespace: "fleet".into(),
+                    name: "spoke".into(),
+                }),
+                profile_gives_cluster: gives,
+                note: String::new(),
+            });
+            let text =
+                manifests(&[u], Target { instance: Some("prod"), namespace: None, taken: BTreeSet::new() })
+                    .expect("yaml");
+            let doc: serde_json::Value = serde_yaml::Deserializer::from_str(&text)
+                .map(|d| serde::Deserialize::deserialize(d).expect("doc"))
+                .next()
+                .expect("one");
+            doc["spec"].clone()
+        };
+        let spec = suggested(true);
+        assert_eq!(spec["clusterProfileRef"], json!({"namespace": "fleet", "name": "spoke"}));
+        assert!(spec.get("cluster").is_none(), "the profile gives it: {spec}");
+        let spec = suggested(false);
+        assert_eq!(spec["cluster"]["id"], ID_PLACEHOLDER, "{spec}");
     }
 
     #[test]

@@ -376,6 +376,10 @@ pub struct SuggestedMapping {
     /// The profile the identity names (absent when argomap sees none, or a tie of several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_profile_ref: Option<ProfileRef>,
+    /// Whether the profile gives the platform's cluster (its `argomap.io/*` annotations): the
+    /// mapping then needs no `cluster`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub profile_gives_cluster: bool,
     /// Why it is a suggestion and not a link, e.g. the profile lacks `argomap.io/cluster-id`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,

@@ -268,9 +268,15 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
         }
     }
     for id in identity {
-        let suggestion = |cluster_profile_ref: Option<ProfileRef>, note: String| {
-            Some(Found::Suggest(SuggestedMapping { identity: id.clone(), cluster_profile_ref, note }))
-        };
+        let suggestion =
+            |cluster_profile_ref: Option<ProfileRef>, profile_gives_cluster: bool, note: String| {
+                Some(Found::Suggest(SuggestedMapping {
+                    identity: id.clone(),
+                    cluster_profile_ref,
+                    profile_gives_cluster,
+                    note,
+                }))
+            };
         match profiles.named_by(&id.key, &id.value) {
             Named::None => continue,
             Named::Tie(tied) => return Some(Found::Suggest(tie(id, &tied))),
@@ -282,7 +288,7 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
                         "the profile lacks the argomap.io/cluster-id and argomap.io/cloud-provider annotations",
                     );
                 }
-                return suggestion(Some(profile_ref(profile)), note);
+                return suggestion(Some(profile_ref(profile)), profile.cluster.is_some(), note);
             }
         }
     }
@@ -292,6 +298,7 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
     Some(Found::Suggest(SuggestedMapping {
         identity: origin.clone(),
         cluster_profile_ref: Some(ProfileRef { namespace: namespace.into(), name: name.into() }),
+        profile_gives_cluster: false,
         note: "argomap sees no such ClusterProfile".into(),
     }))
 }
@@ -309,6 +316,7 @@ fn tie(id: &IdentityLabel, tied: &[&Profile]) -> SuggestedMapping {
     SuggestedMapping {
         identity: id.clone(),
         cluster_profile_ref: None,
+        profile_gives_cluster: false,
         note: format!("ClusterProfiles {} were created at the same time: none is linked", keys.join(", ")),
     }
 }

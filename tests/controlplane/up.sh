@@ -13,6 +13,8 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+# shellcheck source=versions.env
+. "$cp_here/versions.env"
 
 t0=$SECONDS
 log() { echo "controlplane: $*" >&2; }
@@ -209,6 +211,18 @@ for f in "${crds[@]}"; do
   "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established --timeout=60s -f "$f" >&2 ||
     fail kube-apiserver "CRDs in $f not Established"
 done
+
+# 8. The ClusterProfile CRD (SIG-Multicluster's Cluster Inventory API), as its Go module ships it:
+# argomap reads profiles with --cluster-profiles. `go mod download` takes the module from the
+# module proxy once (GOMODCACHE keeps it).
+profile_crd="$(cd /tmp && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOWORK=off \
+  go mod download -json "sigs.k8s.io/cluster-inventory-api@${CLUSTER_INVENTORY_API_VERSION}" |
+  sed -nE 's/^[[:space:]]*"Dir":[[:space:]]*"([^"]+)".*$/\1/p')/config/crd/bases/multicluster.x-k8s.io_clusterprofiles.yaml"
+[ -f "$profile_crd" ] || fail kube-apiserver "no ClusterProfile CRD from sigs.k8s.io/cluster-inventory-api@${CLUSTER_INVENTORY_API_VERSION}"
+"$kubectl" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$profile_crd" >&2 ||
+  fail kube-apiserver "applying $profile_crd"
+"$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established --timeout=60s -f "$profile_crd" >&2 ||
+  fail kube-apiserver "the ClusterProfile CRD is not Established"
 
 {
   printf 'KUBECONFIG=%q\n' "$kubeconfig"
