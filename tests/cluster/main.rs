@@ -7,6 +7,7 @@ mod gitops;
 mod greedy_clients;
 mod leader;
 mod metrics;
+mod profiles;
 mod rbac;
 mod read_api;
 mod scaffold;
