@@ -239,3 +239,80 @@ async fn health_and_sync_per_destination_in_poll_and_watch_mode() {
     until_counts(&client, &watched, "https://a.example.com", healed.clone(), Duration::from_secs(15)).await;
     until_counts(&client, &polled, "https://a.example.com", healed, CHECK).await;
 }
+
+fn profiles_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("multicluster.x-k8s.io", "v1alpha1", "ClusterProfile"),
+        "clusterprofiles",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clusters_registered_by_the_cluster_profile_integration_link_automatically() {
+    let client = client().await;
+    let acd = namespace(&client, "acd-profiles").await;
+    let fleet = namespace(&client, "fleet").await;
+    // Cluster Secrets as the ClusterProfile integration for Argo CD writes them: the origin label
+    // `<namespace>-<name>` and the profile's labels copied.
+    for name in ["spoke-a", "spoke-b"] {
+        registered(
+            &client,
+            &acd,
+            name,
+            &format!("https://{name}.example.com"),
+            json!({
+                "argocd.argoproj.io/cluster-profile-origin": format!("{fleet}-{name}"),
+                "multicluster.x-k8s.io/inventory-member-id": name,
+                "x-k8s.io/cluster-manager": "open-cluster-management"
+            }),
+            json!({}),
+        )
+        .await;
+        let p: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ClusterProfile",
+            "metadata": {"name": name, "labels": {"x-k8s.io/cluster-manager": "open-cluster-management",
+                                                  "multicluster.x-k8s.io/inventory-member-id": name},
+                         "annotations": if name == "spoke-a" {
+                             json!({"argomap.io/cluster-id": "5f0c1a2b-0000-4000-8000-0000000000aa", "argomap.io/cloud-provider": "AWS"})
+                         } else { json!({}) }},
+            "spec": {"displayName": name, "clusterManager": {"name": "open-cluster-management"}}
+        }))
+        .expect("profile");
+        profiles_api(&client, &fleet).create(&PostParams::default(), &p).await.expect("create profile");
+    }
+    server::applications(
+        &client,
+        &acd,
+        vec![
+            server::application("a", Dest::Server("https://spoke-a.example.com")),
+            server::application("b", Dest::Name("spoke-b")),
+        ],
+    )
+    .await;
+    let server = Server::start(&acd, Opts::default());
+    server::listed(&server, &server.token, 3, 2, LISTED).await;
+
+    let ns = argomap_setup(&client, "real-autolink", &server.url, &server.token, &[], |i| {
+        i["spec"]["autoLink"] = json!({"identityKeys": ["argocd.argoproj.io/cluster-profile-origin"]});
+    })
+    .await;
+    let _op = Operator::start_with(&ns, &["--cluster-profiles"]);
+    let i = instance_where(&client, &ns, "prod", CHECK, "spoke-a linked automatically", |i| {
+        i.status.as_ref().is_some_and(|s| s.linked_clusters.iter().any(|l| l.details.automatic.is_some()))
+    })
+    .await;
+    let s = serde_json::to_value(i.status.as_ref()).expect("status");
+    let a = entry(&s, "https://spoke-a.example.com");
+    assert_eq!(a["cluster"]["id"], "5f0c1a2b-0000-4000-8000-0000000000aa", "{a}");
+    assert_eq!(a["applicationsCount"], 1);
+    assert_eq!(a["automatic"]["clusterProfileRef"], json!({"namespace": fleet, "name": "spoke-a"}));
+    // spoke-b's profile gives no platform cluster: suggested, with the profile filled in.
+    let b = entry(&s, "https://spoke-b.example.com");
+    assert!(b.get("cluster").is_none(), "{b}");
+    assert_eq!(
+        b["suggestedMapping"]["clusterProfileRef"],
+        json!({"namespace": fleet, "name": "spoke-b"}),
+        "{b}"
+    );
+}
