@@ -365,12 +365,12 @@ async fn profile_watch(
         return futures::stream::pending().boxed();
     }
     let api: Api<ClusterProfile> = Api::all(watch_client.clone());
+    // Without the CRD, or without the grant, the watch would never sync and checks would wait
+    // for it: argomap says why and goes on without profiles. Any other failure is retried.
     if let Err(kube::Error::Api(e)) = api.list_metadata(&kube::api::ListParams::default().limit(1)).await
-        && e.code == 404
+        && let Some(why) = profiles_unavailable(e.code)
     {
-        tracing::warn!(
-            "--cluster-profiles: the ClusterProfile CRD (multicluster.x-k8s.io) is not installed; not reading profiles"
-        );
+        tracing::error!("--cluster-profiles: {why}; not reading ClusterProfiles");
         synced.mark(Watch::Profiles);
         return futures::stream::pending().boxed();
     }
@@ -380,6 +380,17 @@ async fn profile_watch(
         .inspect_ok(on_init_done(synced, Watch::Profiles))
         .touched_objects()
         .boxed()
+}
+
+/// Why ClusterProfiles cannot be read, from the API's answer to listing them.
+fn profiles_unavailable(code: u16) -> Option<&'static str> {
+    match code {
+        404 => Some("the ClusterProfile CRD (multicluster.x-k8s.io) is not installed"),
+        403 => {
+            Some("argomap may not list ClusterProfiles (the chart grants it with clusterProfiles.enabled)")
+        }
+        _ => None,
+    }
 }
 
 fn apis<K>(client: &kube::Client, namespaces: &[String]) -> Vec<Api<K>>
@@ -402,6 +413,19 @@ fn on_init_done<K>(synced: &Arc<Synced>, watch: Watch) -> impl Fn(&Event<K>) + u
     move |event| {
         if matches!(event, Event::InitDone) {
             synced.mark(watch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn profiles_are_given_up_without_their_crd_or_grant_only() {
+        assert!(super::profiles_unavailable(404).is_some_and(|w| w.contains("not installed")));
+        assert!(super::profiles_unavailable(403).is_some_and(|w| w.contains("clusterProfiles.enabled")));
+        // Anything else may pass: the watch retries it.
+        for code in [401, 429, 500, 503] {
+            assert_eq!(super::profiles_unavailable(code), None);
         }
     }
 }

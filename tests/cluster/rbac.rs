@@ -44,12 +44,12 @@ fn apply_chart_rbac(drop_resource: Option<&str>) {
 /// The ServiceAccount and RBAC the chart renders for `release` in `release_ns` with `values`
 /// (`--set` arguments), applied for real.
 fn apply_rbac_of(release: &str, release_ns: &str, values: &[&str], drop_resource: Option<&str>) {
-    let mut helm = Command::new(helm());
-    helm.current_dir(repo()).args(["template", release, "charts/argomap"]);
+    let mut rbac = Command::new(helm());
+    rbac.current_dir(repo()).args(["template", release, "charts/argomap"]);
     for value in values {
-        helm.args(["--set", value]);
+        rbac.args(["--set", value]);
     }
-    let rendered = run(helm.args([
+    let rendered = run(rbac.args([
         "--namespace",
         release_ns,
         "--kube-version",
@@ -65,6 +65,25 @@ fn apply_rbac_of(release: &str, release_ns: &str, values: &[&str], drop_resource
         "--show-only",
         "templates/rbac-namespaces.yaml",
     ]));
+    // Rendered only when enabled (`--show-only` refuses a template that renders nothing).
+    let rendered = if values.contains(&"clusterProfiles.enabled=true") {
+        let mut template = Command::new(helm());
+        template.current_dir(repo()).args(["template", release, "charts/argomap"]);
+        for value in values {
+            template.args(["--set", value]);
+        }
+        let more = run(template.args([
+            "--namespace",
+            release_ns,
+            "--kube-version",
+            "1.37.2",
+            "--show-only",
+            "templates/rbac-clusterprofiles.yaml",
+        ]));
+        format!("{rendered}\n---\n{more}")
+    } else {
+        rendered
+    };
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&rendered) {
         let mut v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
@@ -110,15 +129,84 @@ fn operator_kubeconfig() -> String {
 }
 
 fn chart_operator(ns: &str) -> Operator {
+    chart_operator_with(ns, &[])
+}
+
+fn chart_operator_with(ns: &str, extra: &[&str]) -> Operator {
+    let mut args = vec!["--leader-election", "--lease-namespace", SYSTEM_NS, "--lease-name", "argomap"];
+    args.extend_from_slice(extra);
     Operator::start_env(
         ns,
-        &["--leader-election", "--lease-namespace", SYSTEM_NS, "--lease-name", "argomap"],
+        &args,
         &[("KUBECONFIG", &operator_kubeconfig()), ("POD_NAME", "argomap-chart-rbac")],
     )
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cluster_profiles_are_read_under_their_grant_and_their_absence_changes_nothing() {
+    // Without the grant: --cluster-profiles says why in the log and argomap works as without it.
+    // (Only one chart-RBAC test may hold the Lease at a time: they take turns on this lock.)
+    let _turn = RBAC_TURN.lock().await;
+    apply_rbac_of("argomap", SYSTEM_NS, &["watchAllNamespaces=true"], None);
+    let Setup { client, ns, argocd: _argocd, .. } =
+        setup("rbac-profiles", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
+    let op = chart_operator_with(&ns, &["--cluster-profiles"]);
+    instance_where(&client, &ns, "prod", Duration::from_secs(30), "connected without profiles", connected)
+        .await;
+    mapping_where(&client, &ns, "prod-eks", "Linked", Duration::from_secs(5)).await;
+    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    assert!(log.contains("may not list ClusterProfiles"), "the log says why:\n{log}");
+    drop(op);
+
+    // With it: a mapping that references a profile finds it.
+    apply_rbac_of("argomap", SYSTEM_NS, &["watchAllNamespaces=true", "clusterProfiles.enabled=true"], None);
+    let fleet = namespace(&client, "rbac-fleet").await;
+    let profile: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ClusterProfile",
+        "metadata": {"name": "eks"}, "spec": {"displayName": "EKS", "clusterManager": {"name": "test"}}
+    }))
+    .expect("profile");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("multicluster.x-k8s.io", "v1alpha1", "ClusterProfile"),
+        "clusterprofiles",
+    );
+    Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &fleet, &ar)
+        .create(&Default::default(), &profile)
+        .await
+        .expect("create profile");
+    let mut m = mapping_json("by-profile", "prod", "https://10.0.0.1:6443");
+    m["metadata"]["name"] = serde_json::json!("by-profile");
+    m["spec"]["clusterProfileRef"] = serde_json::json!({"namespace": fleet, "name": "eks"});
+    let ns2 = namespace(&client, "rbac-profiles-granted").await;
+    let Setup { argocd, token, .. } = setup("rbac-profiles-src", &[], "60s").await;
+    token_secret(&client, &ns2, "argocd-readonly", &token).await;
+    create_mapping(&client, &ns2, m).await;
+    create_instance(&client, &ns2, instance_json("prod", &argocd.url(), "60s")).await;
+    let op = chart_operator_with(&ns2, &["--cluster-profiles"]);
+    eventually(Duration::from_secs(30), "the profile found under the chart's grant", || {
+        let api = Api::<ClusterMapping>::namespaced(client.clone(), &ns2);
+        async move {
+            let m = api.get("by-profile").await.map_err(|e| e.to_string())?;
+            let p = m.status.as_ref().and_then(|s| s.cluster_profile.clone());
+            match p {
+                Some(p) if p.found && p.display_name.as_deref() == Some("EKS") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    assert!(!log.to_lowercase().contains("forbidden"), "no request was refused:\n{log}");
+    drop(op);
+    apply_chart_rbac(None);
+}
+
+/// The chart-RBAC tests share release `argomap`'s rules and Lease: one at a time.
+static RBAC_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_chart_rbac_is_enough_and_a_missing_rule_is_caught() {
+    let _turn = RBAC_TURN.lock().await;
     apply_chart_rbac(None);
     let Setup { client, ns, argocd, token } =
         setup("rbac", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
