@@ -120,6 +120,13 @@ node-test: node-images
 
 .PHONY: argocd-build argocd-up argocd-down argocd-test
 
+## Which Argo CD the argocd-* targets build, start and test: ARGOCD_VERSION=vX.Y.Z (a patch its
+## minor's wrapper module tests/controlplane/argocd-vX.Y/ pins); default: ARGOCD_VERSION of
+## tests/controlplane/versions.env, the newest.
+ifdef ARGOCD_VERSION
+export ARGOMAP_ARGOCD_VERSION := $(ARGOCD_VERSION)
+endif
+
 ## Builds (once, cached) Argo CD's argocd-server from its Go module (GOTOOLCHAIN for it only).
 argocd-build:
 	bash tests/controlplane/build.sh argocd
