@@ -38,7 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) print_only=1 ;;
     kube-apiserver | etcd | helm | kstatus | argocd) targets+=("$arg") ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
