@@ -118,7 +118,15 @@ node-test: node-images
 	rc=0; $(CARGO) test --locked --all-features --test e2e -- --test-threads 1 --nocapture || rc=$$?; \
 	bash tests/node/down.sh; exit $$rc
 
-.PHONY: argocd-build argocd-up argocd-down argocd-test
+.PHONY: argocd-build argocd-up argocd-down argocd-test argocd-test-oldest
+
+## Which Argo CD the argocd-* targets build, start and test: ARGOCD_VERSION=vX.Y.Z (a patch its
+## minor's wrapper module tests/controlplane/argocd-vX.Y/ pins); default: ARGOCD_VERSION of
+## tests/controlplane/versions.env, the newest. argocd-test-oldest: its ARGOCD_OLDEST_VERSION.
+ARGOCD_OLDEST_VERSION := $(shell sed -n 's/^ARGOCD_OLDEST_VERSION=//p' tests/controlplane/versions.env)
+ifdef ARGOCD_VERSION
+export ARGOMAP_ARGOCD_VERSION := $(ARGOCD_VERSION)
+endif
 
 ## Builds (once, cached) Argo CD's argocd-server from its Go module (GOTOOLCHAIN for it only).
 argocd-build:
@@ -139,6 +147,11 @@ argocd-test: controlplane-up argocd-build
 	set -a; . "$(CONTROLPLANE_DIR)/env"; . "$(CONTROLPLANE_DIR)/argocd/env"; set +a; \
 	rc=0; $(CARGO) test --locked --all-features --test argocd_real || rc=$$?; \
 	bash tests/controlplane/argocd-down.sh; exit $$rc
+
+## The same suite against the oldest Argo CD minor still supported (not part of `make test`:
+## a cold build of it takes a quarter of an hour; see docs/testing.md).
+argocd-test-oldest:
+	$(MAKE) argocd-test ARGOCD_VERSION=$(ARGOCD_OLDEST_VERSION)
 
 ## One check of a generated fleet (100 000 applications over 2 000 destinations by default),
 ## argomap beside the Python peer of benches/peers/, medians of 5 runs taken in turn.

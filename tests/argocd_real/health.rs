@@ -20,11 +20,12 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The multi-call binary built by `tests/controlplane/build.sh argocd`, named `argocd`.
+/// The multi-call binary of the version under test built by `tests/controlplane/build.sh argocd`.
 fn argocd() -> PathBuf {
     let out = Command::new("bash")
         .arg(repo().join("tests/controlplane/build.sh"))
         .args(["--print-bin-dir", "argocd"])
+        .env("ARGOMAP_ARGOCD_VERSION", crate::server::version())
         .output()
         .expect("build.sh");
     let dir = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();

@@ -18,8 +18,23 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "argomap";
-/// The Argo CD version `versions.env` pins (a clean tagged build reports it without suffix).
-pub const VERSION: &str = "v3.6.1";
+/// The Argo CD version under test (a clean tagged build reports it without suffix): the one
+/// argocd-up.sh started (`ARGOMAP_TEST_ARGOCD_VERSION` of its env file, which `make argocd-test`
+/// sources), `ARGOCD_VERSION` of versions.env unless `make argocd-test ARGOCD_VERSION=...`.
+pub fn version() -> String {
+    std::env::var("ARGOMAP_TEST_ARGOCD_VERSION").unwrap_or_else(|_| {
+        read_env(&shared_env())
+            .remove("ARGOMAP_TEST_ARGOCD_VERSION")
+            .expect("ARGOMAP_TEST_ARGOCD_VERSION missing from the argocd env")
+    })
+}
+
+/// Whether the version under test is at least `major.minor` (for what differs by version).
+pub fn at_least(major: u32, minor: u32) -> bool {
+    let v = version();
+    let mut parts = v.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().expect("vX.Y.Z"));
+    (parts.next(), parts.next()) >= (Some(major), Some(minor))
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -99,11 +114,7 @@ impl Server {
     /// The server `make argocd-test` started (namespace `argocd`, plain HTTP, nothing seeded:
     /// its lists hold only the synthesised in-cluster). Tests must not seed it.
     pub fn shared() -> Server {
-        let path = match std::env::var("ARGOMAP_TEST_ARGOCD_DIR") {
-            Ok(d) => PathBuf::from(d).join("env"),
-            Err(_) => controlplane_dir().join("argocd/env"),
-        };
-        Server::from_env(&read_env(&path), None, Opts::default())
+        Server::from_env(&read_env(&shared_env()), None, Opts::default())
     }
 
     /// A server of this test's own, in namespace `ns` (seed it first: the server's informers
@@ -217,13 +228,15 @@ impl Server {
         r.json()
     }
 
+    /// Projected as argomap projects it for this version: before v3.5 Argo CD knows no `spec.*`
+    /// sub-key (`items.spec.destination` drops `spec`), so `items.spec` there.
     pub fn applications(&self, token: &str) -> Value {
-        let r = self.curl(
-            "GET",
-            "/api/v1/applications?fields=items.metadata.name,items.metadata.namespace,items.spec.destination",
-            Some(token),
-            None,
-        );
+        let spec = if at_least(3, 5) { "items.spec.destination" } else { "items.spec" };
+        self.applications_with(token, &format!("items.metadata.name,items.metadata.namespace,{spec}"))
+    }
+
+    pub fn applications_with(&self, token: &str, fields: &str) -> Value {
+        let r = self.curl("GET", &format!("/api/v1/applications?fields={fields}"), Some(token), None);
         assert_eq!(r.status, 200, "applications: {}", r.body);
         r.json()
     }
@@ -245,9 +258,18 @@ impl Drop for Server {
     }
 }
 
+/// The env file of the shared server.
+fn shared_env() -> PathBuf {
+    match std::env::var("ARGOMAP_TEST_ARGOCD_DIR") {
+        Ok(d) => PathBuf::from(d).join("env"),
+        Err(_) => controlplane_dir().join("argocd/env"),
+    }
+}
+
 fn run_up(ns: &str, dir: &Path, opts: &Opts) {
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("tests/controlplane/argocd-up.sh"))
+        .env("ARGOMAP_ARGOCD_VERSION", version())
         .env("ARGOMAP_ARGOCD_DIR", dir)
         .env("ARGOMAP_ARGOCD_NAMESPACE", ns)
         .env("ARGOMAP_ARGOCD_TLS", if opts.tls { "1" } else { "0" });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts a real argocd-server (Argo CD ARGOCD_VERSION from versions.env, built by
-# `build.sh argocd`) with Debian's redis-server, against the test control plane started by
-# up.sh (which must already be up). Everything listens on 127.0.0.1 only, plain HTTP.
+# Starts a real argocd-server (Argo CD ARGOCD_VERSION from versions.env, or
+# $ARGOMAP_ARGOCD_VERSION; built by `build.sh argocd`) with Debian's redis-server, against the
+# test control plane started by up.sh (which must already be up). Everything listens on
+# 127.0.0.1 only, plain HTTP.
 #
 # State goes to ${ARGOMAP_ARGOCD_DIR:-<control plane dir>/argocd}/ (the control plane dir is
 # ${ARGOMAP_CONTROLPLANE_DIR:-target/controlplane}):
@@ -10,7 +11,7 @@
 #   token        that token; redis.conf, static/ (the UI placeholder), *.log, *.pid
 # In namespace argocd it applies the Application, AppProject and ApplicationSet CRDs
 # (server-side) and creates argocd-cm, argocd-secret and argocd-rbac-cm.
-# Idempotent: if it is already up (same control plane) and healthy, it does nothing.
+# Idempotent: if it is already up (same control plane, same version) and healthy, it does nothing.
 #
 # Optional settings (the real-Argo-CD suite starts one server per test with them):
 #   ARGOMAP_ARGOCD_NAMESPACE        its namespace (default argocd): settings, clusters, apps
@@ -29,6 +30,9 @@ exec </dev/null
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 # shellcheck source=versions.env
 . "$cp_here/versions.env"
+# shellcheck source=argocd-version.sh
+. "$cp_here/argocd-version.sh"
+argocd_select ""
 
 t0=$SECONDS
 log() { echo "argocd: $*" >&2; }
@@ -71,8 +75,9 @@ healthz() { [ "$(curl -kfsS --max-time 3 "$1/healthz" 2>/dev/null)" = ok ]; }
 # Already up against this control plane and healthy? Then do nothing.
 if cp_pid redis >/dev/null && cp_pid argocd-server >/dev/null && [ -s "$state/env" ] &&
   [ "$(cat "$state/apiserver-url" 2>/dev/null)" = "$ARGOMAP_TEST_APISERVER_URL" ] &&
+  [ "$(cat "$state/version" 2>/dev/null)" = "$argocd_version" ] &&
   healthz "$(cat "$state/origin" 2>/dev/null)"; then
-  log "already up at $(cat "$state/url") (set -a; . $state/env; set +a)"
+  log "already up at $(cat "$state/url"), $argocd_version (set -a; . $state/env; set +a)"
   exit 0
 fi
 
@@ -124,12 +129,12 @@ redis_ok || install_redis
 
 # The module's source (for manifests/crds), in the Go module cache since the build.
 module_dir() {
-  (cd "$cp_here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" GOFLAGS=-mod=readonly GOWORK=off \
+  (cd "$argocd_module" && GOTOOLCHAIN="$argocd_toolchain" GOFLAGS=-mod=readonly GOWORK=off \
     go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3 2>/dev/null) || true
 }
 crds_dir="$(module_dir)/manifests/crds"
 if [ ! -f "$crds_dir/application-crd.yaml" ]; then
-  (cd "$cp_here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" GOFLAGS=-mod=readonly GOWORK=off \
+  (cd "$argocd_module" && GOTOOLCHAIN="$argocd_toolchain" GOFLAGS=-mod=readonly GOWORK=off \
     go mod download github.com/argoproj/argo-cd/v3) >&2
   crds_dir="$(module_dir)/manifests/crds"
 fi
@@ -331,6 +336,7 @@ token="$(json_str token <<<"$resp")"
 echo "$url" >"$state/url"
 echo "$origin" >"$state/origin"
 echo "$ARGOMAP_TEST_APISERVER_URL" >"$state/apiserver-url"
+echo "$argocd_version" >"$state/version"
 {
   printf 'ARGOMAP_TEST_ARGOCD_URL=%q\n' "$url"
   printf 'ARGOMAP_TEST_ARGOCD_ORIGIN=%q\n' "$origin"
@@ -343,7 +349,7 @@ echo "$ARGOMAP_TEST_APISERVER_URL" >"$state/apiserver-url"
   printf 'ARGOMAP_TEST_ARGOCD_ACCOUNT=%q\n' "$account"
   printf 'ARGOMAP_TEST_ARGOCD_TOKEN=%q\n' "$token"
   printf 'ARGOMAP_TEST_ARGOCD_TOKEN_ID=%q\n' "$token_id"
-  printf 'ARGOMAP_TEST_ARGOCD_VERSION=%q\n' "$ARGOCD_VERSION"
+  printf 'ARGOMAP_TEST_ARGOCD_VERSION=%q\n' "$argocd_version"
   printf 'ARGOMAP_TEST_ARGOCD_BIN_DIR=%q\n' "$argocd_bin"
   printf 'ARGOMAP_TEST_ARGOCD_DIR=%q\n' "$state"
   printf 'ARGOMAP_TEST_ARGOCD_SERVER_PID=%q\n' "$(cat "$state/argocd-server.pid")"
@@ -352,5 +358,5 @@ echo "$ARGOMAP_TEST_APISERVER_URL" >"$state/apiserver-url"
 mv -f "$state/env.tmp" "$state/env"
 
 ok=1
-log "up in $((SECONDS - t0))s: $url (argocd-server pid $(cat "$state/argocd-server.pid"), redis pid $(cat "$state/redis.pid"))"
+log "up in $((SECONDS - t0))s: $url, $argocd_version (argocd-server pid $(cat "$state/argocd-server.pid"), redis pid $(cat "$state/redis.pid"))"
 log "  set -a; . $state/env; set +a"

@@ -4,8 +4,10 @@
 #   ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/<versions>/bin/
 # A binary that is already there is not rebuilt, so on a warm machine this does nothing.
 # argocd (Argo CD's multi-call binary, plus an `argocd-server -> argocd` symlink) is only built
-# when named, into its own dir ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/argocd-<version>/bin/,
-# with GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN (it needs a newer Go); the other builds use GOTOOLCHAIN=local.
+# when named, into its own dir ${ARGOMAP_CACHE:-$HOME/.cache/argomap}/controlplane/argocd-<version>/bin/:
+# ARGOCD_VERSION from versions.env, or $ARGOMAP_ARGOCD_VERSION; from the wrapper module of its
+# minor (argocd-vMAJOR.MINOR/), with the GOTOOLCHAIN versions.env gives that minor (v3.6 needs a
+# newer Go); the other builds use GOTOOLCHAIN=local.
 # kstatus (a wrapper printing what sigs.k8s.io/cli-utils' kstatus computes for an object, for the
 # cluster suite) goes into the main bin dir, stamped by the version in kstatus/go.mod:
 # kstatus-<version> plus a `kstatus` symlink, so a new pin builds a new binary.
@@ -21,11 +23,14 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "$here/versions.env"
+# shellcheck source=argocd-version.sh
+. "$here/argocd-version.sh"
+argocd_select ""
 
 cache_root="${ARGOMAP_CACHE:-$HOME/.cache/argomap}"
 key="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 bin_dir="$cache_root/controlplane/$key/bin"
-argocd_bin_dir="$cache_root/controlplane/argocd-${ARGOCD_VERSION}/bin"
+argocd_bin_dir="$cache_root/controlplane/argocd-${argocd_version}/bin"
 
 print_only=0
 targets=()
@@ -33,7 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) print_only=1 ;;
     kube-apiserver | etcd | helm | kstatus | argocd) targets+=("$arg") ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +71,10 @@ for t in ${others[@]+"${others[@]}"}; do
   [ -x "$bin_dir/$t" ] || missing+=("$t")
 done
 argocd_ok() { [ -x "$argocd_bin_dir/argocd" ] && [ -L "$argocd_bin_dir/argocd-server" ]; }
-if [ "$want_argocd" = 1 ] && ! argocd_ok; then missing+=(argocd); fi
+if [ "$want_argocd" = 1 ]; then
+  argocd_check_module # the wrapper of its minor must pin this very version
+  argocd_ok || missing+=(argocd)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   print_dirs
   exit 0
@@ -138,15 +146,15 @@ for t in "${missing[@]}"; do
       ;;
     argocd)
       # Stamped like argo-cd's Makefile does for a clean tagged release, so it reports
-      # exactly ${ARGOCD_VERSION} (GetVersion uses gitTag when gitCommit is set and the tree is
+      # exactly ${argocd_version} (GetVersion uses gitTag when gitCommit is set and the tree is
       # clean). A module zip has no commit id: gitCommit says so. buildDate is the tag's time
       # from the module proxy (reproducible); kubectlVersion is the client-go it is built with.
       pkg=github.com/argoproj/argo-cd/v3/common
-      cg="$(cd "$here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/client-go)"
-      built="$(cd "$here/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "github.com/argoproj/argo-cd/v3")"
-      build argocd "$here/argocd" github.com/argoproj/argo-cd/v3/cmd \
-        "-s -w -X ${pkg}.version=${ARGOCD_VERSION#v} -X ${pkg}.gitTag=${ARGOCD_VERSION} -X ${pkg}.gitCommit=unknown-go-module-${ARGOCD_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${built:-1970-01-01T00:00:00Z} -X ${pkg}.kubectlVersion=${cg}" \
-        "$argocd_bin_dir" "$ARGOCD_GOTOOLCHAIN"
+      cg="$(cd "$argocd_module" && GOTOOLCHAIN="$argocd_toolchain" go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/client-go)"
+      built="$(cd "$argocd_module" && GOTOOLCHAIN="$argocd_toolchain" go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "github.com/argoproj/argo-cd/v3")"
+      build argocd "$argocd_module" github.com/argoproj/argo-cd/v3/cmd \
+        "-s -w -X ${pkg}.version=${argocd_version#v} -X ${pkg}.gitTag=${argocd_version} -X ${pkg}.gitCommit=unknown-go-module-${argocd_version} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${built:-1970-01-01T00:00:00Z} -X ${pkg}.kubectlVersion=${cg}" \
+        "$argocd_bin_dir" "$argocd_toolchain"
       # The binary picks its role from argv[0]: argocd-server is a symlink to it
       # (made atomically, also for a binary built before the link existed).
       if [ ! -L "$argocd_bin_dir/argocd-server" ]; then

@@ -1,31 +1,52 @@
 #!/usr/bin/env bash
-# Regenerates argocd/go.mod (and go.sum) from the real github.com/argoproj/argo-cd/v3 go.mod:
-# `require github.com/argoproj/argo-cd/v3 VERSION`, upstream's `replace (...)` block copied
-# as is except every `=> ./local/dir` line (v3.6.x points gitops-engine/v3 at ./gitops-engine;
-# the tagged gitops-engine module from the proxy is used instead), upstream's `go` line, and
-# `tool github.com/argoproj/argo-cd/v3/cmd`; then `go mod tidy`.
+# Regenerates the wrapper module argocd-vMAJOR.MINOR/go.mod (and go.sum) from the real
+# github.com/argoproj/argo-cd/v3 go.mod of VERSION: `require github.com/argoproj/argo-cd/v3
+# VERSION`, upstream's `replace (...)` block copied as is except every `=> ./local/dir` line,
+# upstream's `go` line, and `tool github.com/argoproj/argo-cd/v3/cmd`; then `go mod tidy`.
 #
-# argo-cd v3.6 needs Go >= 1.27, newer than the machine's Go, so this script (and only the
-# argocd build in build.sh) runs with GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN: the go command fetches
-# that toolchain from the module proxy once (~76 MB, cached in GOMODCACHE).
+# Upstream replaces its gitops-engine module with the ./gitops-engine directory, which a module
+# zip does not carry:
+#   v3.6.x  github.com/argoproj/argo-cd/gitops-engine/v3 at a tag the proxy serves (v3.6.1):
+#           the requirement is kept, nothing replaces it;
+#   v3.4.x  github.com/argoproj/argo-cd/gitops-engine at a placeholder pseudo-version the proxy
+#           refuses (403). The wrapper replaces it with the same module at the release's own
+#           commit, the pseudo-version ARGOCD_GITOPS_ENGINE_<MAJOR>_<MINOR>_<PATCH> of
+#           versions.env (v0.0.0-<commit time>-<commit>): the source upstream built that release
+#           from. Its time must be the tag's (as the proxy reports it), or the script stops.
+# Any other local replace stops the script.
 #
-# Usage: tests/controlplane/gen-argocd-gomod.sh [vMAJOR.MINOR.PATCH]
-#        (default: ARGOCD_VERSION from versions.env)
+# The go commands run with the toolchain versions.env gives the minor (ARGOCD_GOTOOLCHAIN_3_6 =
+# go1.27.3: v3.6 needs Go >= 1.27; the go command fetches that toolchain from the module proxy
+# once). Without one: GOTOOLCHAIN=local.
+#
+# Usage: tests/controlplane/gen-argocd-gomod.sh [vMAJOR.MINOR.PATCH [OUT_DIR]]
+#        (default: $ARGOMAP_ARGOCD_VERSION, else ARGOCD_VERSION from versions.env;
+#         OUT_DIR default: tests/controlplane/argocd-vMAJOR.MINOR)
 set -euo pipefail
 exec </dev/null
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "$here/versions.env"
-argocd_version="${1:-$ARGOCD_VERSION}"
+# shellcheck source=argocd-version.sh
+. "$here/argocd-version.sh"
+argocd_select "${1:-}"
+outdir="${2:-$argocd_module}"
 module=github.com/argoproj/argo-cd/v3
+engine=github.com/argoproj/argo-cd/gitops-engine
 
-export GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" GOFLAGS=-mod=mod GOWORK=off
+export GOTOOLCHAIN="$argocd_toolchain" GOFLAGS=-mod=mod GOWORK=off
+
+# download MODULE@VERSION: prints the local path of its go.mod; fails if the proxy refuses it.
+download() {
+  local json
+  json="$(go mod download -json "$1" 2>/dev/null)" || true
+  sed -nE 's/^[[:space:]]*"GoMod":[[:space:]]*"([^"]+)".*$/\1/p' <<<"$json"
+}
 
 # `go mod download -json` fetches the module (its go.mod and source) and names the files.
-gomod="$(go mod download -json "${module}@${argocd_version}" |
-  sed -nE 's/^[[:space:]]*"GoMod":[[:space:]]*"([^"]+)".*$/\1/p')"
-[ -f "$gomod" ] || { echo "no go.mod for ${module}@${argocd_version}" >&2; exit 1; }
+gomod="$(download "${module}@${argocd_version}")"
+[ -f "$gomod" ] || { echo "no go.mod for ${module}@${argocd_version} (does the proxy serve it?)" >&2; exit 1; }
 
 goversion="$(sed -nE 's/^go[[:space:]]+([0-9.]+)[[:space:]]*$/\1/p' "$gomod" | head -n1)"
 # The body of the first `replace (` block, minus local-directory replacements.
@@ -35,20 +56,52 @@ replaces="$(awk '
   inblock                   { print }
 ' "$gomod" | grep -vE '=>[[:space:]]*\.{1,2}/' || true)"
 [ -n "$replaces" ] || { echo "no replace block found in $gomod" >&2; exit 1; }
-# Refuse to go on if a single-line local replace other than gitops-engine shows up: it would
-# need its own tagged module, which this script cannot guess.
-others="$(grep -E '^replace[[:space:]]+[^(]+=>[[:space:]]*\.{1,2}/' "$gomod" |
-  grep -vE '^replace[[:space:]]+github\.com/argoproj/argo-cd/gitops-engine/v3[[:space:]]' || true)"
-[ -z "$others" ] || { echo "unexpected local replace(s) in $gomod:" >&2; echo "$others" >&2; exit 1; }
 
-out="$here/argocd/go.mod"
-mkdir -p "$here/argocd"
+# Every local replace (single-line or in a block): only gitops-engine's is expected.
+locals="$(sed -nE 's/^(replace)?[[:space:]]*([^[:space:](]+)([[:space:]]+v[^[:space:]]+)?[[:space:]]*=>[[:space:]]*\.{1,2}\/.*$/\2/p' "$gomod")"
+engine_replace=""
+for path in $locals; do
+  case "$path" in
+    "$engine/v3")
+      # Kept as required (a tagged module the proxy serves); checked by go mod tidy below.
+      ;;
+    "$engine")
+      want="$(awk -v p="$engine" '$1 == p && $2 ~ /^v/ { print $2; exit }' "$gomod")"
+      [ -n "$want" ] || { echo "$gomod replaces $engine but requires no version of it" >&2; exit 1; }
+      if [ -n "$(download "${engine}@${want}")" ]; then
+        continue # served after all: no replacement needed
+      fi
+      var="ARGOCD_GITOPS_ENGINE_$(tr . _ <<<"${argocd_version#v}")"
+      pin="${!var:-}"
+      if [ -z "$pin" ]; then
+        echo "the proxy refuses ${engine}@${want} (upstream's placeholder): set $var in versions.env" \
+          "to the pseudo-version of ${argocd_version}'s commit (v0.0.0-<commit time>-<12 hex>)" >&2
+        exit 1
+      fi
+      # The release's commit: the pseudo-version's time is the tag's commit time.
+      tagged="$(go list -m -f '{{.Time.UTC.Format "20060102150405"}}' "${module}@${argocd_version}")"
+      [[ "$pin" =~ ^v0\.0\.0-${tagged}-[0-9a-f]{12}$ ]] || {
+        echo "$var=$pin is not the commit of ${argocd_version} (tagged at $tagged)" >&2
+        exit 1
+      }
+      [ -n "$(download "${engine}@${pin}")" ] || { echo "the proxy refuses ${engine}@${pin} too" >&2; exit 1; }
+      engine_replace="${engine} => ${engine} ${pin}"
+      ;;
+    *)
+      echo "unexpected local replace of $path in $gomod: it would need its own module" >&2
+      exit 1
+      ;;
+  esac
+done
+
+out="$outdir/go.mod"
+mkdir -p "$outdir"
 {
   echo "// Generated by tests/controlplane/gen-argocd-gomod.sh from ${module}@${argocd_version}."
   echo "// Wrapper module so that argocd (the multi-call binary: argocd-server, ...) can be built from"
-  echo "// the Go module proxy: the upstream go.mod replaces gitops-engine/v3 with a local directory."
+  echo "// the Go module proxy: the upstream go.mod replaces gitops-engine with a local directory."
   echo "// Kept separate from the other wrappers so their dependency graphs don't mix."
-  echo "module argomap.test/controlplane/argocd"
+  echo "module argomap.test/controlplane/argocd-${argocd_minor}"
   echo
   echo "go ${goversion}"
   echo
@@ -56,12 +109,18 @@ mkdir -p "$here/argocd"
   echo
   echo "replace ("
   printf '%s\n' "$replaces"
+  if [ -n "$engine_replace" ]; then
+    echo
+    echo "	// Upstream: => ./gitops-engine (not in the module zip). The same module at"
+    echo "	// ${argocd_version}'s own commit instead of the placeholder it requires."
+    echo "	${engine_replace}"
+  fi
   echo ")"
   echo
   echo "tool ${module}/cmd"
 } >"$out"
-rm -f "$here/argocd/go.sum"
+rm -f "$outdir/go.sum"
 
 echo "wrote $out; running go mod tidy with $(go env GOVERSION)..." >&2
-(cd "$here/argocd" && go mod tidy)
-echo "done: $out and $here/argocd/go.sum" >&2
+(cd "$outdir" && go mod tidy)
+echo "done: $out and $outdir/go.sum" >&2
