@@ -183,7 +183,7 @@ async fn auto_link_links_a_fleet_registered_from_cluster_profiles_without_a_mapp
     // Argo CD clusters as the ClusterProfile integration registers them: the origin label
     // `<namespace>-<name>` and the profile's labels copied.
     let registered = |name: &str| {
-        Cluster::new(&format!("https://{name}.example.com"), name)
+        Cluster::new(format!("https://{name}.example.com"), name)
             .with_label("argocd.argoproj.io/cluster-profile-origin", &format!("{fleet}-{name}"))
             .with_label("multicluster.x-k8s.io/inventory-member-id", &format!("member-{name}"))
             .with_label("x-k8s.io/cluster-manager", "fleet")
