@@ -4,6 +4,8 @@
 //! `skip_serializing_if` exactly where Go has `omitempty` on a non-struct field (encoding/json
 //! never omits structs, and nil pointers without `omitempty` become `null`).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// Server URL of the cluster Argo CD runs in.
@@ -12,6 +14,15 @@ pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 pub const IN_CLUSTER_NAME: &str = "in-cluster";
 /// Namespace of the fake's Argo CD control plane (apps elsewhere are "apps in any namespace").
 pub const CONTROL_PLANE_NAMESPACE: &str = "argocd";
+/// The label argocd-agent's principal puts on an agent's cluster Secret: the agent's name.
+pub const AGENT_NAME_LABEL: &str = "argocd-agent.argoproj-labs.io/agent-name";
+/// The annotation that keeps the principal's own application controller off an agent's cluster.
+pub const SKIP_RECONCILE_ANNOTATION: &str = "argocd.argoproj.io/skip-reconcile";
+
+/// What a cluster Secret carries that Argo CD leaves out of `/api/v1/clusters`: the label
+/// that makes it a cluster Secret, and two annotations (`toAPIResponse` drops them).
+const HIDDEN_LABELS: &[&str] = &["argocd.argoproj.io/secret-type"];
+const HIDDEN_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration", "managed-by"];
 
 /// A cluster secret as `GET /api/v1/clusters` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +39,18 @@ pub struct Cluster {
     pub server_version: Option<String>,
     pub project: Option<String>,
     pub namespaces: Vec<String>,
+    /// The cluster Secret's labels (listed minus `argocd.argoproj.io/secret-type`; Go writes a
+    /// map with its keys sorted, as a `BTreeMap` does).
+    pub labels: BTreeMap<String, String>,
+    /// The cluster Secret's annotations (listed minus `kubectl.kubernetes.io/last-applied-
+    /// configuration` and `managed-by`).
+    pub annotations: BTreeMap<String, String>,
+    /// `connectionState.message` as the cache holds it, in place of the one the fake words
+    /// after the status (ignored while the status is `""`: no cache entry, no message).
+    pub connection_message: Option<String>,
+    /// The cache entry is the one an argocd-agent principal writes for an agent's cluster: the
+    /// connection state and nothing else (no cache info, API versions or server version).
+    pub principal_info: bool,
 }
 
 impl Cluster {
@@ -51,6 +74,53 @@ impl Cluster {
     /// Sets Argo CD's `info.applicationsCount`.
     pub fn with_apps_count(mut self, count: i64) -> Cluster {
         self.applications_count = count;
+        self
+    }
+
+    /// Adds a label to the cluster Secret.
+    pub fn with_label(mut self, key: &str, value: &str) -> Cluster {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds an annotation to the cluster Secret.
+    pub fn with_annotation(mut self, key: &str, value: &str) -> Cluster {
+        self.annotations.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets `connectionState.message` (shown while the status is not `""`).
+    pub fn with_connection_message(mut self, message: &str) -> Cluster {
+        self.connection_message = Some(message.to_owned());
+        self
+    }
+
+    /// An agent's cluster as argocd-agent's principal registers it (v0.9): server
+    /// `<resource_proxy>?agentName=<agent>`, named after the agent, the agent-name label, the
+    /// skip-reconcile annotation, and the connection state the principal writes while the
+    /// agent is connected.
+    pub fn agent(resource_proxy: &str, agent: &str) -> Cluster {
+        Cluster {
+            server: format!("{}?agentName={agent}", resource_proxy.trim_end_matches('/')),
+            name: agent.to_owned(),
+            server_version: None,
+            principal_info: true,
+            ..Cluster::default()
+        }
+        .with_label(AGENT_NAME_LABEL, agent)
+        .with_annotation(SKIP_RECONCILE_ANNOTATION, "true")
+        .with_agent_connected(true)
+    }
+
+    /// The connection state argocd-agent's principal writes for the agent of
+    /// [`Cluster::agent`]: `Successful` and `Agent: '<name>' is connected with principal`, or
+    /// `Failed` and `... is disconnected with principal`.
+    pub fn with_agent_connected(mut self, connected: bool) -> Cluster {
+        let agent = self.labels.get(AGENT_NAME_LABEL).cloned().unwrap_or_else(|| self.name.clone());
+        let (status, state) =
+            if connected { ("Successful", "connected") } else { ("Failed", "disconnected") };
+        self.connection_status = status.to_owned();
+        self.connection_message = Some(format!("Agent: '{agent}' is {state} with principal"));
         self
     }
 }
@@ -159,6 +229,10 @@ pub(crate) struct WireCluster {
     info: WireClusterInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     project: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 impl WireCluster {
@@ -272,7 +346,7 @@ fn count_apps_on(server: &str, clusters: &[Cluster], apps: &[App]) -> i64 {
 
 fn wire_cluster(c: &Cluster, now: i64) -> WireCluster {
     let attempted = Some(rfc3339(now));
-    let (state, cache_info, api_versions) = match c.connection_status.as_str() {
+    let (mut state, mut cache_info, mut api_versions) = match c.connection_status.as_str() {
         "" => (
             WireConnectionState { status: String::new(), message: String::new(), attempted_at: None },
             WireCacheInfo::default(),
@@ -317,8 +391,23 @@ fn wire_cluster(c: &Cluster, now: i64) -> WireCluster {
             Vec::new(),
         ),
     };
+    let cached = !c.connection_status.is_empty();
+    if let Some(message) = c.connection_message.as_ref().filter(|_| cached) {
+        state.message.clone_from(message);
+    }
+    if c.principal_info {
+        // setClusterInfo on the principal writes a ClusterInfo holding the connection only.
+        cache_info = WireCacheInfo::default();
+        api_versions.clear();
+    }
     // Without a cache entry nothing but the secret is known, not even the version.
-    let server_version = non_empty(&c.server_version).filter(|_| !c.connection_status.is_empty());
+    let server_version = non_empty(&c.server_version).filter(|_| cached && !c.principal_info);
+    let visible = |map: &BTreeMap<String, String>, hidden: &[&str]| -> BTreeMap<String, String> {
+        map.iter()
+            .filter(|(k, _)| !hidden.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
     WireCluster {
         server: c.server.clone(),
         name: c.name.clone(),
@@ -335,6 +424,8 @@ fn wire_cluster(c: &Cluster, now: i64) -> WireCluster {
             api_versions,
         },
         project: non_empty(&c.project),
+        labels: visible(&c.labels, HIDDEN_LABELS),
+        annotations: visible(&c.annotations, HIDDEN_ANNOTATIONS),
     }
 }
 
@@ -586,6 +677,21 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_787_391_342), "2026-08-22T09:35:42Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn what_argo_cd_hides_of_a_secret_is_left_out() {
+        let c = Cluster::new("https://a", "a")
+            .with_label("argocd.argoproj.io/secret-type", "cluster")
+            .with_annotation("managed-by", "argocd.argoproj.io")
+            .with_annotation("kubectl.kubernetes.io/last-applied-configuration", "{}");
+        let json = serde_json::to_value(wire_cluster(&c, 0)).expect("json");
+        assert!(json.get("labels").is_none() && json.get("annotations").is_none(), "{json}");
+        let agent =
+            serde_json::to_value(wire_cluster(&Cluster::agent("https://proxy:9090/", "e"), 0)).expect("json");
+        assert_eq!(agent["server"], "https://proxy:9090?agentName=e");
+        assert_eq!(agent["labels"][AGENT_NAME_LABEL], "e");
+        assert_eq!(agent["connectionState"]["message"], "Agent: 'e' is connected with principal");
     }
 
     #[test]

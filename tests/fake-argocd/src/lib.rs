@@ -18,7 +18,11 @@
 //!   gets the 200 HTML page; other clients get Go's `404 page not found`. Use
 //!   [`Fault::HtmlOk`] for "a wrong base URL answers 200 HTML";
 //! * v3.5.x fails a projection naming a key and its parent at random; the fake always fails
-//!   it (500 `{"error": "failed to marshal error message"}`).
+//!   it (500 `{"error": "failed to marshal error message"}`);
+//! * a cluster's `labels` and `annotations` are its Secret's, minus the secret-type label,
+//!   `managed-by` and the last-applied annotation; an argocd-agent agent's cluster
+//!   ([`Cluster::agent`]) points at the principal's resource proxy with `?agentName=<agent>`,
+//!   and its cache entry, written by the principal, holds the connection state only.
 //!
 //! The application stream (`GET /api/v1/stream/applications`) is emulated too: see `stream.rs`
 //! for what it sends, and [`StreamFault`] for how it breaks on demand.
@@ -53,7 +57,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use auth::jwt;
-pub use data::{App, CONTROL_PLANE_NAMESPACE, Cluster, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+pub use data::{
+    AGENT_NAME_LABEL, App, CONTROL_PLANE_NAMESPACE, Cluster, IN_CLUSTER_NAME, IN_CLUSTER_SERVER,
+    SKIP_RECONCILE_ANNOTATION,
+};
 
 use server::Shared;
 
@@ -252,6 +259,19 @@ impl FakeArgoCd {
     /// Replace the cluster secrets. Order is kept; the synthesised in-cluster entry goes last.
     pub fn set_clusters(&self, clusters: Vec<Cluster>) {
         self.shared.lock().clusters = clusters;
+    }
+
+    /// Changes the cluster whose `server` is `server` (as set, before any trimming) in place;
+    /// whether there is one.
+    pub fn update_cluster(&self, server: &str, change: impl FnOnce(&mut Cluster)) -> bool {
+        let mut state = self.shared.lock();
+        match state.clusters.iter_mut().find(|c| c.server == server) {
+            Some(cluster) => {
+                change(cluster);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Replace the applications (the list endpoint sorts them by name, like Argo CD). Open

@@ -218,7 +218,7 @@ async fn clusters_list_synthesises_in_cluster_last() {
     let (fake, token) = rich_server("v3.5.1").await;
     let t = Some(token.as_str());
     let list = get(&fake, "/api/v1/clusters", t).await.json();
-    assert_eq!(names(&list), ["prod-eu", "staging", "dev", "nocache", "", "in-cluster"]);
+    assert_eq!(names(&list), ["prod-eu", "staging", "dev", "nocache", "", "edge-1", "in-cluster"]);
     let items = &list["items"];
     assert_eq!(items[1]["server"], "https://10.20.30.40:6443", "trailing / trimmed");
     assert_eq!(items[1]["connectionState"]["status"], "Failed");
@@ -226,7 +226,7 @@ async fn clusters_list_synthesises_in_cluster_last() {
     assert_eq!(items[3]["info"]["applicationsCount"], 5, "as configured");
     assert_eq!(items[2]["info"]["applicationsCount"], 0, "present even when 0");
     assert_eq!(items[2]["project"], "team-a");
-    let in_cluster = &items[5];
+    let in_cluster = &items[6];
     assert_eq!(in_cluster["server"], "https://kubernetes.default.svc");
     assert_eq!(in_cluster["connectionState"]["status"], "Successful");
     // guestbook and team-a-api by server, cert-manager by name
@@ -245,7 +245,7 @@ async fn clusters_list_synthesises_in_cluster_last() {
     assert_eq!(names(&list)[0], "prod-eu");
     fake.set_in_cluster_enabled(true);
     let list = get(&fake, "/api/v1/clusters", t).await.json();
-    assert_eq!(names(&list).len(), 6);
+    assert_eq!(names(&list).len(), 7);
     assert_eq!(names(&list)[0], "local");
 
     // Query filters: first match only; no match is a null list.
@@ -255,6 +255,51 @@ async fn clusters_list_synthesises_in_cluster_last() {
     assert_eq!(names(&one.json()), ["staging"]);
     let none = get(&fake, "/api/v1/clusters?name=nope", t).await;
     assert_eq!(none.json()["items"], Value::Null);
+}
+
+#[tokio::test]
+async fn clusters_carry_secret_labels_and_agents_as_the_principal_registers_them() {
+    let (fake, token) = rich_server("v3.6.1").await;
+    let t = Some(token.as_str());
+    let list = get(&fake, "/api/v1/clusters", t).await.json();
+    let items = &list["items"];
+    // Go writes map keys sorted; what toAPIResponse drops is gone.
+    assert_eq!(
+        items[0]["labels"],
+        json!({"env": "prod", "multicluster.x-k8s.io/inventory-member-id": "prod-eu"})
+    );
+    assert_eq!(items[0]["annotations"], json!({"clusterprofile.x-k8s.io/origin": "fleet/prod-eu"}));
+    assert!(items[1].get("labels").is_none() && items[1].get("annotations").is_none(), "omitempty");
+
+    let agent = &items[5];
+    let server = format!("{}?agentName=edge-1", common::RESOURCE_PROXY);
+    assert_eq!(agent["server"], server.as_str());
+    assert_eq!(agent["name"], "edge-1");
+    assert_eq!(agent["labels"], json!({"argocd-agent.argoproj-labs.io/agent-name": "edge-1"}));
+    assert_eq!(agent["annotations"], json!({"argocd.argoproj.io/skip-reconcile": "true"}));
+    let state = &agent["info"]["connectionState"];
+    assert_eq!(state["status"], "Successful");
+    assert_eq!(state["message"], "Agent: 'edge-1' is connected with principal");
+    assert!(state["attemptedAt"].is_string());
+    assert_eq!(agent["connectionState"], *state, "the deprecated copy");
+    // The principal's cache entry holds the connection only.
+    assert_eq!(agent["info"]["cacheInfo"], json!({}));
+    assert!(agent["info"].get("apiVersions").is_none() && agent.get("serverVersion").is_none());
+
+    assert!(fake.update_cluster(&server, |c| *c = c.clone().with_agent_connected(false)));
+    let list = get(&fake, "/api/v1/clusters", t).await.json();
+    let state = &list["items"][5]["info"]["connectionState"];
+    assert_eq!(state["status"], "Failed");
+    assert_eq!(state["message"], "Agent: 'edge-1' is disconnected with principal");
+
+    // A message of one's own replaces the fake's, except without a cache entry.
+    for server in ["https://dev.k8s.example.com", "https://nocache.example.com"] {
+        assert!(fake.update_cluster(server, |c| c.connection_message = Some("said by the cache".to_owned())));
+    }
+    assert!(!fake.update_cluster("https://nowhere.example.com", |_| {}));
+    let list = get(&fake, "/api/v1/clusters", t).await.json();
+    assert_eq!(list["items"][2]["info"]["connectionState"]["message"], "said by the cache");
+    assert_eq!(list["items"][3]["info"]["connectionState"]["message"], "");
 }
 
 #[tokio::test]

@@ -275,8 +275,10 @@ async fn collect_cluster_bodies(bodies: &mut Bodies, fake: &FakeArgoCd, token: &
     let t = Some(token);
     let r = get(fake, "/api/v1/clusters", t).await;
     let items = r.json()["items"].clone();
-    assert_eq!(items.as_array().map(Vec::len), Some(6));
-    assert_eq!(items[5]["name"], "in-cluster");
+    assert_eq!(items.as_array().map(Vec::len), Some(7));
+    assert_eq!(items[6]["name"], "in-cluster");
+    assert!(items[0]["labels"].is_object() && items[0]["annotations"].is_object());
+    assert!(items[5]["info"]["connectionState"]["message"].as_str().is_some_and(|m| m.contains("edge-1")));
     assert!(items[3]["connectionState"]["attemptedAt"].is_null());
     bodies.add("clusters", "v1alpha1ClusterList", Mode::Full, &r);
     let r = get(fake, "/api/v1/clusters?name=dev", t).await;
@@ -472,6 +474,10 @@ async fn validator_rejects_misspelt_fields_and_wrong_types() {
     let mut wrong_type = clusters.clone();
     wrong_type["items"][0]["info"]["applicationsCount"] = json!("2");
     assert!(!violations("v1alpha1ClusterList", Mode::Full, &wrong_type).is_empty());
+
+    let mut label_not_a_string = clusters.clone();
+    label_not_a_string["items"][0]["labels"]["env"] = json!(1);
+    assert!(!violations("v1alpha1ClusterList", Mode::Full, &label_not_a_string).is_empty());
 
     let mut not_a_time = clusters.clone();
     not_a_time["items"][0]["connectionState"]["attemptedAt"] = json!("yesterday");

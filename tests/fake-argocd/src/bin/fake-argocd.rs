@@ -38,7 +38,8 @@
 //!   "users": [{"username": "argomap", "password": "..."}],
 //!   "inClusterEnabled": true,
 //!   "clusters": [{"server": "https://10.0.0.1:6443", "name": "prod", "connectionStatus": "Successful",
-//!                 "applicationsCount": 3, "serverVersion": "v1.33.1", "project": null, "namespaces": []}],
+//!                 "applicationsCount": 3, "serverVersion": "v1.33.1", "project": null, "namespaces": [],
+//!                 "labels": {}, "annotations": {}, "connectionMessage": null}],
 //!   "applications": [{"name": "web", "namespace": "argocd", "project": "default",
 //!                     "destServer": "https://10.0.0.1:6443", "destName": null, "destNamespace": "web",
 //!                     "multiSource": false, "sync": "Synced", "health": "Healthy"}]
@@ -47,6 +48,7 @@
 //!
 //! Every key is optional; a cluster needs `server`, an application `name`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +110,11 @@ struct SeedCluster {
     project: Option<String>,
     #[serde(default)]
     namespaces: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    connection_message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +141,9 @@ impl From<SeedCluster> for Cluster {
             server_version: c.server_version.or(base.server_version.clone()),
             project: c.project,
             namespaces: c.namespaces,
+            labels: c.labels,
+            annotations: c.annotations,
+            connection_message: c.connection_message,
             ..base
         }
     }

@@ -76,10 +76,21 @@ pub async fn send(
     }
 }
 
-/// Clusters covering every connection state; no in-cluster secret, so it is synthesised.
+/// Where the agents' clusters of [`rich_clusters`] point (argocd-agent's resource proxy).
+pub const RESOURCE_PROXY: &str = "https://argocd-agent-resource-proxy.argocd.svc:9090";
+
+/// Clusters covering every connection state, Secret labels and annotations (some that Argo CD
+/// hides) and an argocd-agent agent's cluster; no in-cluster secret, so it is synthesised.
 pub fn rich_clusters() -> Vec<Cluster> {
     vec![
-        Cluster::new("https://prod-eu.example.com", "prod-eu").with_apps_count(2),
+        Cluster::new("https://prod-eu.example.com", "prod-eu")
+            .with_apps_count(2)
+            .with_label("argocd.argoproj.io/secret-type", "cluster")
+            .with_label("env", "prod")
+            .with_label("multicluster.x-k8s.io/inventory-member-id", "prod-eu")
+            .with_annotation("clusterprofile.x-k8s.io/origin", "fleet/prod-eu")
+            .with_annotation("managed-by", "argocd.argoproj.io")
+            .with_annotation("kubectl.kubernetes.io/last-applied-configuration", "{}"),
         // trailing slash is trimmed on output; no server version known
         Cluster {
             server_version: None,
@@ -95,6 +106,8 @@ pub fn rich_clusters() -> Vec<Cluster> {
         Cluster::new("https://nocache.example.com", "nocache").with_status("").with_apps_count(5),
         // a secret without a name
         Cluster::new("https://nameless.example.com", ""),
+        // an agent's cluster on an argocd-agent principal
+        Cluster::agent(RESOURCE_PROXY, "edge-1"),
     ]
 }
 
