@@ -143,6 +143,8 @@ pub struct App {
     pub sync_status: String,
     /// `Healthy` | `Progressing` | `Degraded` | `Suspended` | `Missing` | `Unknown` | `""`.
     pub health_status: String,
+    /// `status.health.message` (e.g. why it is `Degraded`); `""` leaves it out.
+    pub health_message: String,
 }
 
 impl App {
@@ -174,10 +176,17 @@ impl App {
         self
     }
 
-    /// Sets sync and health status.
+    /// Sets sync and health status (and clears the health message).
     pub fn with_status(mut self, sync: &str, health: &str) -> App {
         self.sync_status = sync.to_owned();
         self.health_status = health.to_owned();
+        self.health_message = String::new();
+        self
+    }
+
+    /// Sets `status.health.message`.
+    pub fn with_health_message(mut self, message: &str) -> App {
+        self.health_message = message.to_owned();
         self
     }
 
@@ -534,12 +543,29 @@ pub(crate) struct WireHealth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
 }
 
 /// FNV-1a, to derive stable uids/revisions from an app's identity.
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A moment in the fake's recent past (2026-08-22T09:35:42Z).
+const RECENTLY: i64 = 1_787_391_342;
+
+/// When an application's health last changed: none before its first assessment, else a moment
+/// in the month before [`RECENTLY`] fixed by the application and its health. So an application
+/// whose health stays serialises to the same bytes each time, as its stored object would, and
+/// a new health comes with a new time.
+fn health_transition(id: &str, health: &str) -> Option<String> {
+    if health.is_empty() {
+        return None;
+    }
+    let back = fnv(&format!("{id}#health#{health}")) % (30 * 86_400);
+    Some(rfc3339(RECENTLY - i64::try_from(back).unwrap_or_default()))
 }
 
 pub(crate) fn wire_app(app: &App, now: i64) -> WireApp {
@@ -633,7 +659,8 @@ pub(crate) fn wire_app(app: &App, now: i64) -> WireApp {
             },
             health: WireHealth {
                 status: Some(app.health_status.clone()).filter(|s| !s.is_empty()),
-                last_transition_time: Some(rfc3339(now - 600)).filter(|_| !app.health_status.is_empty()),
+                message: Some(app.health_message.clone()).filter(|m| !m.is_empty()),
+                last_transition_time: health_transition(&id, &app.health_status),
             },
             reconciled_at: Some(rfc3339(now - 30)).filter(|_| reconciled),
             source_type: (!app.multi_source).then(|| "Directory".to_owned()),
@@ -692,6 +719,17 @@ mod tests {
         assert_eq!(agent["server"], "https://proxy:9090?agentName=e");
         assert_eq!(agent["labels"][AGENT_NAME_LABEL], "e");
         assert_eq!(agent["connectionState"]["message"], "Agent: 'e' is connected with principal");
+    }
+
+    #[test]
+    fn health_keeps_its_transition_time_until_it_changes() {
+        let app = App::to_server("a", "https://a").with_status("Synced", "Degraded");
+        let health = |app: &App, now| serde_json::to_value(wire_app(app, now).status.health).expect("json");
+        assert_eq!(health(&app, 0), health(&app, 100_000), "the same whenever it is sent");
+        assert_eq!(health(&app.clone().with_health_message("why"), 0)["message"], "why");
+        let later = health(&app.clone().with_status("Synced", "Healthy"), 0);
+        assert_ne!(later["lastTransitionTime"], health(&app, 0)["lastTransitionTime"]);
+        assert_eq!(health(&app.with_status("", ""), 0), serde_json::json!({}));
     }
 
     #[test]

@@ -22,7 +22,10 @@
 //! * a cluster's `labels` and `annotations` are its Secret's, minus the secret-type label,
 //!   `managed-by` and the last-applied annotation; an argocd-agent agent's cluster
 //!   ([`Cluster::agent`]) points at the principal's resource proxy with `?agentName=<agent>`,
-//!   and its cache entry, written by the principal, holds the connection state only.
+//!   and its cache entry, written by the principal, holds the connection state only;
+//! * an application's `status.health` (message included) is whole in the list's allow-list,
+//!   while the stream's generic paths can keep `status.health.status` alone: a new message
+//!   then changes no projected byte, and the stream sends nothing.
 //!
 //! The application stream (`GET /api/v1/stream/applications`) is emulated too: see `stream.rs`
 //! for what it sends, and [`StreamFault`] for how it breaks on demand.
@@ -62,6 +65,7 @@ pub use data::{
     SKIP_RECONCILE_ANNOTATION,
 };
 
+pub use server::RECORDED_QUERIES;
 use server::Shared;
 
 /// How the fake server is set up. Fixed for the server's lifetime.
@@ -287,6 +291,39 @@ impl FakeArgoCd {
         state.apps_resource_version += 1;
     }
 
+    /// Changes the application `namespace`/`name` in place, as Argo CD's controller updates
+    /// one: open streams get a `MODIFIED` event for it (which each stream sends only if the
+    /// bytes its projection keeps changed). Whether there is such an application.
+    pub fn update_application(&self, namespace: &str, name: &str, change: impl FnOnce(&mut App)) -> bool {
+        let mut state = self.shared.lock();
+        let mut apps = state.apps.clone();
+        let Some(app) = apps.iter_mut().find(|a| a.namespace == namespace && a.name == name) else {
+            return false;
+        };
+        change(app);
+        for note in stream::diff(&state.apps, &apps) {
+            self.shared.notify(note);
+        }
+        state.apps = apps;
+        state.apps_resource_version += 1;
+        true
+    }
+
+    /// Sets the sync status, health status and health message of the application
+    /// `namespace`/`name` ([`FakeArgoCd::update_application`]). Whether there is one.
+    pub fn set_application_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        sync: &str,
+        health: &str,
+        health_message: &str,
+    ) -> bool {
+        self.update_application(namespace, name, |app| {
+            *app = app.clone().with_status(sync, health).with_health_message(health_message);
+        })
+    }
+
     /// Replace the applications without an event to the open streams: what a watcher sees when
     /// Argo CD drops its events (its per-watcher buffer was full). Only a list shows the change.
     pub fn set_applications_dropping_events(&self, apps: Vec<App>) {
@@ -353,6 +390,12 @@ impl FakeArgoCd {
     /// was no such request or it had no `?`.
     pub fn last_query(&self, ep: Endpoint) -> Option<String> {
         self.shared.lock().stats.get(&ep).and_then(|s| s.last_query.clone())
+    }
+
+    /// Raw (still percent-encoded) query strings of the last [`RECORDED_QUERIES`] requests to
+    /// `ep`, oldest first; `""` for a request without one.
+    pub fn queries(&self, ep: Endpoint) -> Vec<String> {
+        self.shared.lock().stats.get(&ep).map(|s| s.queries.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// A request header (case-insensitive name) of the last request to `ep`.

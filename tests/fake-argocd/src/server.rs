@@ -4,7 +4,7 @@
 //! (root path → `/api/` gateway vs UI, content-type check, auth interceptor) is easiest to
 //! follow as straight-line code.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -66,10 +66,15 @@ pub(crate) struct Data {
     pub stream_fault: Option<StreamFault>,
 }
 
+/// How many query strings are kept per endpoint ([`crate::FakeArgoCd::queries`]).
+pub const RECORDED_QUERIES: usize = 256;
+
 #[derive(Default)]
 pub(crate) struct Stats {
     pub count: u64,
     pub last_query: Option<String>,
+    /// The last [`RECORDED_QUERIES`] query strings (`""` for none), oldest first.
+    pub queries: VecDeque<String>,
     pub last_headers: HeaderMap,
     /// Response bytes as sent on the wire (after gzip).
     pub bytes: u64,
@@ -127,6 +132,10 @@ impl Shared {
         let stats = state.stats.entry(ep).or_default();
         stats.count += 1;
         stats.last_query = req.uri().query().map(str::to_owned);
+        if stats.queries.len() == RECORDED_QUERIES {
+            stats.queries.pop_front();
+        }
+        stats.queries.push_back(stats.last_query.clone().unwrap_or_default());
         stats.last_headers = req.headers().clone();
     }
 }

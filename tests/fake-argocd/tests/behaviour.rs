@@ -404,6 +404,53 @@ async fn fields_semantics_follow_the_server_version() {
 }
 
 #[tokio::test]
+async fn health_and_sync_are_projected_by_the_allow_list() {
+    // argomap's projections with `spec.applications.health`.
+    let narrow = "items.metadata.name,items.metadata.namespace,items.spec.destination,items.status.sync.status,items.status.health";
+    let portable = "items.metadata.name,items.metadata.namespace,items.spec,items.status.sync.status,items.status.health";
+    for (version, fields) in [("v3.6.1", narrow), ("v3.5.1", narrow), ("v3.4.2", portable)] {
+        let (fake, token) = rich_server(version).await;
+        let t = Some(token.as_str());
+        let r = get(&fake, &format!("/api/v1/applications?fields={fields}"), t).await;
+        assert_eq!(r.status, 200, "{version}: {}", r.body);
+        let list = r.json();
+        let frontend = &list["items"][2];
+        assert_eq!(frontend["metadata"]["name"], "frontend-prod");
+        // `status.health` is whole in the allow-list, `status.sync` is not.
+        let status = frontend["status"].as_object().expect("status projected");
+        assert_eq!(status.keys().collect::<Vec<_>>(), ["health", "sync"], "{version}");
+        assert_eq!(status["sync"], json!({"status": "OutOfSync"}), "{version}");
+        let health = &status["health"];
+        assert_eq!(health["status"], "Degraded");
+        assert_eq!(health["message"], "Deployment \"frontend\" exceeded its progress deadline");
+        assert!(health["lastTransitionTime"].is_string());
+        assert_eq!(frontend["spec"]["destination"]["server"], "https://prod-eu.example.com", "{version}");
+        // Never reconciled: an empty sync status and an empty health.
+        assert_eq!(list["items"][1]["status"], json!({"health": {}, "sync": {"status": ""}}), "{version}");
+
+        // A change through the control API shows in the next list.
+        assert!(fake.set_application_status("argocd", "frontend-prod", "Synced", "Healthy", ""));
+        assert!(!fake.set_application_status("argocd", "no-such-app", "Synced", "Healthy", ""));
+        let list = get(&fake, &format!("/api/v1/applications?fields={fields}"), t).await.json();
+        let health = &list["items"][2]["status"]["health"];
+        assert_eq!(health["status"], "Healthy", "{version}");
+        assert!(health.get("message").is_none(), "{version}");
+        assert_eq!(list["items"][2]["status"]["sync"]["status"], "Synced");
+    }
+    // `status.health.status` is no allow-list key: ignored from v2.6 on, a plain path before.
+    let (v36, token) = rich_server("v3.6.1").await;
+    let fields = "fields=items.metadata.name,items.status.health.status";
+    let r = get(&v36, &format!("/api/v1/applications?{fields}"), Some(&token)).await.json();
+    assert_eq!(r["items"][2], json!({"metadata": {"name": "frontend-prod"}}));
+    let (v25, token) = rich_server("v2.5.0").await;
+    let r = get(&v25, &format!("/api/v1/applications?{fields}"), Some(&token)).await.json();
+    assert_eq!(
+        r["items"][2],
+        json!({"metadata": {"name": "frontend-prod"}, "status": {"health": {"status": "Degraded"}}})
+    );
+}
+
+#[tokio::test]
 async fn can_i_answers_the_configured_value() {
     let (fake, token) = rich_server("v3.5.1").await;
     let t = Some(token.as_str());
@@ -596,6 +643,15 @@ async fn requests_queries_and_headers_are_recorded() {
         fake.last_query(Endpoint::Applications).as_deref(),
         Some("fields=items.metadata.name&projects=a%20b")
     );
+    let q = "fields=items.metadata.name&projects=a%20b";
+    assert_eq!(fake.queries(Endpoint::Applications), [q, "", q], "every query, oldest first");
+    assert_eq!(fake.queries(Endpoint::Version), Vec::<String>::new());
+    for n in 0..fake_argocd::RECORDED_QUERIES {
+        get(&fake, &format!("/api/v1/clusters?name=c{n}"), Some(&token)).await;
+    }
+    let kept = fake.queries(Endpoint::Clusters);
+    assert_eq!(kept.len(), fake_argocd::RECORDED_QUERIES, "bounded");
+    assert_eq!(kept[0], "name=c0");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -175,9 +175,13 @@ async fn collect_stream_bodies(bodies: &mut Bodies) {
     let t = Some(token.as_str());
     let apps = common::rich_apps();
     let narrow = "fields=result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination";
-    for (query, mode) in
-        [("", Mode::Full), (narrow, Mode::Projection), ("fields=result.type", Mode::Projection)]
-    {
+    for (query, mode) in [
+        ("", Mode::Full),
+        (narrow, Mode::Projection),
+        (STREAM_HEALTH, Mode::Projection),
+        ("fields=result.type,result.application.status.health", Mode::Projection),
+        ("fields=result.type", Mode::Projection),
+    ] {
         let mut s = common::open_stream(&fake, query, t, true, WAIT).await.expect("stream answers");
         for i in 0..apps.len() {
             let e = s.event(WAIT).await.expect("ADDED");
@@ -212,12 +216,32 @@ async fn collect_stream_bodies(bodies: &mut Bodies) {
         fake.set_applications(restored);
         fake.set_applications(apps.clone());
     }
+    // Health and sync changed through the control API, on each projection.
+    for (query, mode) in [("", Mode::Full), (STREAM_HEALTH, Mode::Projection)] {
+        let mut s = common::open_stream(&fake, query, t, false, WAIT).await.expect("stream answers");
+        for _ in 0..apps.len() {
+            s.event(WAIT).await.expect("ADDED");
+        }
+        for (sync, health, message) in
+            [("OutOfSync", "Degraded", "Back-off pulling image"), ("Synced", "Healthy", "")]
+        {
+            assert!(fake.set_application_status("argocd", "guestbook", sync, health, message));
+            let e = s.event(WAIT).await.expect("MODIFIED");
+            assert_eq!(e["result"]["application"]["status"]["health"]["status"], health, "{e}");
+            bodies.add_value(format!("stream {query:?} status {health}"), STREAM_RESULT, mode, e);
+        }
+    }
     let mut s = common::open_stream(&fake, "", None, true, WAIT).await.expect("answers");
     assert_eq!(s.status, 401);
     let e = s.event(WAIT).await.expect("error chunk");
     bodies.add_value("stream no session", STREAM_RESULT, Mode::Full, e);
 }
 
+/// argomap's stream projection with `spec.applications.health`.
+const STREAM_HEALTH: &str = "fields=result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination,result.application.status.sync.status,result.application.status.health.status";
+/// argomap's list projection on v3.5+ with `spec.applications.health` (its older servers' one
+/// is [`PORTABLE`]).
+const NARROW_HEALTH: &str = "items.metadata.name,items.metadata.namespace,items.spec.destination,items.status.sync.status,items.status.health";
 const RECOMMENDED_3_5: &str = "items.metadata.name,items.metadata.namespace,items.spec.destination,items.spec.project,items.status.sync.status,items.status.health";
 const PORTABLE: &str =
     "items.metadata.name,items.metadata.namespace,items.spec,items.status.sync.status,items.status.health";
@@ -227,11 +251,15 @@ async fn collect_application_bodies(bodies: &mut Bodies) {
     let projections: &[(&str, &[&str])] = &[
         ("v2.5.0", &["items.metadata.name,items.spec.destination", "-items.status"]),
         ("v3.4.2", &[RECOMMENDED_3_5, PORTABLE, "-items.spec", "-items.status.resources"]),
-        ("v3.5.1+109ca7c", &[RECOMMENDED_3_5, PORTABLE, EVERY_KEY_BUT_SPEC, "bogus,items.nope"]),
+        (
+            "v3.5.1+109ca7c",
+            &[RECOMMENDED_3_5, NARROW_HEALTH, PORTABLE, EVERY_KEY_BUT_SPEC, "bogus,items.nope"],
+        ),
         (
             "v3.6.0+37ee009",
             &[
                 RECOMMENDED_3_5,
+                NARROW_HEALTH,
                 PORTABLE,
                 "items.spec,items.spec.destination",
                 "-items.status.resources",
@@ -488,6 +516,9 @@ async fn validator_rejects_misspelt_fields_and_wrong_types() {
     let mut typo = apps.clone();
     typo["items"][0]["spec"]["destination"]["sever"] = json!("https://x");
     assert!(!violations("v1alpha1ApplicationList", Mode::Full, &typo).is_empty());
+    let mut health_typo = apps.clone();
+    health_typo["items"][0]["status"]["health"]["mesage"] = json!("x");
+    assert!(!violations("v1alpha1ApplicationList", Mode::Projection, &health_typo).is_empty());
     let mut missing = apps.clone();
     missing["items"][0]["spec"].as_object_mut().expect("spec object").remove("project");
     assert!(!violations("v1alpha1ApplicationList", Mode::Full, &missing).is_empty());

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(5);
 /// The projection argomap asks for.
 const NARROW: &str = "fields=result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination";
+/// The projection argomap asks for with `spec.applications.health`.
+const NARROW_HEALTH: &str = "fields=result.type,result.application.metadata.name,result.application.metadata.namespace,result.application.spec.destination,result.application.status.sync.status,result.application.status.health.status";
 
 async fn fake(keepalive: Duration) -> (FakeArgoCd, String) {
     let fake = FakeArgoCd::start(Options { stream_keepalive: keepalive, ..Options::default() }).await;
@@ -107,6 +109,62 @@ async fn the_narrow_projection_suppresses_status_only_changes() {
     let moved = s.event(WAIT).await.expect("the move");
     assert_eq!(summary(&moved), ("MODIFIED".to_owned(), "argocd".to_owned(), "api".to_owned()));
     assert_eq!(moved["result"]["application"]["spec"]["destination"]["name"], "staging");
+}
+
+#[tokio::test]
+async fn health_and_sync_changes_are_sent_where_the_projection_keeps_them() {
+    let (fake, token) = fake(Duration::from_secs(15)).await;
+    let mut plain = stream(&fake, NARROW, &token, false).await;
+    let mut health = stream(&fake, NARROW_HEALTH, &token, false).await;
+    let first = health.event(WAIT).await.expect("ADDED");
+    assert_eq!(
+        first["result"]["application"]["status"],
+        json!({"health": {"status": "Healthy"}, "sync": {"status": "Synced"}}),
+        "the status keys asked for, and nothing else of status"
+    );
+    for _ in 0..2 {
+        health.event(WAIT).await.expect("ADDED");
+    }
+    for _ in 0..3 {
+        let e = plain.event(WAIT).await.expect("ADDED");
+        assert!(e["result"]["application"].get("status").is_none(), "{e}");
+    }
+
+    // The first MODIFIED after an ADDED goes out on both (the type is projected).
+    assert!(fake.set_application_status("argocd", "api", "OutOfSync", "Degraded", "Back-off pulling image"));
+    let e = health.event(WAIT).await.expect("MODIFIED");
+    assert_eq!(summary(&e), ("MODIFIED".to_owned(), "argocd".to_owned(), "api".to_owned()));
+    assert_eq!(
+        e["result"]["application"]["status"],
+        json!({"health": {"status": "Degraded"}, "sync": {"status": "OutOfSync"}})
+    );
+    plain.event(WAIT).await.expect("MODIFIED");
+
+    // A new message alone changes no projected byte; a new health or sync does, where kept.
+    assert!(fake.set_application_status("argocd", "api", "OutOfSync", "Degraded", "Still pulling"));
+    assert!(fake.set_application_status("argocd", "api", "OutOfSync", "Progressing", ""));
+    let e = health.event(WAIT).await.expect("the new health");
+    assert_eq!(e["result"]["application"]["status"]["health"], json!({"status": "Progressing"}));
+    assert!(fake.set_application_status("argocd", "api", "Synced", "Progressing", ""));
+    let e = health.event(WAIT).await.expect("the new sync");
+    assert_eq!(e["result"]["application"]["status"]["sync"], json!({"status": "Synced"}));
+
+    // Then a move: the next event on both, so nothing went out in between.
+    assert!(fake.update_application("argocd", "api", |a| a.dest_name = Some("staging".to_owned())));
+    for s in [&mut plain, &mut health] {
+        let e = s.event(WAIT).await.expect("the move");
+        assert_eq!(summary(&e), ("MODIFIED".to_owned(), "argocd".to_owned(), "api".to_owned()));
+        assert_eq!(e["result"]["application"]["spec"]["destination"]["name"], "staging");
+    }
+    assert!(!fake.update_application("argocd", "nope", |_| {}));
+    // Unprojected, every change is sent (and the message with it).
+    let mut full = stream(&fake, "", &token, false).await;
+    for _ in 0..3 {
+        full.event(WAIT).await.expect("ADDED");
+    }
+    assert!(fake.set_application_status("argocd", "api", "Synced", "Progressing", "Waiting for rollout"));
+    let e = full.event(WAIT).await.expect("MODIFIED");
+    assert_eq!(e["result"]["application"]["status"]["health"]["message"], "Waiting for rollout");
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@
 //!                 "labels": {}, "annotations": {}, "connectionMessage": null}],
 //!   "applications": [{"name": "web", "namespace": "argocd", "project": "default",
 //!                     "destServer": "https://10.0.0.1:6443", "destName": null, "destNamespace": "web",
-//!                     "multiSource": false, "sync": "Synced", "health": "Healthy"}]
+//!                     "multiSource": false, "sync": "Synced", "health": "Healthy", "healthMessage": null}]
 //! }
 //! ```
 //!
@@ -130,6 +130,7 @@ struct SeedApp {
     multi_source: bool,
     sync: Option<String>,
     health: Option<String>,
+    health_message: Option<String>,
 }
 
 impl From<SeedCluster> for Cluster {
@@ -162,6 +163,7 @@ impl From<SeedApp> for App {
             multi_source: a.multi_source,
             sync_status: a.sync.unwrap_or_else(|| "Synced".to_owned()),
             health_status: a.health.unwrap_or_else(|| "Healthy".to_owned()),
+            health_message: a.health_message.unwrap_or_default(),
         }
     }
 }

@@ -123,7 +123,9 @@ pub fn rich_apps() -> Vec<App> {
         App::to_server("payments-prod", "https://prod-eu.example.com")
             .in_project("payments")
             .as_multi_source(),
-        App::to_server("frontend-prod", "https://prod-eu.example.com").with_status("OutOfSync", "Degraded"),
+        App::to_server("frontend-prod", "https://prod-eu.example.com")
+            .with_status("OutOfSync", "Degraded")
+            .with_health_message("Deployment \"frontend\" exceeded its progress deadline"),
         App::to_server("frontend-staging", "https://10.20.30.40:6443").with_status("Unknown", "Unknown"),
         App::to_server("orphan", "https://gone.example.com"),
         // never reconciled, no project, no namespace in the destination
