@@ -352,6 +352,7 @@ async fn kubectl_prints_the_design_columns() {
             "AGE",
             "VERSION",
             "REASON",
+            "DANGLING",
             "MODE",
             "STREAM"
         ]
