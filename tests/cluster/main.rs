@@ -2,6 +2,7 @@
 //! Every test has its own namespace, its own fake Argo CD and its own `argomap run` process
 //! watching only that namespace. Synchronised by polling with deadlines.
 
+mod attribution;
 mod common;
 mod gitops;
 mod greedy_clients;
@@ -353,6 +354,7 @@ async fn kubectl_prints_the_design_columns() {
             "AGE",
             "VERSION",
             "REASON",
+            "DANGLING",
             "MODE",
             "STREAM"
         ]
