@@ -19,6 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 apps="${APPS:-5000}" destinations="${DESTINATIONS:-100}" churn="${CHURN:-50}" window="${WINDOW:-600}"
+# HEALTH=1: both instances count their applications by health and sync (spec.applications.health).
+# The fakes change HEALTH_CHURN applications' health and sync a minute either way, so the two
+# settings are measured against the same Argo CD.
+health="${HEALTH:-0}" health_churn="${HEALTH_CHURN:-100}"
 
 work="$(mktemp -d)"
 pids=()
@@ -34,12 +38,12 @@ set -a; . target/controlplane/env; set +a
 kubectl="kubectl --kubeconfig $KUBECONFIG"
 
 python3 benches/fleet.py --destinations "$destinations" --apps "$apps" --by-name 0.2 --odd 0.05 >"$work/seed.json"
-echo "applications=$apps destinations=$destinations churn=${churn}/min window=${window}s interval=60s"
+echo "applications=$apps destinations=$destinations churn=${churn}/min health-churn=${health_churn}/min health=$health window=${window}s interval=60s"
 
 for mode in poll watch; do
   target/release/fake-argocd --seed "$work/seed.json" --url-file "$work/$mode.url" \
     --token-file "$work/$mode.token" --stats-file "$work/$mode.stats.json" \
-    --churn-per-minute "$churn" >"$work/$mode.fake.log" 2>&1 &
+    --churn-per-minute "$churn" --health-churn-per-minute "$health_churn" >"$work/$mode.fake.log" 2>&1 &
   pids+=("$!")
 done
 for mode in poll watch; do
@@ -60,7 +64,7 @@ spec:
   url: $(cat "$work/$mode.url")
   interval: 60s
   timeout: 30s
-  applications: {mode: $([ "$mode" = poll ] && echo Poll || echo Watch)}
+  applications: {mode: $([ "$mode" = poll ] && echo Poll || echo Watch), health: $([ "$health" = 1 ] && echo true || echo false)}
   credentials: {secretRef: {name: $mode-token}}
   agentCluster: {id: 0b9f6a1e-2c1d-4e4f-9a4b-1f2e3d4c5b6a, name: Bench, cloudProvider: AWS, type: MANAGED}
 ---
@@ -107,7 +111,25 @@ admin="$(grep 'HTTP server listening' "$work/argomap.log" | grep -w 'server=admi
 [ -n "$admin" ] || { echo "no admin address in argomap's log" >&2; exit 1; }
 metric() { curl -sf --max-time 10 "http://$admin/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {n += $2} END {print n + 0}'; }
 
+# argomap's status writes, as every watcher of the CRD receives them: one line per MODIFIED event.
+$kubectl -n "$ns" get argocdinstances --watch-only --output-watch-events -o json 2>/dev/null |
+  python3 -c '
+import json, sys
+decoder, buf = json.JSONDecoder(), ""
+for line in sys.stdin:
+    buf += line
+    while buf.strip():
+        try:
+            event, end = decoder.raw_decode(buf.lstrip())
+        except ValueError:
+            break
+        buf = buf.lstrip()[end:]
+        obj = event.get("object", {})
+        print(event.get("type"), obj.get("metadata", {}).get("name"), len(json.dumps(obj.get("status", {}))), flush=True)
+' >>"$work/writes.log" &
+pids+=("$!")
 snapshot t0
+: >"$work/writes.log"
 rss0=$(rss_mib $op_pid) relists0=$(metric argomap_stream_relists_total) reconnects0=$(metric argomap_stream_reconnects_total)
 # The window is the measurement; the stream must stay open through it.
 end=$((SECONDS + window))
@@ -119,9 +141,10 @@ done
 snapshot t1
 rss1=$(rss_mib $op_pid) relists1=$(metric argomap_stream_relists_total) reconnects1=$(metric argomap_stream_reconnects_total)
 
-python3 - "$work" "$rss0" "$rss1" "$((relists1 - relists0))" "$((reconnects1 - reconnects0))" "$relists1" <<'PY'
+cp "$work/writes.log" "$work/writes.window.log"
+python3 - "$work" "$rss0" "$rss1" "$((relists1 - relists0))" "$((reconnects1 - reconnects0))" "$relists1" "$window" <<'PY'
 import json, os, sys
-work, rss0, rss1, relists, reconnects, relists_all = sys.argv[1:]
+work, rss0, rss1, relists, reconnects, relists_all, window = sys.argv[1:]
 rows, seconds = {}, {}
 for mode in ("poll", "watch"):
     a, b = (json.load(open(f"{work}/{mode}.{t}.json")) for t in ("t0", "t1"))
@@ -147,6 +170,15 @@ print(f"Poll/Watch: {total['poll'][0] / max(total['watch'][0], 1e-9):.2f}x the b
       f"{total['poll'][1] / max(total['watch'][1], 1e-9):.2f}x the requests")
 print(f"watch: {relists} relists and {reconnects} stream reconnects in the window ({relists_all} lists since it started, the first included)")
 print(f"argomap RSS: {rss0} MiB at the window's start, {rss1} MiB at its end")
+writes = {"poll": [0, 0], "watch": [0, 0]}
+for line in open(f"{work}/writes.window.log"):
+    kind, name, size = line.split()
+    if kind == "MODIFIED" and name in writes:
+        writes[name][0] += 1
+        writes[name][1] += int(size)
+hour = 3600 / float(window)
+for mode, (n, size) in writes.items():
+    print(f"argomap status writes ({mode}): {n * hour:.0f}/h, {size * hour / 2**20:.2f} MiB of status/h")
 PY
 [ "$((reconnects1 - reconnects0))" -eq 0 ] || echo "note: the stream reconnected in the window; see argomap_stream_reconnects_total" >&2
 

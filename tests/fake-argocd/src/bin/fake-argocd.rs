@@ -21,7 +21,8 @@
 //! (round robin over the seed's applications): each moves to the cluster after its own in the
 //! seed's `clusters` (its URL read with a trailing `/` ignored, as Argo CD does, or its name), so
 //! every change is one a client must see; open application streams get a `MODIFIED` event. It
-//! needs two clusters in the seed.
+//! needs two clusters in the seed. `--health-churn-per-minute N` changes N applications' health
+//! and sync a minute (round robin: Degraded and OutOfSync, then back to Healthy and Synced).
 //!
 //! `--hostile` makes it a hostile server at argomap's caps, for the memory test on a real node:
 //! `poll:BYTES` answers every application list with a valid list of at least BYTES;
@@ -59,7 +60,7 @@ use fake_argocd::{
 use serde::Deserialize;
 
 const USAGE: &str = "usage: fake-argocd --seed FILE [--addr HOST:PORT] [--url-file PATH] \
-                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH] [--churn-per-minute N] \
+                     [--token-file PATH] [--ca-file PATH] [--stats-file PATH] [--churn-per-minute N] [--health-churn-per-minute N] \
                      [--hostile poll:BYTES | watch:LINES:PAD:HOLD_SECS]";
 
 #[derive(Deserialize)]
@@ -179,6 +180,8 @@ struct Args {
     stats_file: Option<PathBuf>,
     /// Applications moved to another destination per minute.
     churn_per_minute: u32,
+    /// Applications whose health and sync change per minute.
+    health_churn_per_minute: u32,
     /// The faults of a hostile server (`--hostile`).
     hostile: Option<(Fault, Option<StreamFault>)>,
 }
@@ -222,6 +225,10 @@ fn parse_args() -> Result<Args, String> {
             "--churn-per-minute" => {
                 args.churn_per_minute =
                     value.parse().map_err(|e| format!("--churn-per-minute {value}: {e}"))?;
+            }
+            "--health-churn-per-minute" => {
+                args.health_churn_per_minute =
+                    value.parse().map_err(|e| format!("--health-churn-per-minute {value}: {e}"))?;
             }
             "--hostile" => args.hostile = Some(hostile(&value)?),
             _ => return Err(format!("unknown argument {name}")),
@@ -284,11 +291,11 @@ async fn run(args: Args) -> Result<(), String> {
         (None, None) => {}
     }
     let fake = std::sync::Arc::new(fake);
-    if args.churn_per_minute > 0 {
-        if clusters.len() < 2 {
-            return Err("--churn-per-minute needs two clusters in the seed".to_owned());
-        }
-        tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute));
+    if args.churn_per_minute > 0 && clusters.len() < 2 {
+        return Err("--churn-per-minute needs two clusters in the seed".to_owned());
+    }
+    if args.churn_per_minute > 0 || args.health_churn_per_minute > 0 {
+        tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute, args.health_churn_per_minute));
     }
     if let Some((fault, stream_fault)) = args.hostile {
         // On the application list only: logins, version and clusters answer as usual, so
@@ -336,12 +343,14 @@ fn stats(fake: &FakeArgoCd) -> String {
 
 /// `per_minute` moves a minute, round robin over `apps`, each to the cluster after its own in
 /// the seed's cluster list (found by URL, a trailing `/` ignored as Argo CD does, or by name), so
-/// that every move changes which cluster the application counts for.
+/// that every move changes which cluster the application counts for; and `health_per_minute`
+/// health changes, round robin too, each application turning Degraded and OutOfSync, then back.
 async fn churn(
     fake: std::sync::Arc<FakeArgoCd>,
     clusters: Vec<Cluster>,
     mut apps: Vec<App>,
     per_minute: u32,
+    health_per_minute: u32,
 ) {
     if apps.is_empty() {
         return;
@@ -353,16 +362,45 @@ async fn churn(
             (None, None) => false,
         })
     };
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60) / per_minute);
-    tick.tick().await; // the first tick is immediate: start one period later
-    for n in 0.. {
-        tick.tick().await;
-        let len = apps.len();
-        let at = cluster_of(&apps[n % len]).unwrap_or(n);
-        let app = &mut apps[n % len];
-        app.dest_server = Some(clusters[(at + 1) % clusters.len()].server.clone());
-        app.dest_name = None;
-        fake.set_applications(apps.clone());
+    let period = |n: u32| (n > 0).then(|| std::time::Duration::from_secs(60) / n);
+    let ticker = |p: Option<std::time::Duration>| {
+        let mut t = tokio::time::interval(p.unwrap_or(std::time::Duration::from_secs(3600)));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    };
+    let (mut moves, mut flips) = (ticker(period(per_minute)), ticker(period(health_per_minute)));
+    // The first ticks are immediate: start one period later.
+    moves.tick().await;
+    flips.tick().await;
+    let (mut moved, mut flipped) = (0usize, 0usize);
+    let mut degraded = vec![false; apps.len()];
+    loop {
+        tokio::select! {
+            _ = moves.tick(), if per_minute > 0 => {
+                let i = moved % apps.len();
+                moved += 1;
+                let at = cluster_of(&apps[i]).unwrap_or(i);
+                let app = &mut apps[i];
+                app.dest_server = Some(clusters[(at + 1) % clusters.len()].server.clone());
+                app.dest_name = None;
+                let to = app.dest_server.clone();
+                fake.update_application(&app.namespace, &app.name, |a| {
+                    a.dest_server = to;
+                    a.dest_name = None;
+                });
+            }
+            _ = flips.tick(), if health_per_minute > 0 => {
+                let i = flipped % apps.len();
+                flipped += 1;
+                degraded[i] = !degraded[i];
+                let (sync, health, message) = if degraded[i] {
+                    ("OutOfSync", "Degraded", "Deployment does not have minimum availability")
+                } else {
+                    ("Synced", "Healthy", "")
+                };
+                fake.set_application_status(&apps[i].namespace, &apps[i].name, sync, health, message);
+            }
+        }
     }
 }
 
