@@ -48,7 +48,13 @@ pub fn table(report: &Report) -> String {
             l.argocd_cluster_name.clone().unwrap_or_default(),
             l.applications_count.to_string(),
             state("linked", &l.details),
-            l.mapping.clone().unwrap_or_else(|| "(agent cluster)".into()),
+            match (&l.mapping, &l.details.automatic) {
+                (Some(m), _) => m.clone(),
+                (None, Some(a)) => {
+                    format!("(automatic: {}/{})", a.cluster_profile_ref.namespace, a.cluster_profile_ref.name)
+                }
+                (None, None) => "(agent cluster)".into(),
+            },
             l.cluster.name.clone(),
             l.argocd_connection_state.clone().unwrap_or_default(),
         ];
@@ -88,6 +94,19 @@ pub fn table(report: &Report) -> String {
             let connection = a.connection.as_deref().unwrap_or("no connection reported");
             out.push_str(&format!("argocd-agent {} ({url}): {connection}\n", a.name));
         }
+    }
+    for u in &s.unlinked_clusters {
+        let Some(m) = &u.details.suggested_mapping else { continue };
+        let profile = m
+            .cluster_profile_ref
+            .as_ref()
+            .map(|r| format!("ClusterProfile {}/{}", r.namespace, r.name))
+            .unwrap_or_else(|| "no single ClusterProfile".into());
+        let note = if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) };
+        out.push_str(&format!(
+            "Suggested for {}: {profile}, named by {}={}{note}\n",
+            u.argocd_cluster_url, m.identity.key, m.identity.value
+        ));
     }
     for d in &s.dangling_destinations {
         let what = match (d.kind, d.registered) {
@@ -247,6 +266,55 @@ mod tests {
         );
         assert!(t.contains("2 dangling destinations"), "{t}");
         assert!(!t.contains("HEALTH"), "no health columns unless read: {t}");
+    }
+
+    #[test]
+    fn automatic_links_and_suggestions_show() {
+        use crate::crd::{AutomaticLink, KnownCluster, LinkedCluster, ProfileRef, SuggestedMapping};
+        let r = ProfileRef { namespace: "fleet".into(), name: "a".into() };
+        let id = IdentityLabel { key: "multicluster.x-k8s.io/inventory-member-id".into(), value: "m".into() };
+        let status = ArgoCdInstanceStatus {
+            linked_clusters: vec![LinkedCluster {
+                argocd_cluster_url: "https://a".into(),
+                argocd_cluster_name: None,
+                mapping: None,
+                cluster: KnownCluster {
+                    id: "x".into(),
+                    name: "A".into(),
+                    cloud_provider: crate::crd::CloudProvider::Aws,
+                    kind: Default::default(),
+                },
+                applications_count: 1,
+                argocd_connection_state: None,
+                details: DestinationDetails {
+                    automatic: Some(AutomaticLink {
+                        identity: id.clone(),
+                        cluster_profile_ref: r.clone(),
+                        note: String::new(),
+                    }),
+                    ..Default::default()
+                },
+            }],
+            unlinked_clusters: vec![unlinked(
+                "https://b",
+                DestinationDetails {
+                    suggested_mapping: Some(SuggestedMapping {
+                        identity: id,
+                        cluster_profile_ref: Some(r),
+                        profile_gives_cluster: false,
+                        note: "the profile lacks x".into(),
+                    }),
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        let t = table(&Report::of_status(status));
+        assert!(t.contains("(automatic: fleet/a)"), "{t}");
+        assert!(
+            t.contains("Suggested for https://b: ClusterProfile fleet/a, named by multicluster.x-k8s.io/inventory-member-id=m (the profile lacks x)"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -295,7 +295,13 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("--churn-per-minute needs two clusters in the seed".to_owned());
     }
     if args.churn_per_minute > 0 || args.health_churn_per_minute > 0 {
-        tokio::spawn(churn(fake.clone(), clusters, apps, args.churn_per_minute, args.health_churn_per_minute));
+        tokio::spawn(churn(
+            fake.clone(),
+            clusters,
+            apps,
+            args.churn_per_minute,
+            args.health_churn_per_minute,
+        ));
     }
     if let Some((fault, stream_fault)) = args.hostile {
         // On the application list only: logins, version and clusters answer as usual, so
