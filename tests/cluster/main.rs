@@ -3,6 +3,7 @@
 //! watching only that namespace. Synchronised by polling with deadlines.
 
 mod common;
+mod dangling;
 mod gitops;
 mod greedy_clients;
 mod leader;
