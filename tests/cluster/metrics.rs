@@ -22,7 +22,7 @@ use crate::served::*;
 use crate::served::setup;
 
 /// Every metric family of docs/operating.md ("Metrics").
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 17] = [
     "argomap_instance_up",
     "argomap_instance_last_check_timestamp_seconds",
     "argomap_instance_last_success_timestamp_seconds",
@@ -30,6 +30,10 @@ const FAMILIES: [&str; 13] = [
     "argomap_destinations",
     "argomap_orphaned_mappings",
     "argomap_destination_applications",
+    "argomap_destination_info",
+    "argomap_dangling_destinations",
+    "argomap_destination_applications_by_health",
+    "argomap_destination_applications_by_sync",
     "argomap_credentials_expiry_timestamp_seconds",
     "argomap_argocd_request_duration_seconds",
     "argomap_argocd_request_errors_total",
@@ -37,6 +41,28 @@ const FAMILIES: [&str; 13] = [
     "argomap_reconcile_errors_total",
     "argomap_build_info",
 ];
+
+/// The labels of `argomap_destination_info`.
+const INFO_LABELS: [&str; 9] = [
+    "namespace",
+    "instance",
+    "destination",
+    "argocd_cluster_name",
+    "state",
+    "cluster_id",
+    "cluster_name",
+    "cluster_type",
+    "cloud_provider",
+];
+
+/// Asks instance `name` to count its applications by health and sync (`spec.applications.health`).
+async fn count_health(s: &crate::served::Setup, name: &str) {
+    let on = json!({"spec": {"applications": {"health": true}}});
+    Api::<ArgoCdInstance>::namespaced(s.client.clone(), &s.ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&on))
+        .await
+        .expect("turn health on");
+}
 
 /// A counter with no series yet is not exposed at all. Reconciles fail only on Kubernetes API
 /// errors, which a healthy control plane does not produce, so this family may be absent.
@@ -77,6 +103,7 @@ fn promtool_check(text: &str) {
 async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     let s = setup("obs-metrics").await;
     let _down = failing_instance(&s).await;
+    count_health(&s, "prod").await;
     let ns = s.ns.as_str();
     let prod = [("namespace", ns), ("instance", "prod")];
     let down = [("namespace", ns), ("instance", "down")];
@@ -84,6 +111,9 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         let up = |labels: &[(&str, &str)]| m.value("argomap_instance_up", labels);
         if up(&prod) != Some(1.0) || up(&down) != Some(0.0) {
             return Err("instance_up of prod and down".into());
+        }
+        if m.find("argomap_destination_applications_by_health", &prod).is_empty() {
+            return Err("no counts by health of prod yet".into());
         }
         if m.find("argomap_argocd_request_errors_total", &down).is_empty() {
             return Err("no request errors of down yet".into());
@@ -125,6 +155,13 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         ("argomap_destinations", vec!["namespace", "instance", "state"]),
         ("argomap_orphaned_mappings", inst.to_vec()),
         ("argomap_destination_applications", vec!["namespace", "instance", "destination", "linked"]),
+        ("argomap_destination_info", INFO_LABELS.to_vec()),
+        ("argomap_dangling_destinations", inst.to_vec()),
+        (
+            "argomap_destination_applications_by_health",
+            vec!["namespace", "instance", "destination", "health"],
+        ),
+        ("argomap_destination_applications_by_sync", vec!["namespace", "instance", "destination", "sync"]),
         ("argomap_credentials_expiry_timestamp_seconds", inst.to_vec()),
         ("argomap_argocd_request_duration_seconds", vec!["endpoint", "code"]),
         ("argomap_argocd_request_errors_total", vec!["namespace", "instance", "reason"]),
@@ -211,6 +248,57 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     .map(|(d, l, n)| ((d.to_string(), l.to_string()), n))
     .collect();
     assert_eq!(apps, want);
+    // The join metric: state, and the platform cluster of each link (the mapping's, or the
+    // agent cluster for the implicit in-cluster link).
+    let info: BTreeMap<String, Vec<String>> = m
+        .find("argomap_destination_info", &prod)
+        .iter()
+        .map(|x| {
+            assert_eq!(x.value, 1.0, "{x:?}");
+            let l = |k: &str| x.labels[k].clone();
+            (
+                l("destination"),
+                ["argocd_cluster_name", "state", "cluster_name", "cluster_type", "cloud_provider"]
+                    .map(l)
+                    .to_vec(),
+            )
+        })
+        .collect();
+    let row = |cells: [&str; 5]| cells.map(str::to_string).to_vec();
+    let want: BTreeMap<String, Vec<String>> = [
+        ("https://10.0.0.1:6443", row(["prod-eks", "linked", "Cluster prod-eks", "SELF_MANAGED", "GCP"])),
+        ("https://kubernetes.default.svc", row(["in-cluster", "linked", "Production EU", "MANAGED", "AWS"])),
+        ("https://old.example.com", row(["old", "unlinked", "", "", ""])),
+        (APPS_ONLY, row(["", "dangling", "", "", ""])),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.to_string(), r))
+    .collect();
+    assert_eq!(info, want, "{text}");
+    assert_eq!(v("argomap_dangling_destinations", &[]), 1.0);
+    assert!(m.value("argomap_dangling_destinations", &down).is_none(), "no data, no count");
+    // Counts by health and sync: every fixed value, for every destination kept.
+    let healths: BTreeSet<&str> = m
+        .find("argomap_destination_applications_by_health", &prod)
+        .iter()
+        .map(|x| x.labels["health"].as_str())
+        .collect();
+    assert_eq!(healths, argomap::metrics::HEALTH.into_iter().collect(), "{text}");
+    let syncs: BTreeSet<&str> = m
+        .find("argomap_destination_applications_by_sync", &prod)
+        .iter()
+        .map(|x| x.labels["sync"].as_str())
+        .collect();
+    assert_eq!(syncs, argomap::metrics::SYNC.into_iter().collect(), "{text}");
+    let healthy = v(
+        "argomap_destination_applications_by_health",
+        &[("destination", "https://10.0.0.1:6443"), ("health", "Healthy")],
+    );
+    assert_eq!(healthy, 2.0, "the fake's applications are Healthy and Synced");
+    assert_eq!(
+        v("argomap_destination_applications_by_sync", &[("destination", APPS_ONLY), ("sync", "Synced")]),
+        1.0
+    );
     assert_eq!(v("argomap_credentials_expiry_timestamp_seconds", &[]), s.exp as f64);
     let (last_check, last_success) = (
         v("argomap_instance_last_check_timestamp_seconds", &[]),
@@ -266,11 +354,22 @@ async fn deleting_an_instance_removes_its_series() {
     let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "vanish"}}});
     instances.patch("prod", &PatchParams::default(), &Patch::Merge(&refresh)).await.expect("refresh");
     let (_, m) = metrics_where(&s.op, "the vanished destination's series removed", |m| {
-        let apps = m.find("argomap_destination_applications", &[("instance", "prod")]);
-        let stray = apps.iter().filter(|x| x.labels["destination"] == APPS_ONLY).count();
-        if apps.is_empty() || stray > 0 { Err(format!("{apps:?}")) } else { Ok(()) }
+        let mut left = Vec::new();
+        for family in ["argomap_destination_applications", "argomap_destination_info"] {
+            let series = m.find(family, &[("instance", "prod")]);
+            if series.is_empty() {
+                return Err(format!("no {family} of prod"));
+            }
+            left.extend(series.into_iter().filter(|x| x.labels["destination"] == APPS_ONLY));
+        }
+        if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
     })
     .await;
+    assert_eq!(
+        m.value("argomap_dangling_destinations", &[("namespace", ns.as_str()), ("instance", "prod")]),
+        Some(0.0),
+        "no destination dangles any more"
+    );
     assert_eq!(
         m.value(
             "argomap_destinations",
@@ -727,6 +826,30 @@ async fn destination_series_stay_within_the_flag() {
     assert_eq!(series.len(), 1, "{series:?}");
     // The one kept has the most applications (prod-eks: 2); the counts per state stay exact.
     assert!(series[0].contains("destination=\"https://10.0.0.1:6443\""), "{series:?}");
+    let info: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("argomap_destination_info{") && l.contains(&ours)).collect();
+    assert_eq!(info.len(), 1, "the join metric keeps the same destination: {info:?}");
+    assert!(info[0].contains("destination=\"https://10.0.0.1:6443\""), "{info:?}");
+
+    // Counts by health and sync, once asked for: the same one destination, each fixed value.
+    count_health(&s, "prod").await;
+    let (_, m) = metrics_where(&s.op, "counts by health", |m| {
+        let ours = [("namespace", s.ns.as_str())];
+        if m.find("argomap_destination_applications_by_sync", &ours).is_empty() {
+            Err("none yet".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    for (family, values) in [
+        ("argomap_destination_applications_by_health", argomap::metrics::HEALTH.len()),
+        ("argomap_destination_applications_by_sync", argomap::metrics::SYNC.len()),
+    ] {
+        let series = m.find(family, &[("namespace", s.ns.as_str())]);
+        assert_eq!(series.len(), values, "{family}: {series:?}");
+        assert!(series.iter().all(|x| x.labels["destination"] == "https://10.0.0.1:6443"), "{series:?}");
+    }
     assert!(
         text.lines().any(|l| l.starts_with("argomap_destinations{")
             && l.contains(&ours)
