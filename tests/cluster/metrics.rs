@@ -411,21 +411,29 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: &str, name: &str) -> Prometheus {
+        Self::start_with(target, name, &[])
+    }
+
+    /// [`Prometheus::start`], also scraping each (job, target) of `others` with Prometheus'
+    /// defaults (as an Argo CD's metrics would be).
+    fn start_with(target: &str, name: &str, others: &[(&str, &str)]) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
         // Two jobs on the same target: `argomap` keeps the exposed `namespace`/`instance` labels
         // (honor_labels, as the chart's ServiceMonitor does); `argomap-plain` is Prometheus'
         // default, where the target's own `instance` label wins and argomap's becomes
         // `exported_instance`.
-        let job = |name: &str, honor: bool| {
+        let job = |name: &str, target: &str, honor: bool| {
             format!(
                 "  - job_name: {name}\n    honor_labels: {honor}\n    static_configs:\n      - targets: ['{target}']\n"
             )
         };
+        let mut jobs = job("argomap", target, true) + &job("argomap-plain", target, false);
+        for (name, target) in others {
+            jobs += &job(name, target, false);
+        }
         let yaml = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{}{}",
-            job("argomap", true),
-            job("argomap-plain", false)
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
         );
         std::fs::write(&config, yaml).expect("write config");
         let log = log_dir().join(format!("{name}-prometheus.log"));
@@ -530,6 +538,158 @@ async fn a_real_prometheus_scrapes_instance_up() {
         .await
         .expect("query families");
     assert!(families.len() >= 6, "{families:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Joining with Argo CD's own metrics
+
+/// What an Argo CD application controller's `/metrics` would say of the fake's fleet: its
+/// applications as written (`api-slash`'s server with a trailing `/`, `web` aimed at a cluster
+/// name, so with an empty `dest_server`), and its clusters' connections.
+const ARGOCD_METRICS: &str = r#"# HELP argocd_app_info Information about application.
+# TYPE argocd_app_info gauge
+argocd_app_info{autosync_enabled="true",dest_namespace="api",dest_server="https://10.0.0.1:6443",health_status="Healthy",name="api",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="true",dest_namespace="api",dest_server="https://10.0.0.1:6443/",health_status="Healthy",name="api-slash",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="web",dest_server="",health_status="Healthy",name="web",namespace="team-a",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="guestbook",dest_server="https://kubernetes.default.svc",health_status="Healthy",name="guestbook",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="OutOfSync"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="stray",dest_server="https://apps-only.example.com",health_status="Unknown",name="stray",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Unknown"} 1
+# HELP argocd_cluster_connection_status The k8s cluster current connection status.
+# TYPE argocd_cluster_connection_status gauge
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://10.0.0.1:6443"} 1
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://old.example.com"} 0
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://kubernetes.default.svc"} 1
+"#;
+
+/// Serves [`ARGOCD_METRICS`] at `/metrics` on a loopback port until the test's runtime ends;
+/// returns `host:port`.
+async fn argocd_metrics() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address").to_string();
+    let metrics =
+        || async { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], ARGOCD_METRICS) };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(metrics));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The PromQL blocks of docs/operating.md's "Joining with Argo CD's metrics", in order, as
+/// written (for its example instance `namespace="platform", instance="prod-argocd"`).
+fn join_recipes_as_written() -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).expect("docs");
+    let section = doc.split_once("### Joining with Argo CD's metrics").expect("the join section").1;
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let section = section.split("\n### ").next().unwrap_or_default();
+    section
+        .split("```promql\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// [`join_recipes_as_written`] for instance `prod` of namespace `ns`.
+fn join_recipes(ns: &str) -> Vec<String> {
+    let example = r#"namespace="platform", instance="prod-argocd""#;
+    let ours = format!(r#"namespace="{ns}", instance="prod""#);
+    let blocks: Vec<String> = join_recipes_as_written().iter().map(|b| b.replace(example, &ours)).collect();
+    assert!(blocks.iter().all(|b| b.contains(&ours)), "each recipe selects one instance: {blocks:?}");
+    blocks
+}
+
+/// The result of an instant query as `label` → the value of `of` (absent: empty).
+fn by_label(result: &[Value], label: &str, of: &str) -> BTreeMap<String, String> {
+    result
+        .iter()
+        .map(|r| {
+            let l = |k: &str| r["metric"][k].as_str().unwrap_or_default().to_string();
+            (l(label), l(of))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_join_names_argo_cds_applications_platform_clusters_in_a_real_prometheus() {
+    let s = setup("obs-join").await;
+    // One more application, its server written with a trailing `/`: argomap counts it under the
+    // normalised URL, Argo CD's metric keeps it as written.
+    let mut apps = fake_argocd::sample_apps();
+    apps.push(App::to_server("stray", APPS_ONLY));
+    apps.push(App::to_server("api-slash", "https://10.0.0.1:6443/"));
+    s.argocd.set_applications(apps);
+    let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "join"}}});
+    Api::<ArgoCdInstance>::namespaced(s.client.clone(), &s.ns)
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&refresh))
+        .await
+        .expect("refresh");
+    let prod = [("namespace", s.ns.as_str()), ("instance", "prod")];
+    metrics_where(&s.op, "api-slash counted under the normalised URL", |m| {
+        let labels = [prod[0], prod[1], ("destination", "https://10.0.0.1:6443"), ("linked", "true")];
+        let n = m.value("argomap_destination_applications", &labels);
+        if n == Some(3.0) { Ok(()) } else { Err(format!("{n:?}")) }
+    })
+    .await;
+
+    let argocd = argocd_metrics().await;
+    let target = s.op.admin.trim_start_matches("http://").to_string();
+    let prom = Prometheus::start_with(&target, &s.ns, &[("argocd", &argocd)]);
+    get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
+    let recipes = join_recipes(&s.ns);
+    assert_eq!(recipes.len(), 4, "{recipes:?}");
+    // Polled until both sides have been scraped and the expected rows are there.
+    let rows = |promql: String, label: &'static str, want: BTreeMap<String, String>| {
+        let prom = &prom;
+        async move {
+            eventually(Duration::from_secs(60), &format!("PromQL {promql}"), || {
+                let (promql, want) = (promql.as_str(), &want);
+                async move {
+                    let got = by_label(&prom.query(promql).await?, label, "cluster_name");
+                    if &got == want { Ok(()) } else { Err(format!("{got:?}")) }
+                }
+            })
+            .await
+        }
+    };
+    let map = |rows: &[(&str, &str)]| -> BTreeMap<String, String> {
+        rows.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    // The recipe: each application with the platform cluster of its destination (none for the
+    // dangling one). api-slash's server is not written as argomap normalises it, and web names
+    // its cluster: neither joins.
+    rows(
+        recipes[0].clone(),
+        "name",
+        map(&[("api", "Cluster prod-eks"), ("guestbook", "Production EU"), ("stray", "")]),
+    )
+    .await;
+    // Trailing slashes dropped on Argo CD's side: api-slash joins too.
+    rows(
+        recipes[1].clone(),
+        "name",
+        map(&[
+            ("api", "Cluster prod-eks"),
+            ("api-slash", "Cluster prod-eks"),
+            ("guestbook", "Production EU"),
+            ("stray", ""),
+        ]),
+    )
+    .await;
+    // What did not join, to look at.
+    rows(recipes[2].clone(), "name", map(&[("api-slash", ""), ("web", "")])).await;
+    // Argo CD's clusters and their connection, with the platform cluster of each.
+    rows(
+        recipes[3].clone(),
+        "server",
+        map(&[
+            ("https://10.0.0.1:6443", "Cluster prod-eks"),
+            ("https://kubernetes.default.svc", "Production EU"),
+            ("https://old.example.com", ""),
+        ]),
+    )
+    .await;
+    // The README's recipe is the first one.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let first = &join_recipes_as_written()[0];
+    assert!(readme.contains(first.as_str()), "README's recipe differs from docs/operating.md's:\n{first}");
 }
 
 /// The Grafana dashboard the chart ships (and README shows how to import).
