@@ -696,9 +696,10 @@ async fn the_documented_join_names_argo_cds_applications_platform_clusters_in_a_
 const DASHBOARD: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/charts/argomap/dashboards/argomap.json"));
 
-/// Every panel of a dashboard, rows' nested panels included: (title, target exprs).
-fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
-    fn walk(panels: &Value, out: &mut Vec<(String, Vec<String>)>) {
+/// Every panel of a dashboard, rows' nested panels included: (title, target exprs, the variable
+/// it is repeated for).
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>, Option<String>)> {
+    fn walk(panels: &Value, out: &mut Vec<(String, Vec<String>, Option<String>)>) {
         for p in panels.as_array().into_iter().flatten() {
             walk(&p["panels"], out);
             if p["type"] == "row" {
@@ -712,7 +713,8 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
                     t["expr"].as_str().unwrap_or_else(|| panic!("a target without expr: {t}")).to_string()
                 })
                 .collect();
-            out.push((p["title"].as_str().unwrap_or_default().to_string(), exprs));
+            let repeat = p["repeat"].as_str().map(str::to_string);
+            out.push((p["title"].as_str().unwrap_or_default().to_string(), exprs, repeat));
         }
     }
     let mut out = Vec::new();
@@ -739,8 +741,11 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let _down = failing_instance(&s).await;
     // An instance in watch mode whose stream was cut once, for the watch-mode panels.
     let _watched = watched_instance(&s).await;
+    // Counts by health and sync for prod, and Argo CD's own metrics, for the join tables.
+    count_health(&s, "prod").await;
+    let argocd = argocd_metrics().await;
     let target = s.op.admin.trim_start_matches("http://").to_string();
-    let prom = Prometheus::start(&target, &s.ns);
+    let prom = Prometheus::start_with(&target, &s.ns, &[("argocd", &argocd)]);
     get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
 
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
@@ -750,8 +755,10 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|v| v["name"].as_str().expect("variable name").to_string())
         .collect();
-    let want: BTreeSet<String> =
-        ["datasource", "job", "namespace", "instance", "topn"].iter().map(|n| n.to_string()).collect();
+    let want: BTreeSet<String> = ["datasource", "job", "namespace", "instance", "topn", "argocd_job"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     assert_eq!(names, want, "the variables this test substitutes");
     // The job of the honor_labels scrape (as the chart's ServiceMonitor does); the instances of
     // this test; Grafana's rate interval for a 1 s scrape is at least 4 scrapes, 1m is the usual.
@@ -760,6 +767,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         ("namespace", s.ns.as_str()),
         ("instance", "prod|down|watched"),
         ("topn", "10"),
+        ("argocd_job", "argocd"),
         ("__rate_interval", "1m"),
     ];
     // The query variables' label_values(SELECTOR, LABEL) offer the values substituted below.
@@ -804,18 +812,31 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         "Failed checks by reason",
         "Reconcile duration",
         "Credentials expiry",
+        "Dangling destinations per instance",
+        "Applications by health per destination (top $topn)",
+        "Applications by sync status per destination (top $topn)",
+        "Argo CD applications by platform cluster ($instance)",
+        "Argo CD cluster connections by platform cluster ($instance)",
         "Application stream up",
         "Stream events by type",
         "Stream reconnects by reason",
     ] {
-        assert!(panels.iter().any(|(t, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
+        assert!(panels.iter().any(|(t, _, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
     }
     let mut checked = 0;
-    for (title, exprs) in &panels {
+    for (title, exprs, repeat) in &panels {
         assert!(!exprs.is_empty(), "panel {title:?} has no query");
         for expr in exprs {
+            let vars: Vec<(&str, &str)> = match repeat {
+                Some(var) => {
+                    vars.iter().map(|(k, v)| if k == var { (*k, "prod") } else { (*k, *v) }).collect()
+                }
+                None => vars.to_vec(),
+            };
             let promql = substitute(expr, &vars);
-            assert!(!promql.contains('$'), "panel {title:?}: a variable this test does not know: {promql}");
+            // `"$1"`: label_replace's replacement, not a variable.
+            let unknown = promql.replace("\"$1\"", "").contains('$');
+            assert!(!unknown, "panel {title:?}: a variable this test does not know: {promql}");
             let result = eventually(Duration::from_secs(60), &format!("panel {title:?}: {promql}"), || {
                 let (prom, promql) = (&prom, promql.as_str());
                 async move {
@@ -835,14 +856,33 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             }
             checked += 1;
         }
+        // A panel repeated for a variable is one copy per value, each with that value only:
+        // prod's copy has data (above), every copy's query runs (the data is there by now).
+        if let Some(var) = repeat {
+            let all = vars.iter().find(|(k, _)| k == var).map(|(_, v)| *v).expect("a value for the variable");
+            for value in all.split('|') {
+                let one: Vec<(&str, &str)> =
+                    vars.iter().map(|(k, v)| if k == var { (*k, value) } else { (*k, *v) }).collect();
+                for expr in exprs {
+                    let promql = substitute(expr, &one);
+                    if let Err(e) = prom.query(&promql).await {
+                        panic!("panel {title:?}, copy for {value}: {promql}: {e}");
+                    }
+                }
+            }
+        }
     }
     assert!(checked >= 12, "only {checked} queries");
 
     // A few values, so that "returns data" is also the right data.
     let value = |r: &Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     let one = |title: &str, index: usize| {
-        let expr = &panels.iter().find(|(t, _)| t == title).expect("panel").1[index];
-        substitute(expr, &vars)
+        let (_, exprs, repeat) = panels.iter().find(|(t, _, _)| t == title).expect("panel");
+        let vars: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(k, v)| if Some(*k) == repeat.as_deref() { (*k, "prod") } else { (*k, *v) })
+            .collect();
+        substitute(&exprs[index], &vars)
     };
     let up = prom.query(&one("Instance up", 0)).await.expect("query");
     let by_instance: BTreeMap<&str, f64> =
@@ -869,6 +909,35 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     assert!(
         top.iter().any(|r| r["metric"]["destination"] == "https://10.0.0.1:6443" && value(r) == 2.0),
         "{top:?}"
+    );
+    let dangling = prom.query(&one("Dangling destinations per instance", 0)).await.expect("query");
+    let by_instance: BTreeMap<&str, f64> =
+        dangling.iter().map(|r| (r["metric"]["instance"].as_str().unwrap_or_default(), value(r))).collect();
+    assert_eq!(by_instance, BTreeMap::from([("prod", 1.0), ("watched", 0.0)]), "{dangling:?}");
+    let health =
+        prom.query(&one("Applications by health per destination (top $topn)", 0)).await.expect("query");
+    assert!(
+        health.iter().all(|r| r["metric"]["instance"] == "prod" && r["metric"]["health"] == "Healthy"),
+        "only prod counts by health, and the fake's applications are Healthy: {health:?}"
+    );
+    let joined =
+        prom.query(&one("Argo CD applications by platform cluster ($instance)", 0)).await.expect("query");
+    let apps: BTreeMap<(&str, &str), f64> = joined
+        .iter()
+        .map(|r| {
+            let l = |k: &str| r["metric"][k].as_str().unwrap_or_default();
+            ((l("dest_server"), l("cluster_name")), value(r))
+        })
+        .collect();
+    assert_eq!(
+        apps,
+        BTreeMap::from([
+            // api, and api-slash with its trailing `/` dropped by the panel's query.
+            (("https://10.0.0.1:6443", "Cluster prod-eks"), 2.0),
+            (("https://kubernetes.default.svc", "Production EU"), 1.0),
+            ((APPS_ONLY, ""), 1.0),
+        ]),
+        "{joined:?}"
     );
 }
 
