@@ -15,12 +15,26 @@ use prometheus::{
 
 use crate::argocd::RequestObserver;
 use crate::argocd::stream::EventKind;
-use crate::crd::Reason;
+use crate::crd::{DestinationDetails, KnownCluster, Reason, StatusCounts};
 use crate::model::evaluate::Observed;
 use crate::model::linkage::Linkage;
+use crate::text::printable;
 
-/// `destination_applications` label pairs (destination, linked) per (namespace, instance).
-type DestinationSeries = HashMap<(String, String), BTreeSet<(String, &'static str)>>;
+/// The labels of a `destination_info` series after namespace and instance: destination,
+/// argocd_cluster_name, state, cluster_id, cluster_name, cluster_type, cloud_provider.
+type InfoLabels = [String; 7];
+
+/// The per-destination series one instance has now, so that those of a destination that
+/// vanished, fell out of the limit or stopped being counted by status can be removed.
+#[derive(Default)]
+struct DestinationSeries {
+    /// `destination_applications`: (destination, linked).
+    applications: BTreeSet<(String, &'static str)>,
+    /// `destination_info`.
+    info: BTreeSet<InfoLabels>,
+    /// Destinations with `destination_applications_by_health` and `_by_sync` series.
+    by_status: BTreeSet<String>,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +48,10 @@ pub struct Metrics {
     destinations: IntGaugeVec,
     orphaned: IntGaugeVec,
     destination_apps: IntGaugeVec,
+    destination_info: IntGaugeVec,
+    dangling: IntGaugeVec,
+    by_health: IntGaugeVec,
+    by_sync: IntGaugeVec,
     credentials_expiry: GaugeVec,
     request_duration: HistogramVec,
     request_errors: IntCounterVec,
@@ -45,15 +63,15 @@ pub struct Metrics {
     stream_last_event: GaugeVec,
     stream_up: IntGaugeVec,
     http_refused: IntCounterVec,
-    /// (namespace, instance) → the `destination_applications` label pairs it has now, so
-    /// vanished destinations can be removed.
-    known_destinations: Mutex<DestinationSeries>,
+    /// (namespace, instance) → the per-destination series it has now.
+    known_destinations: Mutex<HashMap<(String, String), DestinationSeries>>,
     /// (namespace, instance) of every instance with series, so that those of instances deleted
     /// while the watch was away can be found and removed.
     known_instances: Mutex<BTreeSet<(String, String)>>,
-    /// Per instance, at most this many `destination_applications` series (those with the
-    /// most applications); 0 turns the family off. It is the one family whose size follows
-    /// the fleet, and a scrape must stay small.
+    /// Per instance, at most this many destinations have per-destination series
+    /// (`destination_applications`, `destination_info`, and the counts by health and sync):
+    /// those with the most applications; 0 turns these families off. They are the families
+    /// whose size follows the fleet, and a scrape must stay small.
     destination_limit: usize,
 }
 
@@ -65,7 +83,7 @@ impl Metrics {
         Self::with_destination_limit(DEFAULT_DESTINATION_LIMIT)
     }
 
-    /// Metrics with at most `limit` `destination_applications` series per instance.
+    /// Metrics with per-destination series for at most `limit` destinations per instance.
     ///
     /// The `register_*_with_registry!` macros build each family and register it; they panic
     /// only on an invalid name or label, which these fixed ones are not (the tests build them).
@@ -122,6 +140,40 @@ impl Metrics {
                 "argomap_destination_applications",
                 "Applications aimed at one destination, counted by argomap",
                 &["namespace", "instance", "destination", "linked"],
+                r
+            )?,
+            destination_info: register_int_gauge_vec_with_registry!(
+                "argomap_destination_info",
+                "Always 1: one destination, its Argo CD cluster name, state (linked, unlinked, dangling) and the platform cluster linked to it (empty when unlinked), for joins with Argo CD's metrics",
+                &[
+                    "namespace",
+                    "instance",
+                    "destination",
+                    "argocd_cluster_name",
+                    "state",
+                    "cluster_id",
+                    "cluster_name",
+                    "cluster_type",
+                    "cloud_provider"
+                ],
+                r
+            )?,
+            dangling: register_int_gauge_vec_with_registry!(
+                "argomap_dangling_destinations",
+                "Destinations applications aim at that Argo CD cannot resolve (no cluster registered for the server, a name matching none or several)",
+                inst,
+                r
+            )?,
+            by_health: register_int_gauge_vec_with_registry!(
+                "argomap_destination_applications_by_health",
+                "Applications aimed at one destination by Argo CD health status (instances with spec.applications.health only)",
+                &["namespace", "instance", "destination", "health"],
+                r
+            )?,
+            by_sync: register_int_gauge_vec_with_registry!(
+                "argomap_destination_applications_by_sync",
+                "Applications aimed at one destination by Argo CD sync status (instances with spec.applications.health only)",
+                &["namespace", "instance", "destination", "sync"],
                 r
             )?,
             credentials_expiry: register_gauge_vec_with_registry!(
@@ -234,13 +286,15 @@ impl Metrics {
         self.request_errors.with_label_values(&[namespace, instance, reason.as_str()]).inc();
     }
 
-    /// A check succeeded: connection, destination and expiry series.
+    /// A check succeeded: connection, destination and expiry series. `dangling` is the
+    /// instance's count of dangling destinations (`status.summary.danglingDestinations`).
     pub fn check_succeeded(
         &self,
         namespace: &str,
         instance: &str,
         observed: &Observed,
         linkage: &Linkage,
+        dangling: u64,
         at: jiff::Timestamp,
     ) {
         let secs = at.as_millisecond() as f64 / 1000.0;
@@ -259,11 +313,11 @@ impl Metrics {
                 let _ = self.credentials_expiry.remove_label_values(&[namespace, instance]);
             }
         }
-        self.linkage(namespace, instance, linkage);
+        self.linkage(namespace, instance, linkage, dangling);
     }
 
-    /// Destination series from a (re)computed linkage.
-    pub fn linkage(&self, namespace: &str, instance: &str, linkage: &Linkage) {
+    /// Destination series from a (re)computed linkage, and the count of dangling destinations.
+    pub fn linkage(&self, namespace: &str, instance: &str, linkage: &Linkage, dangling: u64) {
         self.seen(namespace, instance);
         self.destinations
             .with_label_values(&[namespace, instance, "linked"])
@@ -272,30 +326,83 @@ impl Metrics {
             .with_label_values(&[namespace, instance, "unlinked"])
             .set(linkage.unlinked.len() as i64);
         self.orphaned.with_label_values(&[namespace, instance]).set(linkage.orphaned.len() as i64);
+        self.dangling
+            .with_label_values(&[namespace, instance])
+            .set(i64::try_from(dangling).unwrap_or(i64::MAX));
         // The destinations with the most applications (then by URL, for a stable choice).
-        let mut all: Vec<(&str, &'static str, u64)> = linkage
+        let mut all: Vec<Row<'_>> = linkage
             .linked
             .iter()
-            .map(|l| (l.argocd_cluster_url.as_str(), "true", l.applications_count))
-            .chain(
-                linkage
-                    .unlinked
-                    .iter()
-                    .map(|u| (u.argocd_cluster_url.as_str(), "false", u.applications_count)),
-            )
+            .map(|l| Row {
+                url: &l.argocd_cluster_url,
+                argocd_name: l.argocd_cluster_name.as_deref(),
+                cluster: Some(&l.cluster),
+                applications: l.applications_count,
+                details: &l.details,
+            })
+            .chain(linkage.unlinked.iter().map(|u| Row {
+                url: &u.argocd_cluster_url,
+                argocd_name: u.argocd_cluster_name.as_deref(),
+                cluster: None,
+                applications: u.applications_count,
+                details: &u.details,
+            }))
             .collect();
-        all.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
-        let mut now = BTreeSet::new();
-        for (url, linked, count) in all.into_iter().take(self.destination_limit) {
-            let label = destination_label(url);
-            self.destination_apps.with_label_values(&[namespace, instance, &label, linked]).set(count as i64);
-            now.insert((label, linked));
+        all.sort_by(|a, b| b.applications.cmp(&a.applications).then(a.url.cmp(b.url)));
+        // Held while the series are set and pruned, so two updates of one instance cannot
+        // remove what the other just set.
+        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = DestinationSeries::default();
+        for row in all.into_iter().take(self.destination_limit) {
+            let dest = destination_label(row.url);
+            let linked = if row.cluster.is_some() { "true" } else { "false" };
+            let apps = i64::try_from(row.applications).unwrap_or(i64::MAX);
+            self.destination_apps.with_label_values(&[namespace, instance, &dest, linked]).set(apps);
+            now.applications.insert((dest.clone(), linked));
+            let info = row.info_labels(dest.clone());
+            self.destination_info.with_label_values(&labels(namespace, instance, &info)).set(1);
+            now.info.insert(info);
+            if let Some(counts) = &row.details.applications_by_status {
+                for (health, n) in health_counts(counts) {
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    self.by_health.with_label_values(&[namespace, instance, &dest, health]).set(n);
+                }
+                for (sync, n) in sync_counts(counts) {
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    self.by_sync.with_label_values(&[namespace, instance, &dest, sync]).set(n);
+                }
+                now.by_status.insert(dest);
+            }
         }
         let key = (namespace.to_string(), instance.to_string());
-        let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(before) = known.insert(key, now.clone()) {
-            for (dest, linked) in before.difference(&now) {
-                let _ = self.destination_apps.remove_label_values(&[namespace, instance, dest, linked]);
+        if let Some(before) = known.get(&key) {
+            self.remove_destination_series(namespace, instance, before, Some(&now));
+        }
+        known.insert(key, now);
+    }
+
+    /// Removes the series of `before` that `now` does not have (all of them without `now`).
+    fn remove_destination_series(
+        &self,
+        namespace: &str,
+        instance: &str,
+        before: &DestinationSeries,
+        now: Option<&DestinationSeries>,
+    ) {
+        let empty = DestinationSeries::default();
+        let now = now.unwrap_or(&empty);
+        for (dest, linked) in before.applications.difference(&now.applications) {
+            let _ = self.destination_apps.remove_label_values(&[namespace, instance, dest, linked]);
+        }
+        for info in before.info.difference(&now.info) {
+            let _ = self.destination_info.remove_label_values(&labels(namespace, instance, info));
+        }
+        for dest in before.by_status.difference(&now.by_status) {
+            for health in HEALTH {
+                let _ = self.by_health.remove_label_values(&[namespace, instance, dest, health]);
+            }
+            for sync in SYNC {
+                let _ = self.by_sync.remove_label_values(&[namespace, instance, dest, sync]);
             }
         }
     }
@@ -350,6 +457,82 @@ fn destination_label(url: &str) -> String {
         keep -= 1;
     }
     format!("{}…#{hex}", &url[..keep])
+}
+
+/// Bytes of a cluster name or id label value at most (a Kubernetes name's length; Argo CD
+/// sets no limit on its cluster names, argomap keeps 253 bytes of them).
+pub const NAME_LABEL_MAX: usize = 253;
+
+/// The `health` label values, Argo CD's health statuses.
+pub const HEALTH: [&str; 6] = ["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"];
+/// The `sync` label values, Argo CD's sync statuses.
+pub const SYNC: [&str; 3] = ["Synced", "OutOfSync", "Unknown"];
+
+fn health_counts(c: &StatusCounts) -> [(&'static str, u64); 6] {
+    let h = &c.health;
+    let counts = [h.healthy, h.progressing, h.degraded, h.suspended, h.missing, h.unknown];
+    std::array::from_fn(|i| (HEALTH[i], counts[i]))
+}
+
+fn sync_counts(c: &StatusCounts) -> [(&'static str, u64); 3] {
+    let s = &c.sync;
+    let counts = [s.synced, s.out_of_sync, s.unknown];
+    std::array::from_fn(|i| (SYNC[i], counts[i]))
+}
+
+/// One destination of a linkage, as the per-destination families show it.
+struct Row<'a> {
+    url: &'a str,
+    argocd_name: Option<&'a str>,
+    /// The platform cluster linked to it (a ClusterMapping's, or the agent cluster for the
+    /// implicit in-cluster link).
+    cluster: Option<&'a KnownCluster>,
+    applications: u64,
+    details: &'a DestinationDetails,
+}
+
+impl Row<'_> {
+    /// `state` is `dangling` before `linked` or `unlinked`: Argo CD has no cluster for the
+    /// destination, so its own operations on the applications aimed there fail whether or not
+    /// a mapping links it (a link keeps its `cluster_*` labels).
+    fn state(&self) -> &'static str {
+        match (self.details.dangling, self.cluster.is_some()) {
+            (true, _) => "dangling",
+            (false, true) => "linked",
+            (false, false) => "unlinked",
+        }
+    }
+
+    fn info_labels(&self, destination: String) -> InfoLabels {
+        let name = |s: &str| printable(s, NAME_LABEL_MAX);
+        let (id, cluster, kind, provider) = match self.cluster {
+            Some(c) => (name(&c.id), name(&c.name), serialized(&c.kind), serialized(&c.cloud_provider)),
+            None => Default::default(),
+        };
+        [
+            destination,
+            self.argocd_name.map(name).unwrap_or_default(),
+            self.state().to_string(),
+            id,
+            cluster,
+            kind,
+            provider,
+        ]
+    }
+}
+
+/// A `destination_info` label set: namespace, instance, then `info`.
+fn labels<'a>(namespace: &'a str, instance: &'a str, info: &'a InfoLabels) -> [&'a str; 9] {
+    let [a, b, c, d, e, f, g] = info;
+    [namespace, instance, a, b, c, d, e, f, g]
+}
+
+/// The string a unit enum variant serializes to (the CRD's spelling: `AWS`, `SELF_MANAGED`).
+fn serialized(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

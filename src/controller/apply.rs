@@ -49,16 +49,17 @@ fn record_metrics(ctx: &Context, instance: &ArgoCdInstance, outcome: &Outcome, e
     let ns = instance.namespace().unwrap_or_default();
     let name = instance.name_any();
     let checked_at = eval.instance.connection.as_ref().and_then(|c| c.last_checked_at.as_ref()).map(|t| t.0);
+    let dangling = eval.instance.summary.as_ref().map_or(0, |s| s.dangling_destinations);
     match (outcome, &eval.linkage) {
         (Outcome::Observed { observed, fresh: true }, Some(linkage)) => {
             let at = checked_at.unwrap_or_default();
-            ctx.metrics.check_succeeded(&ns, &name, observed, linkage, at);
+            ctx.metrics.check_succeeded(&ns, &name, observed, linkage, dangling, at);
             tracing::info!(namespace = %ns, instance = %name, linked = linkage.linked.len(), unlinked = linkage.unlinked.len(),
                 orphaned = linkage.orphaned.len(), applications = observed.destinations.applications,
                 unresolved = observed.destinations.unresolved, unresolved_examples = ?observed.destinations.unresolved_examples,
                 "check succeeded");
         }
-        (Outcome::Observed { .. }, Some(linkage)) => ctx.metrics.linkage(&ns, &name, linkage),
+        (Outcome::Observed { .. }, Some(linkage)) => ctx.metrics.linkage(&ns, &name, linkage, dangling),
         (Outcome::Failed { reason, fresh: true, .. }, _) => {
             ctx.metrics.check_failed(&ns, &name, *reason, checked_at.unwrap_or_default())
         }

@@ -47,15 +47,14 @@ impl Metrics {
             .remove(&(namespace.to_string(), instance.to_string()));
         let _ = self.data_age.remove_label_values(&labels);
         let _ = self.orphaned.remove_label_values(&labels);
+        let _ = self.dangling.remove_label_values(&labels);
         let _ = self.credentials_expiry.remove_label_values(&labels);
         for state in ["linked", "unlinked"] {
             let _ = self.destinations.remove_label_values(&[namespace, instance, state]);
         }
         let mut known = self.known_destinations.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(before) = known.remove(&(namespace.to_string(), instance.to_string())) {
-            for (dest, linked) in before {
-                let _ = self.destination_apps.remove_label_values(&[namespace, instance, &dest, linked]);
-            }
+            self.remove_destination_series(namespace, instance, &before, None);
         }
         for reason in Reason::VARIANTS {
             let _ = self.request_errors.remove_label_values(&[namespace, instance, reason.as_str()]);

@@ -4,10 +4,16 @@
 use std::collections::BTreeSet;
 
 use super::stream::APPLICATION_STREAM;
-use crate::crd::{ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, MappingState, Reason};
+use crate::crd::{
+    ArgoCdInstanceStatus, ClusterMappingStatus, ConnectionState, DanglingDestination, DestinationKind,
+    MappingState, Reason,
+};
 
 /// At most this many destinations are named in one `UnlinkedClusterDetected` event.
 pub const MAX_UNLINKED_NAMED: usize = 10;
+
+/// At most this many destinations are named in one `DanglingDestination` event.
+pub const MAX_DANGLING_NAMED: usize = 10;
 
 /// Kubernetes' two event types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +41,8 @@ fn warning(reason: &'static str, note: String) -> Transition {
     Transition { type_: EventType::Warning, reason, action: "Check", note }
 }
 
-/// Events about an ArgoCdInstance: connection transitions and destinations newly unlinked.
+/// Events about an ArgoCdInstance: connection transitions, destinations newly unlinked and
+/// destinations newly dangling.
 pub fn instance(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus) -> Vec<Transition> {
     let mut out = Vec::new();
     let before = prev.and_then(|p| p.connection.as_ref());
@@ -75,8 +82,47 @@ pub fn instance(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus
             format!("destinations no ClusterMapping maps: {}", named.join(", ")),
         ));
     }
+    out.extend(dangling(prev, next));
     out.extend(stream(prev, next));
     out
+}
+
+/// Destinations that entered `status.danglingDestinations` with this status (a destination is
+/// its text and kind: a server URL and a cluster name that read alike are two). One that
+/// stays dangling is no news; one that is resolved and later dangles again is news again.
+fn dangling(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus) -> Option<Transition> {
+    fn key(d: &DanglingDestination) -> (&str, bool) {
+        (d.destination.as_str(), d.kind == DestinationKind::Name)
+    }
+    let known: BTreeSet<(&str, bool)> =
+        prev.map(|p| p.dangling_destinations.iter().map(key).collect()).unwrap_or_default();
+    let fresh: Vec<&DanglingDestination> =
+        next.dangling_destinations.iter().filter(|d| !known.contains(&key(d))).collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    let mut named: Vec<String> = fresh.iter().take(MAX_DANGLING_NAMED).map(|d| describe(d)).collect();
+    if fresh.len() > MAX_DANGLING_NAMED {
+        named.push(format!("and {} more; see status.danglingDestinations", fresh.len() - MAX_DANGLING_NAMED));
+    }
+    Some(warning(
+        "DanglingDestination",
+        format!(
+            "applications aim at destinations Argo CD cannot resolve, so Argo CD's own operations on them (sync windows, deletions) fail: {}",
+            named.join(", ")
+        ),
+    ))
+}
+
+/// One dangling destination as an event names it: what it is, why Argo CD cannot resolve it,
+/// and how many applications aim at it.
+fn describe(d: &DanglingDestination) -> String {
+    let (kind, why) = match (d.kind, d.registered) {
+        (DestinationKind::Server, _) => ("server", "no cluster registered"),
+        (DestinationKind::Name, false) => ("cluster name", "no cluster of that name"),
+        (DestinationKind::Name, true) => ("cluster name", "several clusters of that name"),
+    };
+    format!("{kind} {} ({why}, {} applications)", d.destination, d.applications_count)
 }
 
 /// Watch mode's news: the application stream opened (at first, or again after polling took
@@ -233,6 +279,88 @@ mod tests {
         assert!(one(Some(&streaming), &poll).is_empty(), "back to Poll by spec");
         let note = &instance(Some(&streaming), &unavailable)[0].note;
         assert!(note.contains("HTTP 404"), "{note}");
+    }
+
+    fn dangling(entries: &[(&str, DestinationKind, bool)]) -> ArgoCdInstanceStatus {
+        let mut s = status(ConnectionState::Connected, Reason::Connected, &[]);
+        s.dangling_destinations = entries
+            .iter()
+            .map(|(d, kind, registered)| DanglingDestination {
+                destination: d.to_string(),
+                kind: *kind,
+                registered: *registered,
+                applications_count: 2,
+            })
+            .collect();
+        s
+    }
+
+    /// The `DanglingDestination` events of one transition, as (type, note).
+    fn dangling_events(
+        prev: Option<&ArgoCdInstanceStatus>,
+        next: &ArgoCdInstanceStatus,
+    ) -> Vec<(EventType, String)> {
+        instance(prev, next)
+            .into_iter()
+            .filter(|t| t.reason == "DanglingDestination")
+            .map(|t| (t.type_, t.note))
+            .collect()
+    }
+
+    #[test]
+    fn dangling_destinations_are_news_at_first_sight_and_again_after_being_resolved() {
+        use DestinationKind::{Name, Server};
+        let none = dangling(&[]);
+        let one = dangling(&[("https://gone.example.com", Server, false)]);
+        let two = dangling(&[("https://gone.example.com", Server, false), ("prod", Name, true)]);
+        let first = dangling_events(Some(&none), &one);
+        assert_eq!(first.len(), 1, "first sight: {first:?}");
+        assert_eq!(first[0].0, EventType::Warning);
+        assert_eq!(
+            first[0].1,
+            "applications aim at destinations Argo CD cannot resolve, so Argo CD's own operations on \
+             them (sync windows, deletions) fail: server https://gone.example.com (no cluster \
+             registered, 2 applications)"
+        );
+        assert_eq!(dangling_events(None, &one).len(), 1, "the first status of an instance");
+        assert!(dangling_events(Some(&one), &one).is_empty(), "still dangling: no news");
+        let added = dangling_events(Some(&one), &two);
+        assert_eq!(added.len(), 1, "{added:?}");
+        assert!(
+            added[0].1.ends_with(": cluster name prod (several clusters of that name, 2 applications)"),
+            "only the new one is named: {}",
+            added[0].1
+        );
+        assert!(dangling_events(Some(&two), &one).is_empty(), "one resolved: no news");
+        assert!(dangling_events(Some(&one), &none).is_empty(), "all resolved: no news");
+        assert_eq!(dangling_events(Some(&none), &one).len(), 1, "dangling again: news again");
+        assert!(dangling_events(Some(&none), &none).is_empty());
+        // A name and a server that read alike are two destinations.
+        let as_name = dangling(&[("https://gone.example.com", Name, false)]);
+        let t = dangling_events(Some(&one), &as_name);
+        assert_eq!(t.len(), 1);
+        assert!(
+            t[0].1.contains("cluster name https://gone.example.com (no cluster of that name"),
+            "{}",
+            t[0].1
+        );
+        // A failed check keeps the previous lists, so nothing is news.
+        let mut failed = one.clone();
+        failed.connection = status(ConnectionState::Error, Reason::Timeout, &[]).connection;
+        assert!(dangling_events(Some(&one), &failed).is_empty());
+    }
+
+    #[test]
+    fn many_new_dangling_destinations_are_one_capped_event() {
+        let many: Vec<String> = (0..25).map(|i| format!("https://d{i:02}.example.com")).collect();
+        let entries: Vec<(&str, DestinationKind, bool)> =
+            many.iter().map(|d| (d.as_str(), DestinationKind::Server, false)).collect();
+        let t = dangling_events(Some(&dangling(&entries[..3])), &dangling(&entries));
+        assert_eq!(t.len(), 1);
+        let note = &t[0].1;
+        assert!(!note.contains("d02.example.com") && note.contains("d03.example.com"), "{note}");
+        assert_eq!(note.matches(" applications)").count(), MAX_DANGLING_NAMED, "{note}");
+        assert!(note.ends_with(", and 12 more; see status.danglingDestinations"), "{note}");
     }
 
     fn mstatus(state: MappingState) -> ClusterMappingStatus {

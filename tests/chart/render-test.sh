@@ -284,7 +284,7 @@ if [ -s "$work/monitoring.yaml" ]; then
   else
     bad "ServiceMonitor/PrometheusRule render"; cat "$work/monitoring.yaml"
   fi
-  for alert in ArgomapInstanceDown ArgomapUnlinkedDestination ArgomapOrphanedMapping \
+  for alert in ArgomapInstanceDown ArgomapUnlinkedDestination ArgomapOrphanedMapping ArgomapDanglingDestination \
     ArgomapCredentialsExpiring ArgomapChecksStale ArgomapApplicationStreamDown ArgomapReconcileErrors; do
     if grep -q "alert: $alert\$" "$work/monitoring.yaml"; then ok "alert $alert"; else bad "alert $alert missing"; fi
   done

@@ -4,6 +4,7 @@
 
 mod attribution;
 mod common;
+mod dangling;
 mod gitops;
 mod greedy_clients;
 mod leader;

@@ -22,7 +22,7 @@ use crate::served::*;
 use crate::served::setup;
 
 /// Every metric family of docs/operating.md ("Metrics").
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 17] = [
     "argomap_instance_up",
     "argomap_instance_last_check_timestamp_seconds",
     "argomap_instance_last_success_timestamp_seconds",
@@ -30,6 +30,10 @@ const FAMILIES: [&str; 13] = [
     "argomap_destinations",
     "argomap_orphaned_mappings",
     "argomap_destination_applications",
+    "argomap_destination_info",
+    "argomap_dangling_destinations",
+    "argomap_destination_applications_by_health",
+    "argomap_destination_applications_by_sync",
     "argomap_credentials_expiry_timestamp_seconds",
     "argomap_argocd_request_duration_seconds",
     "argomap_argocd_request_errors_total",
@@ -37,6 +41,28 @@ const FAMILIES: [&str; 13] = [
     "argomap_reconcile_errors_total",
     "argomap_build_info",
 ];
+
+/// The labels of `argomap_destination_info`.
+const INFO_LABELS: [&str; 9] = [
+    "namespace",
+    "instance",
+    "destination",
+    "argocd_cluster_name",
+    "state",
+    "cluster_id",
+    "cluster_name",
+    "cluster_type",
+    "cloud_provider",
+];
+
+/// Asks instance `name` to count its applications by health and sync (`spec.applications.health`).
+async fn count_health(s: &crate::served::Setup, name: &str) {
+    let on = json!({"spec": {"applications": {"health": true}}});
+    Api::<ArgoCdInstance>::namespaced(s.client.clone(), &s.ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&on))
+        .await
+        .expect("turn health on");
+}
 
 /// A counter with no series yet is not exposed at all. Reconciles fail only on Kubernetes API
 /// errors, which a healthy control plane does not produce, so this family may be absent.
@@ -77,6 +103,7 @@ fn promtool_check(text: &str) {
 async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     let s = setup("obs-metrics").await;
     let _down = failing_instance(&s).await;
+    count_health(&s, "prod").await;
     let ns = s.ns.as_str();
     let prod = [("namespace", ns), ("instance", "prod")];
     let down = [("namespace", ns), ("instance", "down")];
@@ -84,6 +111,9 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         let up = |labels: &[(&str, &str)]| m.value("argomap_instance_up", labels);
         if up(&prod) != Some(1.0) || up(&down) != Some(0.0) {
             return Err("instance_up of prod and down".into());
+        }
+        if m.find("argomap_destination_applications_by_health", &prod).is_empty() {
+            return Err("no counts by health of prod yet".into());
         }
         if m.find("argomap_argocd_request_errors_total", &down).is_empty() {
             return Err("no request errors of down yet".into());
@@ -125,6 +155,13 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         ("argomap_destinations", vec!["namespace", "instance", "state"]),
         ("argomap_orphaned_mappings", inst.to_vec()),
         ("argomap_destination_applications", vec!["namespace", "instance", "destination", "linked"]),
+        ("argomap_destination_info", INFO_LABELS.to_vec()),
+        ("argomap_dangling_destinations", inst.to_vec()),
+        (
+            "argomap_destination_applications_by_health",
+            vec!["namespace", "instance", "destination", "health"],
+        ),
+        ("argomap_destination_applications_by_sync", vec!["namespace", "instance", "destination", "sync"]),
         ("argomap_credentials_expiry_timestamp_seconds", inst.to_vec()),
         ("argomap_argocd_request_duration_seconds", vec!["endpoint", "code"]),
         ("argomap_argocd_request_errors_total", vec!["namespace", "instance", "reason"]),
@@ -211,6 +248,57 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
     .map(|(d, l, n)| ((d.to_string(), l.to_string()), n))
     .collect();
     assert_eq!(apps, want);
+    // The join metric: state, and the platform cluster of each link (the mapping's, or the
+    // agent cluster for the implicit in-cluster link).
+    let info: BTreeMap<String, Vec<String>> = m
+        .find("argomap_destination_info", &prod)
+        .iter()
+        .map(|x| {
+            assert_eq!(x.value, 1.0, "{x:?}");
+            let l = |k: &str| x.labels[k].clone();
+            (
+                l("destination"),
+                ["argocd_cluster_name", "state", "cluster_name", "cluster_type", "cloud_provider"]
+                    .map(l)
+                    .to_vec(),
+            )
+        })
+        .collect();
+    let row = |cells: [&str; 5]| cells.map(str::to_string).to_vec();
+    let want: BTreeMap<String, Vec<String>> = [
+        ("https://10.0.0.1:6443", row(["prod-eks", "linked", "Cluster prod-eks", "SELF_MANAGED", "GCP"])),
+        ("https://kubernetes.default.svc", row(["in-cluster", "linked", "Production EU", "MANAGED", "AWS"])),
+        ("https://old.example.com", row(["old", "unlinked", "", "", ""])),
+        (APPS_ONLY, row(["", "dangling", "", "", ""])),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.to_string(), r))
+    .collect();
+    assert_eq!(info, want, "{text}");
+    assert_eq!(v("argomap_dangling_destinations", &[]), 1.0);
+    assert!(m.value("argomap_dangling_destinations", &down).is_none(), "no data, no count");
+    // Counts by health and sync: every fixed value, for every destination kept.
+    let healths: BTreeSet<&str> = m
+        .find("argomap_destination_applications_by_health", &prod)
+        .iter()
+        .map(|x| x.labels["health"].as_str())
+        .collect();
+    assert_eq!(healths, argomap::metrics::HEALTH.into_iter().collect(), "{text}");
+    let syncs: BTreeSet<&str> = m
+        .find("argomap_destination_applications_by_sync", &prod)
+        .iter()
+        .map(|x| x.labels["sync"].as_str())
+        .collect();
+    assert_eq!(syncs, argomap::metrics::SYNC.into_iter().collect(), "{text}");
+    let healthy = v(
+        "argomap_destination_applications_by_health",
+        &[("destination", "https://10.0.0.1:6443"), ("health", "Healthy")],
+    );
+    assert_eq!(healthy, 2.0, "the fake's applications are Healthy and Synced");
+    assert_eq!(
+        v("argomap_destination_applications_by_sync", &[("destination", APPS_ONLY), ("sync", "Synced")]),
+        1.0
+    );
     assert_eq!(v("argomap_credentials_expiry_timestamp_seconds", &[]), s.exp as f64);
     let (last_check, last_success) = (
         v("argomap_instance_last_check_timestamp_seconds", &[]),
@@ -266,11 +354,22 @@ async fn deleting_an_instance_removes_its_series() {
     let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "vanish"}}});
     instances.patch("prod", &PatchParams::default(), &Patch::Merge(&refresh)).await.expect("refresh");
     let (_, m) = metrics_where(&s.op, "the vanished destination's series removed", |m| {
-        let apps = m.find("argomap_destination_applications", &[("instance", "prod")]);
-        let stray = apps.iter().filter(|x| x.labels["destination"] == APPS_ONLY).count();
-        if apps.is_empty() || stray > 0 { Err(format!("{apps:?}")) } else { Ok(()) }
+        let mut left = Vec::new();
+        for family in ["argomap_destination_applications", "argomap_destination_info"] {
+            let series = m.find(family, &[("instance", "prod")]);
+            if series.is_empty() {
+                return Err(format!("no {family} of prod"));
+            }
+            left.extend(series.into_iter().filter(|x| x.labels["destination"] == APPS_ONLY));
+        }
+        if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
     })
     .await;
+    assert_eq!(
+        m.value("argomap_dangling_destinations", &[("namespace", ns.as_str()), ("instance", "prod")]),
+        Some(0.0),
+        "no destination dangles any more"
+    );
     assert_eq!(
         m.value(
             "argomap_destinations",
@@ -312,21 +411,29 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: &str, name: &str) -> Prometheus {
+        Self::start_with(target, name, &[])
+    }
+
+    /// [`Prometheus::start`], also scraping each (job, target) of `others` with Prometheus'
+    /// defaults (as an Argo CD's metrics would be).
+    fn start_with(target: &str, name: &str, others: &[(&str, &str)]) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
         // Two jobs on the same target: `argomap` keeps the exposed `namespace`/`instance` labels
         // (honor_labels, as the chart's ServiceMonitor does); `argomap-plain` is Prometheus'
         // default, where the target's own `instance` label wins and argomap's becomes
         // `exported_instance`.
-        let job = |name: &str, honor: bool| {
+        let job = |name: &str, target: &str, honor: bool| {
             format!(
                 "  - job_name: {name}\n    honor_labels: {honor}\n    static_configs:\n      - targets: ['{target}']\n"
             )
         };
+        let mut jobs = job("argomap", target, true) + &job("argomap-plain", target, false);
+        for (name, target) in others {
+            jobs += &job(name, target, false);
+        }
         let yaml = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{}{}",
-            job("argomap", true),
-            job("argomap-plain", false)
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
         );
         std::fs::write(&config, yaml).expect("write config");
         let log = log_dir().join(format!("{name}-prometheus.log"));
@@ -433,13 +540,166 @@ async fn a_real_prometheus_scrapes_instance_up() {
     assert!(families.len() >= 6, "{families:?}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Joining with Argo CD's own metrics
+
+/// What an Argo CD application controller's `/metrics` would say of the fake's fleet: its
+/// applications as written (`api-slash`'s server with a trailing `/`, `web` aimed at a cluster
+/// name, so with an empty `dest_server`), and its clusters' connections.
+const ARGOCD_METRICS: &str = r#"# HELP argocd_app_info Information about application.
+# TYPE argocd_app_info gauge
+argocd_app_info{autosync_enabled="true",dest_namespace="api",dest_server="https://10.0.0.1:6443",health_status="Healthy",name="api",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="true",dest_namespace="api",dest_server="https://10.0.0.1:6443/",health_status="Healthy",name="api-slash",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="web",dest_server="",health_status="Healthy",name="web",namespace="team-a",operation="",project="default",repo="https://git.example.com/apps",sync_status="Synced"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="guestbook",dest_server="https://kubernetes.default.svc",health_status="Healthy",name="guestbook",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="OutOfSync"} 1
+argocd_app_info{autosync_enabled="false",dest_namespace="stray",dest_server="https://apps-only.example.com",health_status="Unknown",name="stray",namespace="argocd",operation="",project="default",repo="https://git.example.com/apps",sync_status="Unknown"} 1
+# HELP argocd_cluster_connection_status The k8s cluster current connection status.
+# TYPE argocd_cluster_connection_status gauge
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://10.0.0.1:6443"} 1
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://old.example.com"} 0
+argocd_cluster_connection_status{k8s_version="v1.33.1",server="https://kubernetes.default.svc"} 1
+"#;
+
+/// Serves [`ARGOCD_METRICS`] at `/metrics` on a loopback port until the test's runtime ends;
+/// returns `host:port`.
+async fn argocd_metrics() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address").to_string();
+    let metrics =
+        || async { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], ARGOCD_METRICS) };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(metrics));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The PromQL blocks of docs/operating.md's "Joining with Argo CD's metrics", in order, as
+/// written (for its example instance `namespace="platform", instance="prod-argocd"`).
+fn join_recipes_as_written() -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).expect("docs");
+    let section = doc.split_once("### Joining with Argo CD's metrics").expect("the join section").1;
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let section = section.split("\n### ").next().unwrap_or_default();
+    section
+        .split("```promql\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// [`join_recipes_as_written`] for instance `prod` of namespace `ns`.
+fn join_recipes(ns: &str) -> Vec<String> {
+    let example = r#"namespace="platform", instance="prod-argocd""#;
+    let ours = format!(r#"namespace="{ns}", instance="prod""#);
+    let blocks: Vec<String> = join_recipes_as_written().iter().map(|b| b.replace(example, &ours)).collect();
+    assert!(blocks.iter().all(|b| b.contains(&ours)), "each recipe selects one instance: {blocks:?}");
+    blocks
+}
+
+/// The result of an instant query as `label` → the value of `of` (absent: empty).
+fn by_label(result: &[Value], label: &str, of: &str) -> BTreeMap<String, String> {
+    result
+        .iter()
+        .map(|r| {
+            let l = |k: &str| r["metric"][k].as_str().unwrap_or_default().to_string();
+            (l(label), l(of))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_join_names_argo_cds_applications_platform_clusters_in_a_real_prometheus() {
+    let s = setup("obs-join").await;
+    // One more application, its server written with a trailing `/`: argomap counts it under the
+    // normalised URL, Argo CD's metric keeps it as written.
+    let mut apps = fake_argocd::sample_apps();
+    apps.push(App::to_server("stray", APPS_ONLY));
+    apps.push(App::to_server("api-slash", "https://10.0.0.1:6443/"));
+    s.argocd.set_applications(apps);
+    let refresh = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "join"}}});
+    Api::<ArgoCdInstance>::namespaced(s.client.clone(), &s.ns)
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&refresh))
+        .await
+        .expect("refresh");
+    let prod = [("namespace", s.ns.as_str()), ("instance", "prod")];
+    metrics_where(&s.op, "api-slash counted under the normalised URL", |m| {
+        let labels = [prod[0], prod[1], ("destination", "https://10.0.0.1:6443"), ("linked", "true")];
+        let n = m.value("argomap_destination_applications", &labels);
+        if n == Some(3.0) { Ok(()) } else { Err(format!("{n:?}")) }
+    })
+    .await;
+
+    let argocd = argocd_metrics().await;
+    let target = s.op.admin.trim_start_matches("http://").to_string();
+    let prom = Prometheus::start_with(&target, &s.ns, &[("argocd", &argocd)]);
+    get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
+    let recipes = join_recipes(&s.ns);
+    assert_eq!(recipes.len(), 4, "{recipes:?}");
+    // Polled until both sides have been scraped and the expected rows are there.
+    let rows = |promql: String, label: &'static str, want: BTreeMap<String, String>| {
+        let prom = &prom;
+        async move {
+            eventually(Duration::from_secs(60), &format!("PromQL {promql}"), || {
+                let (promql, want) = (promql.as_str(), &want);
+                async move {
+                    let got = by_label(&prom.query(promql).await?, label, "cluster_name");
+                    if &got == want { Ok(()) } else { Err(format!("{got:?}")) }
+                }
+            })
+            .await
+        }
+    };
+    let map = |rows: &[(&str, &str)]| -> BTreeMap<String, String> {
+        rows.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    // The recipe: each application with the platform cluster of its destination (none for the
+    // dangling one). api-slash's server is not written as argomap normalises it, and web names
+    // its cluster: neither joins.
+    rows(
+        recipes[0].clone(),
+        "name",
+        map(&[("api", "Cluster prod-eks"), ("guestbook", "Production EU"), ("stray", "")]),
+    )
+    .await;
+    // Trailing slashes dropped on Argo CD's side: api-slash joins too.
+    rows(
+        recipes[1].clone(),
+        "name",
+        map(&[
+            ("api", "Cluster prod-eks"),
+            ("api-slash", "Cluster prod-eks"),
+            ("guestbook", "Production EU"),
+            ("stray", ""),
+        ]),
+    )
+    .await;
+    // What did not join, to look at.
+    rows(recipes[2].clone(), "name", map(&[("api-slash", ""), ("web", "")])).await;
+    // Argo CD's clusters and their connection, with the platform cluster of each.
+    rows(
+        recipes[3].clone(),
+        "server",
+        map(&[
+            ("https://10.0.0.1:6443", "Cluster prod-eks"),
+            ("https://kubernetes.default.svc", "Production EU"),
+            ("https://old.example.com", ""),
+        ]),
+    )
+    .await;
+    // The README's recipe is the first one.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let first = &join_recipes_as_written()[0];
+    assert!(readme.contains(first.as_str()), "README's recipe differs from docs/operating.md's:\n{first}");
+}
+
 /// The Grafana dashboard the chart ships (and README shows how to import).
 const DASHBOARD: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/charts/argomap/dashboards/argomap.json"));
 
-/// Every panel of a dashboard, rows' nested panels included: (title, target exprs).
-fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
-    fn walk(panels: &Value, out: &mut Vec<(String, Vec<String>)>) {
+/// Every panel of a dashboard, rows' nested panels included: (title, target exprs, the variable
+/// it is repeated for).
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>, Option<String>)> {
+    fn walk(panels: &Value, out: &mut Vec<(String, Vec<String>, Option<String>)>) {
         for p in panels.as_array().into_iter().flatten() {
             walk(&p["panels"], out);
             if p["type"] == "row" {
@@ -453,7 +713,8 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
                     t["expr"].as_str().unwrap_or_else(|| panic!("a target without expr: {t}")).to_string()
                 })
                 .collect();
-            out.push((p["title"].as_str().unwrap_or_default().to_string(), exprs));
+            let repeat = p["repeat"].as_str().map(str::to_string);
+            out.push((p["title"].as_str().unwrap_or_default().to_string(), exprs, repeat));
         }
     }
     let mut out = Vec::new();
@@ -480,8 +741,11 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let _down = failing_instance(&s).await;
     // An instance in watch mode whose stream was cut once, for the watch-mode panels.
     let _watched = watched_instance(&s).await;
+    // Counts by health and sync for prod, and Argo CD's own metrics, for the join tables.
+    count_health(&s, "prod").await;
+    let argocd = argocd_metrics().await;
     let target = s.op.admin.trim_start_matches("http://").to_string();
-    let prom = Prometheus::start(&target, &s.ns);
+    let prom = Prometheus::start_with(&target, &s.ns, &[("argocd", &argocd)]);
     get_until(&format!("{}/-/ready", prom.url), None, 200, Duration::from_secs(30)).await;
 
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
@@ -491,8 +755,10 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|v| v["name"].as_str().expect("variable name").to_string())
         .collect();
-    let want: BTreeSet<String> =
-        ["datasource", "job", "namespace", "instance", "topn"].iter().map(|n| n.to_string()).collect();
+    let want: BTreeSet<String> = ["datasource", "job", "namespace", "instance", "topn", "argocd_job"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     assert_eq!(names, want, "the variables this test substitutes");
     // The job of the honor_labels scrape (as the chart's ServiceMonitor does); the instances of
     // this test; Grafana's rate interval for a 1 s scrape is at least 4 scrapes, 1m is the usual.
@@ -501,6 +767,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         ("namespace", s.ns.as_str()),
         ("instance", "prod|down|watched"),
         ("topn", "10"),
+        ("argocd_job", "argocd"),
         ("__rate_interval", "1m"),
     ];
     // The query variables' label_values(SELECTOR, LABEL) offer the values substituted below.
@@ -545,18 +812,31 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         "Failed checks by reason",
         "Reconcile duration",
         "Credentials expiry",
+        "Dangling destinations per instance",
+        "Applications by health per destination (top $topn)",
+        "Applications by sync status per destination (top $topn)",
+        "Argo CD applications by platform cluster ($instance)",
+        "Argo CD cluster connections by platform cluster ($instance)",
         "Application stream up",
         "Stream events by type",
         "Stream reconnects by reason",
     ] {
-        assert!(panels.iter().any(|(t, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
+        assert!(panels.iter().any(|(t, _, _)| t == wanted), "no panel {wanted:?}: {panels:?}");
     }
     let mut checked = 0;
-    for (title, exprs) in &panels {
+    for (title, exprs, repeat) in &panels {
         assert!(!exprs.is_empty(), "panel {title:?} has no query");
         for expr in exprs {
+            let vars: Vec<(&str, &str)> = match repeat {
+                Some(var) => {
+                    vars.iter().map(|(k, v)| if k == var { (*k, "prod") } else { (*k, *v) }).collect()
+                }
+                None => vars.to_vec(),
+            };
             let promql = substitute(expr, &vars);
-            assert!(!promql.contains('$'), "panel {title:?}: a variable this test does not know: {promql}");
+            // `"$1"`: label_replace's replacement, not a variable.
+            let unknown = promql.replace("\"$1\"", "").contains('$');
+            assert!(!unknown, "panel {title:?}: a variable this test does not know: {promql}");
             let result = eventually(Duration::from_secs(60), &format!("panel {title:?}: {promql}"), || {
                 let (prom, promql) = (&prom, promql.as_str());
                 async move {
@@ -576,14 +856,33 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             }
             checked += 1;
         }
+        // A panel repeated for a variable is one copy per value, each with that value only:
+        // prod's copy has data (above), every copy's query runs (the data is there by now).
+        if let Some(var) = repeat {
+            let all = vars.iter().find(|(k, _)| k == var).map(|(_, v)| *v).expect("a value for the variable");
+            for value in all.split('|') {
+                let one: Vec<(&str, &str)> =
+                    vars.iter().map(|(k, v)| if k == var { (*k, value) } else { (*k, *v) }).collect();
+                for expr in exprs {
+                    let promql = substitute(expr, &one);
+                    if let Err(e) = prom.query(&promql).await {
+                        panic!("panel {title:?}, copy for {value}: {promql}: {e}");
+                    }
+                }
+            }
+        }
     }
     assert!(checked >= 12, "only {checked} queries");
 
     // A few values, so that "returns data" is also the right data.
     let value = |r: &Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     let one = |title: &str, index: usize| {
-        let expr = &panels.iter().find(|(t, _)| t == title).expect("panel").1[index];
-        substitute(expr, &vars)
+        let (_, exprs, repeat) = panels.iter().find(|(t, _, _)| t == title).expect("panel");
+        let vars: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(k, v)| if Some(*k) == repeat.as_deref() { (*k, "prod") } else { (*k, *v) })
+            .collect();
+        substitute(&exprs[index], &vars)
     };
     let up = prom.query(&one("Instance up", 0)).await.expect("query");
     let by_instance: BTreeMap<&str, f64> =
@@ -610,6 +909,35 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     assert!(
         top.iter().any(|r| r["metric"]["destination"] == "https://10.0.0.1:6443" && value(r) == 2.0),
         "{top:?}"
+    );
+    let dangling = prom.query(&one("Dangling destinations per instance", 0)).await.expect("query");
+    let by_instance: BTreeMap<&str, f64> =
+        dangling.iter().map(|r| (r["metric"]["instance"].as_str().unwrap_or_default(), value(r))).collect();
+    assert_eq!(by_instance, BTreeMap::from([("prod", 1.0), ("watched", 0.0)]), "{dangling:?}");
+    let health =
+        prom.query(&one("Applications by health per destination (top $topn)", 0)).await.expect("query");
+    assert!(
+        health.iter().all(|r| r["metric"]["instance"] == "prod" && r["metric"]["health"] == "Healthy"),
+        "only prod counts by health, and the fake's applications are Healthy: {health:?}"
+    );
+    let joined =
+        prom.query(&one("Argo CD applications by platform cluster ($instance)", 0)).await.expect("query");
+    let apps: BTreeMap<(&str, &str), f64> = joined
+        .iter()
+        .map(|r| {
+            let l = |k: &str| r["metric"][k].as_str().unwrap_or_default();
+            ((l("dest_server"), l("cluster_name")), value(r))
+        })
+        .collect();
+    assert_eq!(
+        apps,
+        BTreeMap::from([
+            // api, and api-slash with its trailing `/` dropped by the panel's query.
+            (("https://10.0.0.1:6443", "Cluster prod-eks"), 2.0),
+            (("https://kubernetes.default.svc", "Production EU"), 1.0),
+            ((APPS_ONLY, ""), 1.0),
+        ]),
+        "{joined:?}"
     );
 }
 
@@ -727,6 +1055,30 @@ async fn destination_series_stay_within_the_flag() {
     assert_eq!(series.len(), 1, "{series:?}");
     // The one kept has the most applications (prod-eks: 2); the counts per state stay exact.
     assert!(series[0].contains("destination=\"https://10.0.0.1:6443\""), "{series:?}");
+    let info: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("argomap_destination_info{") && l.contains(&ours)).collect();
+    assert_eq!(info.len(), 1, "the join metric keeps the same destination: {info:?}");
+    assert!(info[0].contains("destination=\"https://10.0.0.1:6443\""), "{info:?}");
+
+    // Counts by health and sync, once asked for: the same one destination, each fixed value.
+    count_health(&s, "prod").await;
+    let (_, m) = metrics_where(&s.op, "counts by health", |m| {
+        let ours = [("namespace", s.ns.as_str())];
+        if m.find("argomap_destination_applications_by_sync", &ours).is_empty() {
+            Err("none yet".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    for (family, values) in [
+        ("argomap_destination_applications_by_health", argomap::metrics::HEALTH.len()),
+        ("argomap_destination_applications_by_sync", argomap::metrics::SYNC.len()),
+    ] {
+        let series = m.find(family, &[("namespace", s.ns.as_str())]);
+        assert_eq!(series.len(), values, "{family}: {series:?}");
+        assert!(series.iter().all(|x| x.labels["destination"] == "https://10.0.0.1:6443"), "{series:?}");
+    }
     assert!(
         text.lines().any(|l| l.starts_with("argomap_destinations{")
             && l.contains(&ours)
