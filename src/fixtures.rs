@@ -65,6 +65,19 @@ pub fn time(t: &str) -> Time {
     Time(t.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH))
 }
 
+/// A destination `url` linked by its ClusterMapping `m` to [`known`] cluster `Linked`, 1 application.
+pub fn linked(url: &str) -> crate::crd::LinkedCluster {
+    crate::crd::LinkedCluster {
+        argocd_cluster_url: url.into(),
+        argocd_cluster_name: None,
+        mapping: Some("m".into()),
+        cluster: known("Linked"),
+        applications_count: 1,
+        argocd_connection_state: None,
+        details: Default::default(),
+    }
+}
+
 /// One entry of Argo CD's cluster list.
 pub fn cluster(server: &str, name: &str) -> Cluster {
     Cluster { server: Some(server.into()), name: Some(name.into()), ..Default::default() }

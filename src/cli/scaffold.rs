@@ -213,6 +213,7 @@ mod tests {
                 }),
                 profile_gives_cluster: gives,
                 note: String::new(),
+                duplicates: Vec::new(),
             });
             let text =
                 manifests(&[u], Target { instance: Some("prod"), namespace: None, taken: BTreeSet::new() })

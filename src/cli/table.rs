@@ -291,6 +291,7 @@ mod tests {
                         identity: id.clone(),
                         cluster_profile_ref: r.clone(),
                         note: String::new(),
+                        duplicates: Vec::new(),
                     }),
                     ..Default::default()
                 },
@@ -303,6 +304,7 @@ mod tests {
                         cluster_profile_ref: Some(r),
                         profile_gives_cluster: false,
                         note: "the profile lacks x".into(),
+                        duplicates: Vec::new(),
                     }),
                     ..Default::default()
                 },

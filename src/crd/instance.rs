@@ -366,6 +366,9 @@ pub struct AutomaticLink {
     /// Newer profiles the identity names too (not used).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// Those profiles, `namespace/name` (the Cluster Inventory API's rule: the oldest wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
 }
 
 /// The ClusterMapping an unlinked destination's identity suggests.
@@ -383,6 +386,10 @@ pub struct SuggestedMapping {
     /// Why it is a suggestion and not a link, e.g. the profile lacks `argomap.io/cluster-id`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// Other profiles the identity names, `namespace/name`: newer ones, or, with no
+    /// `clusterProfileRef`, those tied as the oldest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
 }
 
 /// One recognised identity label or annotation of an Argo CD cluster.

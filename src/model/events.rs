@@ -1,7 +1,7 @@
 //! Kubernetes Events on transitions only: what changed between the status an object had and
 //! the one argomap writes. Pure; the controller publishes the result (reporter `argomap`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::stream::APPLICATION_STREAM;
 use crate::crd::{
@@ -83,8 +83,48 @@ pub fn instance(prev: Option<&ArgoCdInstanceStatus>, next: &ArgoCdInstanceStatus
         ));
     }
     out.extend(dangling(prev, next));
+    out.extend(duplicate_profiles(prev, next));
     out.extend(stream(prev, next));
     out
+}
+
+/// Destinations whose identity newly names several ClusterProfiles (the Cluster Inventory API's
+/// rule: the oldest wins, the others are warned; a tie of the oldest links none).
+fn duplicate_profiles(
+    prev: Option<&ArgoCdInstanceStatus>,
+    next: &ArgoCdInstanceStatus,
+) -> Option<Transition> {
+    fn named(s: &ArgoCdInstanceStatus) -> BTreeMap<&str, (&str, &[String])> {
+        let linked = s.linked_clusters.iter().filter_map(|l| {
+            let a = l.details.automatic.as_ref()?;
+            Some((l.argocd_cluster_url.as_str(), (a.identity.value.as_str(), a.duplicates.as_slice())))
+        });
+        let suggested = s.unlinked_clusters.iter().filter_map(|u| {
+            let m = u.details.suggested_mapping.as_ref()?;
+            Some((u.argocd_cluster_url.as_str(), (m.identity.value.as_str(), m.duplicates.as_slice())))
+        });
+        linked.chain(suggested).filter(|(_, (_, d))| !d.is_empty()).collect()
+    }
+    let before = prev.map(named).unwrap_or_default();
+    let fresh: Vec<String> = named(next)
+        .into_iter()
+        .filter(|(url, now)| before.get(url) != Some(now))
+        .map(|(url, (identity, duplicates))| format!("{url} ({identity}: {})", duplicates.join(", ")))
+        .collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    let mut listed: Vec<String> = fresh.iter().take(MAX_DANGLING_NAMED).cloned().collect();
+    if fresh.len() > MAX_DANGLING_NAMED {
+        listed.push(format!("and {} more", fresh.len() - MAX_DANGLING_NAMED));
+    }
+    Some(warning(
+        "DuplicateClusterProfiles",
+        format!(
+            "one identity names several ClusterProfiles; the oldest is used, a tie of the oldest links none: {}",
+            listed.join("; ")
+        ),
+    ))
 }
 
 /// Destinations that entered `status.danglingDestinations` with this status (a destination is
@@ -391,5 +431,54 @@ mod tests {
             Some(("MappingConflict", EventType::Warning))
         );
         assert_eq!(mapping(None, &mstatus(MappingState::Pending)), None);
+    }
+
+    #[test]
+    fn duplicate_profiles_are_warned_when_first_named_and_when_they_change() {
+        use crate::crd::{AutomaticLink, DestinationDetails, IdentityLabel, ProfileRef, SuggestedMapping};
+        let with = |duplicates: &[&str]| {
+            let mut s = status(ConnectionState::Connected, Reason::Connected, &["https://u"]);
+            let identity =
+                IdentityLabel { key: "multicluster.x-k8s.io/inventory-member-id".into(), value: "m".into() };
+            let dups: Vec<String> = duplicates.iter().map(|d| d.to_string()).collect();
+            s.unlinked_clusters[0].details = DestinationDetails {
+                suggested_mapping: Some(SuggestedMapping {
+                    identity: identity.clone(),
+                    cluster_profile_ref: None,
+                    profile_gives_cluster: false,
+                    note: String::new(),
+                    duplicates: dups.clone(),
+                }),
+                ..Default::default()
+            };
+            let mut linked = crate::fixtures::linked("https://l");
+            linked.details.automatic = Some(AutomaticLink {
+                identity,
+                cluster_profile_ref: ProfileRef { namespace: "a".into(), name: "x".into() },
+                note: String::new(),
+                duplicates: dups,
+            });
+            s.linked_clusters = vec![linked];
+            s
+        };
+        let reasons = |prev: &ArgoCdInstanceStatus, next: &ArgoCdInstanceStatus| {
+            instance(Some(prev), next)
+                .into_iter()
+                .filter(|t| t.reason == "DuplicateClusterProfiles")
+                .collect::<Vec<_>>()
+        };
+        let none = with(&[]);
+        let two = with(&["b/x", "c/x"]);
+        let t = reasons(&none, &two);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].type_, EventType::Warning);
+        assert!(
+            t[0].note.contains("https://l (m: b/x, c/x)") && t[0].note.contains("https://u (m: b/x, c/x)"),
+            "{}",
+            t[0].note
+        );
+        assert!(reasons(&two, &two).is_empty(), "steady");
+        assert_eq!(reasons(&two, &with(&["b/x"])).len(), 1, "changed");
+        assert!(reasons(&two, &none).is_empty(), "resolved is no warning");
     }
 }

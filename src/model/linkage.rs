@@ -200,18 +200,25 @@ impl Linkage {
         let mut unlinked = Vec::with_capacity(self.unlinked.len());
         for mut u in std::mem::take(&mut self.unlinked) {
             match by_identity(&u.details.identity, profiles, trusted) {
-                Some(Found::Link { identity, profile, cluster, note }) => self.linked.push(LinkedCluster {
-                    argocd_cluster_url: u.argocd_cluster_url,
-                    argocd_cluster_name: u.argocd_cluster_name,
-                    mapping: None,
-                    cluster,
-                    applications_count: u.applications_count,
-                    argocd_connection_state: u.argocd_connection_state,
-                    details: DestinationDetails {
-                        automatic: Some(AutomaticLink { identity, cluster_profile_ref: profile, note }),
-                        ..u.details
-                    },
-                }),
+                Some(Found::Link { identity, profile, cluster, note, duplicates }) => {
+                    self.linked.push(LinkedCluster {
+                        argocd_cluster_url: u.argocd_cluster_url,
+                        argocd_cluster_name: u.argocd_cluster_name,
+                        mapping: None,
+                        cluster,
+                        applications_count: u.applications_count,
+                        argocd_connection_state: u.argocd_connection_state,
+                        details: DestinationDetails {
+                            automatic: Some(AutomaticLink {
+                                identity,
+                                cluster_profile_ref: profile,
+                                note,
+                                duplicates,
+                            }),
+                            ..u.details
+                        },
+                    })
+                }
                 Some(Found::Suggest(s)) => {
                     u.details.suggested_mapping = Some(s);
                     unlinked.push(u);
@@ -238,7 +245,13 @@ impl Linkage {
 
 /// What a destination's identity found among the profiles.
 enum Found {
-    Link { identity: IdentityLabel, profile: ProfileRef, cluster: KnownCluster, note: String },
+    Link {
+        identity: IdentityLabel,
+        profile: ProfileRef,
+        cluster: KnownCluster,
+        note: String,
+        duplicates: Vec<String>,
+    },
     Suggest(SuggestedMapping),
 }
 
@@ -260,6 +273,7 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
                     profile: profile_ref(profile),
                     cluster: profile.cluster.clone()?,
                     note: duplicates_note(&duplicates),
+                    duplicates: keys(&duplicates),
                 });
             }
             // A tie of a trusted key links nothing (the SIG's rule), whatever other keys say.
@@ -268,15 +282,18 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
         }
     }
     for id in identity {
-        let suggestion =
-            |cluster_profile_ref: Option<ProfileRef>, profile_gives_cluster: bool, note: String| {
-                Some(Found::Suggest(SuggestedMapping {
-                    identity: id.clone(),
-                    cluster_profile_ref,
-                    profile_gives_cluster,
-                    note,
-                }))
-            };
+        let suggestion = |cluster_profile_ref: Option<ProfileRef>,
+                          profile_gives_cluster: bool,
+                          note: String,
+                          duplicates: Vec<String>| {
+            Some(Found::Suggest(SuggestedMapping {
+                identity: id.clone(),
+                cluster_profile_ref,
+                profile_gives_cluster,
+                note,
+                duplicates,
+            }))
+        };
         match profiles.named_by(&id.key, &id.value) {
             Named::None => continue,
             Named::Tie(tied) => return Some(Found::Suggest(tie(id, &tied))),
@@ -288,7 +305,12 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
                         "the profile lacks the argomap.io/cluster-id and argomap.io/cloud-provider annotations",
                     );
                 }
-                return suggestion(Some(profile_ref(profile)), profile.cluster.is_some(), note);
+                return suggestion(
+                    Some(profile_ref(profile)),
+                    profile.cluster.is_some(),
+                    note,
+                    keys(&duplicates),
+                );
             }
         }
     }
@@ -300,6 +322,7 @@ fn by_identity(identity: &[IdentityLabel], profiles: &Profiles, trusted: Option<
         cluster_profile_ref: Some(ProfileRef { namespace: namespace.into(), name: name.into() }),
         profile_gives_cluster: false,
         note: "argomap sees no such ClusterProfile".into(),
+        duplicates: Vec::new(),
     }))
 }
 
@@ -312,13 +335,18 @@ fn duplicates_note(duplicates: &[&Profile]) -> String {
 }
 
 fn tie(id: &IdentityLabel, tied: &[&Profile]) -> SuggestedMapping {
-    let keys: Vec<String> = tied.iter().map(|p| p.key()).collect();
+    let tied = keys(tied);
     SuggestedMapping {
         identity: id.clone(),
         cluster_profile_ref: None,
         profile_gives_cluster: false,
-        note: format!("ClusterProfiles {} were created at the same time: none is linked", keys.join(", ")),
+        note: format!("ClusterProfiles {} were created at the same time: none is linked", tied.join(", ")),
+        duplicates: tied,
     }
+}
+
+fn keys(profiles: &[&Profile]) -> Vec<String> {
+    profiles.iter().map(|p| p.key()).collect()
 }
 
 fn join(a: &str, b: &str) -> String {
