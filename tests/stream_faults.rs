@@ -413,3 +413,27 @@ async fn large_lines_are_charged_to_the_budget() {
     assert!(over_budget(&s).is_some_and(|why| why.contains("in all (--max-watch-bytes)")), "{:?}", s.state);
     assert!(budget.used() <= budget.limit());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_stream_is_published_at_most_three_times_in_fifteen_seconds() {
+    let (fake, f, _, _) = follow(false).await;
+    until(&f, "streaming", streaming_with("https://b.example.com", 1)).await;
+    let before = f.current().version;
+    // Thirty changes in three seconds, each one a client must see.
+    for n in 0..30 {
+        let server = format!("https://moved-{n}.example.com");
+        fake.update_application("argocd", "api", |a| a.dest_server = Some(server));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = f.current().version - before;
+    assert!((1..=3).contains(&during), "{during} publications in the burst's 3 s");
+    // The last word is published once the window allows, well within the next one.
+    let s = until_within(
+        &f,
+        "the last change",
+        Duration::from_secs(20),
+        streaming_with("https://moved-29.example.com", 1),
+    )
+    .await;
+    assert!(s.version - before <= 4, "{} publications for the burst", s.version - before);
+}

@@ -147,6 +147,8 @@ async fn cluster_profiles_are_read_under_their_grant_and_their_absence_changes_n
     // Without the grant: --cluster-profiles says why in the log and argomap works as without it.
     // (Only one chart-RBAC test may hold the Lease at a time: they take turns on this lock.)
     let _turn = RBAC_TURN.lock().await;
+    // `kubectl apply` never removes: the grant a run before this one applied goes first.
+    revoke_cluster_profiles();
     apply_rbac_of("argomap", SYSTEM_NS, &["watchAllNamespaces=true"], None);
     let Setup { client, ns, argocd: _argocd, .. } =
         setup("rbac-profiles", &[("prod-eks", "https://10.0.0.1:6443")], "60s").await;
@@ -198,7 +200,20 @@ async fn cluster_profiles_are_read_under_their_grant_and_their_absence_changes_n
     let log = std::fs::read_to_string(&op.log).unwrap_or_default();
     assert!(!log.to_lowercase().contains("forbidden"), "no request was refused:\n{log}");
     drop(op);
+    revoke_cluster_profiles();
     apply_chart_rbac(None);
+}
+
+/// Deletes the ClusterRole and binding `clusterProfiles.enabled` renders for release `argomap`.
+fn revoke_cluster_profiles() {
+    for kind in ["clusterrolebinding", "clusterrole"] {
+        run(Command::new("kubectl").env("KUBECONFIG", kubeconfig_path()).args([
+            "delete",
+            kind,
+            "argomap-clusterprofiles",
+            "--ignore-not-found",
+        ]));
+    }
 }
 
 /// The chart-RBAC tests share release `argomap`'s rules and Lease: one at a time.

@@ -52,6 +52,12 @@ pub const MAX_STREAM_AGE: Duration = Duration::from_secs(6 * 60 * 60);
 const ROUNDS_PER_WINDOW: u32 = 2;
 /// Changes are published at most this long after the first of a burst.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// At most [`PUBLISH_BURST`] publications of the stream's changes in any window this long: a
+/// fleet whose applications change all the time (health, with `spec.applications.health`) gets
+/// at most 12 status writes a minute per instance, not one per change, while a change after a
+/// quiet spell still shows within [`DEBOUNCE`].
+pub const PUBLISH_WINDOW: Duration = Duration::from_secs(15);
+pub const PUBLISH_BURST: usize = 3;
 /// Default of `--stream-stall-timeout`: three missed keepalives.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(45);
 /// Streams in a row that sent not one byte before stalling: then a proxy is buffering them.

@@ -2,6 +2,7 @@
 //! published (debounced), and the periodic relist beside it, which heals whatever the stream
 //! missed.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -9,9 +10,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::{Instant, sleep_until};
 
-use super::DEBOUNCE;
 use super::task::Task;
 use super::task::{Round, Streaks};
+use super::{DEBOUNCE, PUBLISH_BURST, PUBLISH_WINDOW};
 use crate::argocd::ArgoCdError;
 use crate::argocd::stream::{
     AppIndex, AppStream, Changes, IndexFull, IndexedApplications, Line, StreamError, apply_line_recording,
@@ -47,10 +48,17 @@ impl Task {
         // The stall is timed from the last line, not from each wait: the other branches
         // (debounce, leadership) would otherwise restart it for ever.
         let mut stall_at = Instant::now() + self.config.stall;
+        // At most PUBLISH_BURST publications (so status writes) in any PUBLISH_WINDOW: a change
+        // after a quiet spell shows within DEBOUNCE, a busy fleet's changes are folded together.
+        let mut published: VecDeque<Instant> = VecDeque::with_capacity(PUBLISH_BURST);
         let ended = loop {
+            let allowed = match published.front() {
+                Some(first) if published.len() == PUBLISH_BURST => *first + PUBLISH_WINDOW,
+                _ => Instant::now(),
+            };
             let debounce = async {
                 match pending {
-                    Some(at) => sleep_until(at).await,
+                    Some(at) => sleep_until(at.max(allowed)).await,
                     None => std::future::pending().await,
                 }
             };
@@ -69,6 +77,10 @@ impl Task {
                 }
                 _ = debounce => {
                     pending = None;
+                    if published.len() == PUBLISH_BURST {
+                        published.pop_front();
+                    }
+                    published.push_back(Instant::now());
                     self.publish(StreamState::Streaming, index);
                 }
                 _ = sleep_until(relist_at), if relisting.is_none() => {
