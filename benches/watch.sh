@@ -112,8 +112,9 @@ admin="$(grep 'HTTP server listening' "$work/argomap.log" | grep -w 'server=admi
 metric() { curl -sf --max-time 10 "http://$admin/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {n += $2} END {print n + 0}'; }
 
 # argomap's status writes, as every watcher of the CRD receives them: one line per MODIFIED event.
-$kubectl -n "$ns" get argocdinstances --watch-only --output-watch-events -o json 2>/dev/null |
-  python3 -c '
+# (Process substitution, so that "$!" is kubectl's PID and the cleanup stops it.)
+$kubectl -n "$ns" get argocdinstances --watch-only --output-watch-events -o json 2>/dev/null \
+  > >(python3 -c '
 import json, sys
 decoder, buf = json.JSONDecoder(), ""
 for line in sys.stdin:
@@ -126,7 +127,7 @@ for line in sys.stdin:
         buf = buf.lstrip()[end:]
         obj = event.get("object", {})
         print(event.get("type"), obj.get("metadata", {}).get("name"), len(json.dumps(obj.get("status", {}))), flush=True)
-' >>"$work/writes.log" &
+' >>"$work/writes.log") &
 pids+=("$!")
 snapshot t0
 : >"$work/writes.log"
