@@ -24,6 +24,8 @@
 //! - Deterministic: clusters by name then id, instances by namespace then name, destinations by
 //!   URL; `alsoDeployedBy` in namespace/name order. A steady fleet gives equal statuses.
 
+pub mod events;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The fleet view's tests: grouping by platform cluster, and `alsoDeployedBy`.
+//! The fleet view's tests: grouping by platform cluster, `alsoDeployedBy`, and its event.
 
 use std::sync::Arc;
 
@@ -406,4 +406,78 @@ fn evaluation_fills_it_in_from_the_circumstances_and_a_second_one_writes_nothing
     let alone = Circumstances { fleet: fleet(&[&me]), ..Default::default() };
     let third = evaluate(&me, &[], &failed, &alone, now).instance;
     assert_eq!(also(&third), [(crate::crd::IN_CLUSTER_URL.into(), vec![], 0)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event
+
+use super::events::{CLUSTER_SHARED, MAX_CLUSTERS_NAMED, shared};
+use crate::model::events::EventType;
+
+/// A status whose links have these `alsoDeployedBy` (cluster id, others).
+fn with_others(links: &[(&str, &[&str])]) -> ArgoCdInstanceStatus {
+    let links = links
+        .iter()
+        .enumerate()
+        .map(|(n, (id, others))| LinkedCluster {
+            also_deployed_by: others.iter().map(|o| o.to_string()).collect(),
+            also_deployed_by_count: others.len() as u64,
+            ..linked(&format!("https://c{n}"), id, &format!("Cluster {n}"), Some("m"), 1)
+        })
+        .collect();
+    status(ConnectionState::Connected, links)
+}
+
+#[test]
+fn the_event_comes_when_a_linked_cluster_first_has_other_instances() {
+    let alone = with_others(&[(EKS, &[]), (GKE, &[])]);
+    let shared_eks = with_others(&[(EKS, &["n/b", "m/c"]), (GKE, &[])]);
+    let t = shared(Some(&alone), &shared_eks).expect("an event");
+    assert_eq!((t.type_, t.reason, t.action), (EventType::Warning, CLUSTER_SHARED, "Check"));
+    assert_eq!(
+        t.note,
+        format!(
+            "other ArgoCdInstances also deploy to platform clusters this one deploys to: Cluster 0 ({EKS}) by n/b, m/c"
+        )
+    );
+    assert!(shared(None, &shared_eks).is_some(), "a first status is news too");
+    assert_eq!(shared(Some(&shared_eks), &shared_eks), None, "steady");
+    assert_eq!(
+        shared(Some(&shared_eks), &with_others(&[(EKS, &["n/b", "m/c", "n/d"])])),
+        None,
+        "one more is no news"
+    );
+    assert_eq!(shared(Some(&shared_eks), &alone), None, "no longer shared: no event");
+    assert!(shared(Some(&alone), &with_others(&[(EKS, &[]), (GKE, &["n/b"])])).is_some(), "another cluster");
+    assert_eq!(shared(Some(&alone), &alone), None);
+}
+
+#[test]
+fn the_event_names_each_cluster_once_and_at_most_ten() {
+    // Two destinations of one cluster, one with an id in capitals: one cluster.
+    let upper = EKS.to_uppercase();
+    let t = shared(None, &with_others(&[(EKS, &["n/b"]), (&upper, &["n/b"])])).expect("event");
+    assert_eq!(t.note.matches(EKS).count(), 1, "{}", t.note);
+    // Capped: the others beyond alsoDeployedBy's ten are counted.
+    let mut s = with_others(&[(EKS, &["n/b"])]);
+    s.linked_clusters[0].also_deployed_by_count = 14;
+    let t = shared(None, &s).expect("event");
+    assert!(t.note.ends_with("by n/b and 13 more"), "{}", t.note);
+    let ids: Vec<String> = (0..15).map(|n| format!("0b9f6a1e-0000-4000-8000-0000000000{n:02}")).collect();
+    let links: Vec<(&str, &[&str])> = ids.iter().map(|id| (id.as_str(), &["n/b"][..])).collect();
+    let t = shared(None, &with_others(&links)).expect("event");
+    assert_eq!(t.note.matches(" by n/b").count(), MAX_CLUSTERS_NAMED, "{}", t.note);
+    assert!(
+        t.note.ends_with("and 5 more clusters; see status.linkedClusters[].alsoDeployedBy"),
+        "{}",
+        t.note
+    );
+}
+
+#[test]
+fn the_event_note_keeps_cluster_names_printable() {
+    let mut s = with_others(&[(EKS, &["n/b"])]);
+    s.linked_clusters[0].cluster.name = "Prod\nEKS\u{1b}[31m".into();
+    let t = shared(None, &s).expect("event");
+    assert!(t.note.contains("ProdEKS[31m ("), "{}", t.note);
 }
