@@ -1,6 +1,7 @@
 //! Prometheus metrics (`argomap_*`). Labels are bounded: error labels are fixed categories,
 //! and the series of a deleted instance or a vanished destination are removed.
 
+pub mod fleet;
 mod forget;
 
 use std::collections::{BTreeSet, HashMap};
@@ -55,6 +56,8 @@ pub struct Metrics {
     /// most applications); 0 turns the family off. It is the one family whose size follows
     /// the fleet, and a scrape must stay small.
     destination_limit: usize,
+    /// `argomap_cluster_instances`, counted at each scrape (`fleet`).
+    pub cluster_instances: fleet::ClusterInstances,
 }
 
 /// Default of [`Metrics::destination_limit`] (`--destination-metrics-limit`).
@@ -195,6 +198,7 @@ impl Metrics {
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
+            cluster_instances: fleet::ClusterInstances::registered(r, limit)?,
             registry,
         })
     }
