@@ -11,7 +11,7 @@
 //!   registered cluster is one that Argo CD connects to and may deploy to at any time.
 //! - The status is taken as it is, whether the instance is connected, failing, stale or
 //!   suspended: its last successful check still says where that Argo CD deploys, and its
-//!   applications are still there.
+//!   applications are still there. The read API gives each instance's connection beside it.
 //! - Clusters are told apart by id, compared case-insensitively. An id that is not a UUID (only
 //!   an object written around the schema has one) is left out, as Qovery's view leaves such a
 //!   link out of `linked_clusters`.
@@ -25,6 +25,7 @@
 //!   URL; `alsoDeployedBy` in namespace/name order. A steady fleet gives equal statuses.
 
 pub mod events;
+pub mod response;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};

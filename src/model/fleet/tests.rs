@@ -1,4 +1,5 @@
-//! The fleet view's tests: grouping by platform cluster, `alsoDeployedBy`, and its event.
+//! The fleet view's tests: grouping by platform cluster, `alsoDeployedBy`, its event, and the
+//! read API's view.
 
 use std::sync::Arc;
 
@@ -480,4 +481,71 @@ fn the_event_note_keeps_cluster_names_printable() {
     s.linked_clusters[0].cluster.name = "Prod\nEKS\u{1b}[31m".into();
     let t = shared(None, &s).expect("event");
     assert!(t.note.contains("ProdEKS[31m ("), "{}", t.note);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The read API's view
+
+use super::response::{build, write_capped};
+use crate::model::qovery::TooLarge;
+
+#[test]
+fn the_answer_is_the_view_in_snake_case_with_each_instances_connection() {
+    let mut a = instance(
+        "team-a",
+        "argocd",
+        vec![
+            linked("https://10.0.0.1:6443", EKS, "Prod EKS", Some("prod-eks"), 12),
+            automatic("https://eks.internal", EKS, "Prod EKS", 4),
+        ],
+    );
+    if let Some(l) = a.status.as_mut().and_then(|s| s.linked_clusters.first_mut()) {
+        l.cluster.kind = KubernetesType::SelfManaged;
+    }
+    let stale = instance("team-b", "stale", vec![linked("https://eks", EKS, "Prod EKS", Some("m"), 1)]);
+    let mut down = instance("team-c", "down", vec![linked("https://eks", EKS, "Prod EKS", Some("m"), 2)]);
+    down.status = down.status.map(|s| ArgoCdInstanceStatus {
+        connection: status(ConnectionState::Error, Vec::new()).connection,
+        ..s
+    });
+    let is_stale = |i: &ArgoCdInstance| i.metadata.name.as_deref() == Some("stale");
+    let list = build([&stale, &down, &a], &is_stale);
+    assert_eq!(
+        serde_json::to_value(&list).expect("json"),
+        serde_json::json!({"results": [{
+            "cluster_id": EKS,
+            "cluster_name": "Prod EKS",
+            "cloud_provider": "AWS",
+            "type": "SELF_MANAGED",
+            "argocd_instances": [
+                {
+                    "namespace": "team-a", "name": "argocd", "argocd_url": "https://argocd.example.com",
+                    "status": "connected", "applications_count": 16,
+                    "argocd_cluster_urls": ["https://10.0.0.1:6443", "https://eks.internal"]
+                },
+                {
+                    "namespace": "team-b", "name": "stale", "argocd_url": "https://stale.example.com",
+                    "status": "error", "applications_count": 1, "argocd_cluster_urls": ["https://eks"]
+                },
+                {
+                    "namespace": "team-c", "name": "down", "argocd_url": "https://down.example.com",
+                    "status": "error", "applications_count": 2, "argocd_cluster_urls": ["https://eks"]
+                }
+            ]
+        }]})
+    );
+    let bytes = write_capped([&a, &stale, &down], &is_stale, 1 << 20).expect("fits");
+    assert_eq!(bytes, serde_json::to_vec(&list).expect("json"), "written as serde writes it");
+}
+
+#[test]
+fn no_instance_no_cluster_and_the_byte_limit_holds() {
+    let none: [&ArgoCdInstance; 0] = [];
+    assert_eq!(write_capped(none, &|_| false, 64).expect("empty"), b"{\"results\":[]}");
+    let a = instance("n", "a", vec![linked("https://a", EKS, "Prod EKS", Some("m"), 1)]);
+    let b = instance("n", "b", vec![linked("https://b", GKE, "GKE", Some("m"), 1)]);
+    let whole = write_capped([&a, &b], &|_| false, 1 << 20).expect("fits");
+    assert_eq!(write_capped([&a, &b], &|_| false, whole.len()), Ok(whole.clone()));
+    assert_eq!(write_capped([&a, &b], &|_| false, whole.len() - 1), Err(TooLarge { limit: whole.len() - 1 }));
+    assert_eq!(write_capped([&a, &b], &|_| false, 40), Err(TooLarge { limit: 40 }), "cut after one cluster");
 }
