@@ -3,6 +3,7 @@
 //! watching only that namespace. Synchronised by polling with deadlines.
 
 mod common;
+mod fleet;
 mod gitops;
 mod greedy_clients;
 mod leader;
@@ -352,6 +353,8 @@ async fn kubectl_prints_the_design_columns() {
             "AGE",
             "VERSION",
             "REASON",
+            "DANGLING",
+            "SHARED",
             "MODE",
             "STREAM"
         ]
