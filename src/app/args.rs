@@ -57,7 +57,8 @@ pub struct RunArgs {
     #[arg(long, env = "ARGOMAP_READ_API_REVIEWS_PER_CLIENT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub read_api_reviews_per_client: u32,
     /// Per ArgoCdInstance, at most this many argomap_destination_applications series (the
-    /// destinations with the most applications); 0 turns that family off.
+    /// destinations with the most applications), and at most this many
+    /// argomap_cluster_instances series in all (the most shared clusters); 0 turns both off.
     #[arg(long, env = "ARGOMAP_DESTINATION_METRICS_LIMIT", default_value_t = crate::metrics::DEFAULT_DESTINATION_LIMIT)]
     pub destination_metrics_limit: usize,
     /// Open connections of the read API; when all are taken, the one stalled longest gives
