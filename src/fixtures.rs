@@ -74,6 +74,8 @@ pub fn linked(url: &str) -> crate::crd::LinkedCluster {
         cluster: known("Linked"),
         applications_count: 1,
         argocd_connection_state: None,
+        also_deployed_by: Vec::new(),
+        also_deployed_by_count: 0,
         details: Default::default(),
     }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`argomap_*`). Labels are bounded: error labels are fixed categories,
 //! and the series of a deleted instance or a vanished destination are removed.
 
+pub mod fleet;
 mod forget;
 
 use std::collections::{BTreeSet, HashMap};
@@ -73,6 +74,8 @@ pub struct Metrics {
     /// those with the most applications; 0 turns these families off. They are the families
     /// whose size follows the fleet, and a scrape must stay small.
     destination_limit: usize,
+    /// `argomap_cluster_instances`, counted at each scrape (`fleet`).
+    pub cluster_instances: fleet::ClusterInstances,
 }
 
 /// Default of [`Metrics::destination_limit`] (`--destination-metrics-limit`).
@@ -247,6 +250,7 @@ impl Metrics {
             known_destinations: Mutex::new(HashMap::new()),
             known_instances: Mutex::new(BTreeSet::new()),
             destination_limit: limit,
+            cluster_instances: fleet::ClusterInstances::registered(r, limit)?,
             registry,
         })
     }

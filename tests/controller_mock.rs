@@ -232,7 +232,7 @@ async fn first_check_applies_statuses_then_a_steady_state_writes_and_polls_nothi
     assert_eq!(status["connection"]["argocdVersion"], "v3.6.1");
     assert_eq!(
         status["summary"],
-        json!({"linkedClusters": 2, "unlinkedClusters": 1, "orphanedMappings": 1, "applications": 3, "unresolvedApplications": 0, "danglingDestinations": 0})
+        json!({"linkedClusters": 2, "unlinkedClusters": 1, "orphanedMappings": 1, "applications": 3, "unresolvedApplications": 0, "danglingDestinations": 0, "sharedClusters": 0})
     );
     assert_eq!(status["linkedClusters"][0]["argocdClusterUrl"], "https://10.0.0.1:6443");
     assert_eq!(status["linkedClusters"][0]["mapping"], "prod-eks");

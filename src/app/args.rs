@@ -58,7 +58,8 @@ pub struct RunArgs {
     pub read_api_reviews_per_client: u32,
     /// Per ArgoCdInstance, at most this many destinations have per-destination series
     /// (argomap_destination_applications, argomap_destination_info, the counts by health and
-    /// sync): those with the most applications; 0 turns these families off.
+    /// sync): those with the most applications; and at most this many argomap_cluster_instances
+    /// series in all (the most shared clusters); 0 turns these families off.
     #[arg(long, env = "ARGOMAP_DESTINATION_METRICS_LIMIT", default_value_t = crate::metrics::DEFAULT_DESTINATION_LIMIT)]
     pub destination_metrics_limit: usize,
     /// Open connections of the read API; when all are taken, the one stalled longest gives

@@ -286,6 +286,8 @@ mod tests {
                 },
                 applications_count: 1,
                 argocd_connection_state: None,
+                also_deployed_by: Vec::new(),
+                also_deployed_by_count: 0,
                 details: DestinationDetails {
                     automatic: Some(AutomaticLink {
                         identity: id.clone(),

@@ -11,6 +11,7 @@ use super::{Context, Error};
 use crate::crd::{ArgoCdInstance, ClusterMapping, ClusterMappingStatus, MANAGER};
 use crate::model::evaluate::{Evaluation, Outcome};
 use crate::model::events::{self, Transition};
+use crate::model::fleet;
 use crate::model::status;
 use crate::text;
 
@@ -32,6 +33,7 @@ pub async fn apply(
     }
 
     let mut transitions = events::instance(instance.status.as_ref(), &eval.instance);
+    transitions.extend(fleet::events::shared(instance.status.as_ref(), &eval.instance));
     if credentials_changed {
         transitions.insert(0, events::credentials_changed());
     }

@@ -137,6 +137,7 @@ pub async fn reconcile_instance(instance: &ArgoCdInstance, ctx: &Context) -> Res
         profiles: Arc::new(Profiles::new(
             ctx.stores.profiles.state().iter().map(|p| Profile::from_object(p)),
         )),
+        fleet: ctx.stores.instances.state(),
     };
     let eval = evaluate(instance, &mappings, &outcome, &circumstances, to_second(Timestamp::now()));
 

@@ -7,7 +7,8 @@
 //! The rooms: `state` decides whether to poll; `slots` bounds the checks; `apply` writes
 //! statuses, events and metrics; `stale` marks statuses no check could refresh;
 //! `credentials` reads Secrets; `follow` follows the application stream in watch mode;
-//! `triggers` says which change concerns which instance; `watch` starts the watches again
+//! `triggers` says which change concerns which instance; `fleet` counts the instances per
+//! platform cluster for the metrics; `watch` starts the watches again
 //! after an API server outage; `backoff` holds every retry policy; `guard` what every
 //! reconcile does around its work.
 //!
@@ -20,6 +21,7 @@ mod backoff;
 mod cluster_mapping;
 pub mod credentials;
 mod error;
+mod fleet;
 pub mod follow;
 mod guard;
 mod instance;
@@ -134,6 +136,7 @@ impl Context {
 /// `watch_client` only watches, whose requests stay open for minutes by design.
 pub async fn run(ctx: Context, wakes: Wakes, watch_client: kube::Client, writers: Writers) {
     let ctx = Arc::new(ctx);
+    fleet::export(&ctx);
     let (cancel, synced, namespaces) = (ctx.cancel.clone(), ctx.synced.clone(), &ctx.settings.namespaces);
     let Writers {
         instances: instance_writer,

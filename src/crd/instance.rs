@@ -48,6 +48,12 @@ use super::{
         json_path = ".status.summary.danglingDestinations",
         priority = 1
     ),
+    printcolumn(
+        name = "Shared",
+        type_ = "integer",
+        json_path = ".status.summary.sharedClusters",
+        priority = 1
+    ),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.applications.mode", priority = 1),
     printcolumn(
         name = "Stream",
@@ -312,6 +318,15 @@ pub struct LinkedCluster {
     /// Argo CD's own view of the connection (a hint from its controller cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_connection_state: Option<String>,
+    /// The other ArgoCdInstances (`namespace/name`) whose status links a destination to the
+    /// same platform cluster (`cluster.id`), in order; at most 10, `alsoDeployedByCount`
+    /// counts them all. Refreshed at each check of this instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_deployed_by: Vec<String>,
+    /// How many other ArgoCdInstances deploy to that platform cluster.
+    #[serde(default, skip_serializing_if = "zero")]
+    #[schemars(with = "i64")]
+    pub also_deployed_by_count: u64,
     #[serde(flatten)]
     pub details: DestinationDetails,
 }
@@ -497,4 +512,8 @@ pub struct Summary {
     #[serde(default)]
     #[schemars(with = "i64")]
     pub dangling_destinations: u64,
+    /// Linked platform clusters another ArgoCdInstance also deploys to (`alsoDeployedBy`).
+    #[serde(default)]
+    #[schemars(with = "i64")]
+    pub shared_clusters: u64,
 }

@@ -99,6 +99,8 @@ fn linked(url: &str, apps: u64, cluster: KnownCluster) -> LinkedCluster {
         cluster,
         applications_count: apps,
         argocd_connection_state: None,
+        also_deployed_by: Vec::new(),
+        also_deployed_by_count: 0,
         details: Default::default(),
     }
 }

@@ -13,7 +13,7 @@ use super::profiles::Profiles;
 use super::resolve::{Resolved, resolve};
 use super::status::{self, Attribution, InstanceUpdate};
 use super::stream::{StreamState, stream_condition};
-use super::{organization, staleness};
+use super::{fleet, organization, staleness};
 use crate::argocd::{ArgoCdError, ErrorKind, Snapshot};
 use crate::crd::{
     ArgoCdInstance, ArgoCdInstanceStatus, ClusterMapping, ClusterMappingStatus, MappingState, Reason,
@@ -118,6 +118,9 @@ pub struct Circumstances {
     pub organization: Option<(organization::Binding, Option<String>)>,
     /// The ClusterProfiles argomap reads (none without `--cluster-profiles`).
     pub profiles: Arc<Profiles>,
+    /// The instances argomap sees (this one may be among them): where their statuses say they
+    /// deploy gives `alsoDeployedBy` (none: no other instance).
+    pub fleet: Vec<Arc<ArgoCdInstance>>,
 }
 
 /// The whole status of `instance` and of its ClusterMappings, from the check's `outcome`.
@@ -137,6 +140,7 @@ pub fn evaluate(
         now,
     );
     let s = &mut e.instance;
+    fleet::share(s, instance, &circumstances.fleet);
     if let Some(limit) = circumstances.stale_after {
         // Recomputed from an old check (a mapping changed while checks fail to finish).
         staleness::mark_stale(s, limit, now);

@@ -134,6 +134,8 @@ pub fn link(
                 cluster,
                 applications_count: d.applications,
                 argocd_connection_state: d.connection_state.clone(),
+                also_deployed_by: Vec::new(),
+                also_deployed_by_count: 0,
                 details: details(d, clusters_hidden),
             }),
             None => out.unlinked.push(UnlinkedCluster {
@@ -208,6 +210,8 @@ impl Linkage {
                         cluster,
                         applications_count: u.applications_count,
                         argocd_connection_state: u.argocd_connection_state,
+                        also_deployed_by: Vec::new(),
+                        also_deployed_by_count: 0,
                         details: DestinationDetails {
                             automatic: Some(AutomaticLink {
                                 identity,

@@ -15,12 +15,14 @@
 //! - `organization`: whether an instance's namespace is bound to its organization;
 //! - `profiles`: ClusterProfiles (the Cluster Inventory API) as mappings and automatic links read them;
 //! - `resolve`: a ClusterMapping's URL and cluster, from its spec or its ClusterProfile;
-//! - `qovery`: the read API's view (Qovery's response shape).
+//! - `qovery`: the read API's view (Qovery's response shape);
+//! - `fleet`: one platform cluster seen across instances: which instances deploy to it.
 
 pub mod conditions;
 pub mod destinations;
 pub mod evaluate;
 pub mod events;
+pub mod fleet;
 pub mod linkage;
 pub mod organization;
 pub mod profiles;

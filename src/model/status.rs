@@ -171,6 +171,8 @@ pub fn instance_status(
                 applications: obs.destinations.applications,
                 unresolved_applications: obs.destinations.unresolved,
                 dangling_destinations: all_dangling.len() as u64,
+                // Other instances' statuses tell (`fleet::share`, in `evaluate`).
+                shared_clusters: 0,
             });
             Some((
                 clusters_visible(&c, obs.destinations, obs.can_get_clusters),

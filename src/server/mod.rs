@@ -1,7 +1,8 @@
 //! The HTTP servers (docs/operating.md, "HTTP servers"): the accept loop with its connection budget and
 //! timeouts, the routes, and shutdown. What each route does lives beside it:
 //! - `probes`: `/healthz`, `/readyz`, `/metrics`;
-//! - `read_api`: the Qovery-compatible `GET /organization/{organizationId}/argoCdDestinationClusterMapping`;
+//! - `read_api`: the Qovery-compatible `GET /organization/{organizationId}/argoCdDestinationClusterMapping`,
+//!   and `GET /organization/{organizationId}/argoCdClusterDeployments` beside it;
 //! - `auth`: TokenReview/SubjectAccessReview of read-API callers, and their caches;
 //! - `error`: the JSON errors, and `review_error` why a review had no answer;
 //! - `config`: the knobs ([`HttpConfig`]) and their production values.
@@ -39,7 +40,7 @@ use tokio::sync::Semaphore;
 pub use auth::{DEFAULT_AUDIENCE, KubeReviewer, RESOURCE, Reviewer, User};
 pub use config::{DEFAULT_MAX_HEADER_BYTES, HttpConfig};
 pub use error::{ApiError, ErrorBody};
-pub use read_api::PATH as READ_API_PATH;
+pub use read_api::{CLUSTERS_PATH as READ_API_CLUSTERS_PATH, PATH as READ_API_PATH};
 pub use review_error::ReviewError;
 pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 
@@ -131,7 +132,9 @@ pub fn router(role: Role, state: AppState) -> Router {
             .route("/healthz", get(probes::healthz))
             .route("/readyz", get(probes::readyz))
             .route("/metrics", get(probes::metrics)),
-        Role::ReadApi => Router::new().route(read_api::PATH, get(read_api::destination_cluster_mappings)),
+        Role::ReadApi => Router::new()
+            .route(read_api::PATH, get(read_api::destination_cluster_mappings))
+            .route(read_api::CLUSTERS_PATH, get(read_api::cluster_deployments)),
     };
     routes
         .fallback(|| async { ApiError::NotFound })

@@ -1,5 +1,7 @@
-//! The read API, `GET /organization/{organizationId}/argoCdDestinationClusterMapping`:
-//! Qovery's response for the instances of one organization the caller may list.
+//! The read API: `GET /organization/{organizationId}/argoCdDestinationClusterMapping`, Qovery's
+//! response for the instances of one organization the caller may list, and beside it
+//! `GET /organization/{organizationId}/argoCdClusterDeployments`, the same instances seen per
+//! platform cluster. Both paths share everything but the body they build.
 //!
 //! Order of checks: token (401), then organizationId (400), then readiness (503), then access
 //! (403), so a caller without a valid token learns nothing about the server, and a caller with
@@ -28,10 +30,22 @@ use super::response::Encoded;
 use super::{AppState, ClientAddr, Inner};
 use crate::crd::ArgoCdInstance;
 use crate::model::qovery::{self, SecretUids};
-use crate::model::{organization, staleness};
+use crate::model::{fleet, organization, staleness};
 
-/// Route of the read API (axum path syntax).
+/// Route of Qovery's read API (axum path syntax).
 pub const PATH: &str = "/organization/{organization_id}/argoCdDestinationClusterMapping";
+
+/// Route of the view per platform cluster (axum path syntax).
+pub const CLUSTERS_PATH: &str = "/organization/{organization_id}/argoCdClusterDeployments";
+
+/// Which body a read-API path builds from the instances the caller may see.
+#[derive(Clone, Copy, Debug)]
+enum View {
+    /// Qovery's `ArgoCdInstanceMappingResponseList`.
+    Mappings,
+    /// The instances per platform cluster (`model::fleet::response`).
+    Clusters,
+}
 
 pub(super) async fn destination_cluster_mappings(
     State(app): State<AppState>,
@@ -39,23 +53,62 @@ pub(super) async fn destination_cluster_mappings(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
+    respond(&app, client, &headers, path, View::Mappings).await
+}
+
+pub(super) async fn cluster_deployments(
+    State(app): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond(&app, client, &headers, path, View::Clusters).await
+}
+
+async fn respond(
+    app: &AppState,
+    client: Option<Extension<ClientAddr>>,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    view: View,
+) -> Response {
     let deadline = app.inner.config.request_timeout;
     let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    match tokio::time::timeout(deadline, organization_mappings(&app.inner, client, &headers, path)).await {
+    match tokio::time::timeout(deadline, organization_view(&app.inner, client, headers, path, view)).await {
         Ok(Ok(answer)) => answer.into_response_with("application/json"),
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::Timeout(deadline).into_response(),
     }
 }
 
-async fn organization_mappings(
+async fn organization_view(
     app: &Inner,
     client: Option<IpAddr>,
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
+    view: View,
 ) -> Result<Encoded, ApiError> {
     // Never closed, so an error cannot happen; were it to, refusing is the safe answer.
     let _slot = app.requests.acquire().await.map_err(|_| ApiError::NotReady)?;
+    let instances = visible_instances(app, client, headers, path).await?;
+    let visible: Vec<&ArgoCdInstance> = instances.iter().map(|i| i.as_ref()).collect();
+    match view {
+        View::Mappings => {
+            let uids = secret_uids(&app.secrets, &visible);
+            answer(app, visible, &uids).await
+        }
+        View::Clusters => clusters_answer(app, visible).await,
+    }
+}
+
+/// The instances of the path's organization the caller may see (empty: an organization
+/// with none, for a caller who could see every organization's).
+async fn visible_instances(
+    app: &Inner,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Vec<Arc<ArgoCdInstance>>, ApiError> {
     let caller = match &app.access {
         Some(access) => Some(access.authenticate(&bearer_token(headers)?, client).await?),
         None => None,
@@ -89,7 +142,7 @@ async fn organization_mappings(
             (Some(access), Some((key, user))) if !access.allowed_everywhere(*key, user).await? => {
                 Err(ApiError::Forbidden)
             }
-            _ => answer(app, Vec::new(), &SecretUids::new()).await,
+            _ => Ok(Vec::new()),
         };
     }
     let namespaces: BTreeSet<String> = instances.iter().map(|i| i.namespace().unwrap_or_default()).collect();
@@ -100,29 +153,39 @@ async fn organization_mappings(
     if allowed.is_empty() {
         return Err(ApiError::Forbidden);
     }
-    let visible: Vec<&ArgoCdInstance> = instances
-        .iter()
-        .map(|i| i.as_ref())
-        .filter(|i| allowed.contains(&i.namespace().unwrap_or_default()))
-        .collect();
-    let uids = secret_uids(&app.secrets, &visible);
-    answer(app, visible, &uids).await
+    Ok(instances.into_iter().filter(|i| allowed.contains(&i.namespace().unwrap_or_default())).collect())
 }
 
-/// The encoded answer, within [`HttpConfig::max_response_bytes`](super::HttpConfig), holding its
-/// share of the in-flight answer bytes until written.
-async fn answer(app: &Inner, visible: Vec<&ArgoCdInstance>, uids: &SecretUids) -> Result<Encoded, ApiError> {
-    let now = jiff::Timestamp::now();
+/// Whether an instance's connected status is too old to be true now (reported as `error`).
+fn stale_at(app: &Inner, now: jiff::Timestamp) -> impl Fn(&ArgoCdInstance) -> bool + '_ {
     let (intervals, heartbeat) = (app.config.stale_after_intervals, app.config.status_heartbeat);
-    let stale = |i: &ArgoCdInstance| {
+    move |i: &ArgoCdInstance| {
         let limit = staleness::stale_limit(i, intervals, heartbeat);
         i.status.as_ref().is_some_and(|s| staleness::is_stale(s, limit, now))
-    };
+    }
+}
+
+/// Qovery's answer, within [`HttpConfig::max_response_bytes`](super::HttpConfig).
+async fn answer(app: &Inner, visible: Vec<&ArgoCdInstance>, uids: &SecretUids) -> Result<Encoded, ApiError> {
+    let stale = stale_at(app, jiff::Timestamp::now());
     let (bytes, skipped) = qovery::write_capped(visible, uids, &stale, app.config.max_response_bytes)
         .map_err(|e| ApiError::TooLarge(e.limit))?;
     for s in &skipped {
         tracing::debug!(namespace = %s.namespace, instance = %s.name, reason = s.reason.as_str(), "instance left out of the read API response");
     }
+    encoded(app, bytes).await
+}
+
+/// The answer per platform cluster, within the same byte limit.
+async fn clusters_answer(app: &Inner, visible: Vec<&ArgoCdInstance>) -> Result<Encoded, ApiError> {
+    let stale = stale_at(app, jiff::Timestamp::now());
+    let bytes = fleet::response::write_capped(visible, &stale, app.config.max_response_bytes)
+        .map_err(|e| ApiError::TooLarge(e.limit))?;
+    encoded(app, bytes).await
+}
+
+/// `bytes` as the response, holding their share of the in-flight answer bytes until written.
+async fn encoded(app: &Inner, bytes: Vec<u8>) -> Result<Encoded, ApiError> {
     // Waits for room within the request's deadline (the caller's timeout ends the wait).
     let kib = u32::try_from(super::kib(bytes.len()).max(1)).unwrap_or(u32::MAX);
     let share = app.inflight.clone().acquire_many_owned(kib).await.map_err(|_| ApiError::NotReady)?;

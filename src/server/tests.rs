@@ -1042,3 +1042,5 @@ async fn an_instance_counts_for_its_organization_only_when_its_namespace_is_boun
     names.sort();
     assert_eq!(names, ["a/one", "c/intruder", "e/unbound"]);
 }
+
+mod fleet;

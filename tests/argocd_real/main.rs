@@ -251,7 +251,7 @@ async fn read_only_token_exact_status_from_check_and_run() {
             "linkedClusters": [in_cluster(json!({"cloudProvider": "ON_PREMISE", "id": "00000000-0000-0000-0000-000000000000", "name": "(agent cluster)", "type": "MANAGED"}))],
             "orphanedMappings": [],
             "danglingDestinations": [{"applicationsCount": 1, "destination": "no-such-cluster", "kind": "Name", "registered": false}],
-            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 2, "unresolvedApplications": 1},
+            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 1, "orphanedMappings": 0, "sharedClusters": 0, "unlinkedClusters": 2, "unresolvedApplications": 1},
             "unlinkedClusters": [
                 {"applicationsCount": 2, "argocdClusterName": "a-cluster", "argocdClusterUrl": "https://a.example.com"},
                 b.clone()
@@ -292,7 +292,7 @@ async fn read_only_token_exact_status_from_check_and_run() {
             "observedGeneration": 1,
             "orphanedMappings": [],
             "danglingDestinations": [{"applicationsCount": 1, "destination": "no-such-cluster", "kind": "Name", "registered": false}],
-            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 2, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 1},
+            "summary": {"applications": 5, "danglingDestinations": 1, "linkedClusters": 2, "orphanedMappings": 0, "sharedClusters": 0, "unlinkedClusters": 1, "unresolvedApplications": 1},
             "unlinkedClusters": [b]
         })
     );

@@ -5,6 +5,7 @@
 mod attribution;
 mod common;
 mod dangling;
+mod fleet;
 mod gitops;
 mod greedy_clients;
 mod leader;
@@ -356,6 +357,7 @@ async fn kubectl_prints_the_design_columns() {
             "VERSION",
             "REASON",
             "DANGLING",
+            "SHARED",
             "MODE",
             "STREAM"
         ]

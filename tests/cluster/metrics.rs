@@ -22,7 +22,7 @@ use crate::served::*;
 use crate::served::setup;
 
 /// Every metric family of docs/operating.md ("Metrics").
-const FAMILIES: [&str; 17] = [
+const FAMILIES: [&str; 18] = [
     "argomap_instance_up",
     "argomap_instance_last_check_timestamp_seconds",
     "argomap_instance_last_success_timestamp_seconds",
@@ -39,6 +39,7 @@ const FAMILIES: [&str; 17] = [
     "argomap_argocd_request_errors_total",
     "argomap_reconcile_duration_seconds",
     "argomap_reconcile_errors_total",
+    "argomap_cluster_instances",
     "argomap_build_info",
 ];
 
@@ -167,6 +168,7 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         ("argomap_argocd_request_errors_total", vec!["namespace", "instance", "reason"]),
         ("argomap_reconcile_duration_seconds", vec!["controller"]),
         ("argomap_reconcile_errors_total", vec!["controller", "category"]),
+        ("argomap_cluster_instances", vec!["cluster_id", "cluster_name"]),
         ("argomap_build_info", vec!["version"]),
     ]
     .into_iter()
@@ -316,6 +318,19 @@ async fn a_live_scrape_passes_promtool_and_has_exactly_the_design_families() {
         "no expiry is known for an instance that never connected"
     );
     assert_eq!(m.value("argomap_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    // prod deploys to its agent cluster (in-cluster) and to the mapped one; down nowhere yet.
+    let per_cluster: BTreeMap<(&str, &str), f64> = m
+        .find("argomap_cluster_instances", &[])
+        .iter()
+        .map(|x| ((x.labels["cluster_id"].as_str(), x.labels["cluster_name"].as_str()), x.value))
+        .collect();
+    let want: BTreeMap<(&str, &str), f64> = [
+        (("0b9f6a1e-2c1d-4e4f-9a4b-1f2e3d4c5b6a", "Production EU"), 1.0),
+        (("7c9e6679-7425-40de-944b-e07fc1f90ae7", "Cluster prod-eks"), 1.0),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(per_cluster, want, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -225,6 +225,7 @@ fn the_whole_status_says_stale_stream_and_organization() {
         stream: Some((StreamState::Streaming, 10)),
         organization: Some((organization::Binding::NamespaceLabel, None)),
         profiles: Default::default(),
+        fleet: Vec::new(),
     };
     let e =
         evaluate(&i, &[], &Outcome::Observed { observed: observed(), fresh: false }, &circumstances, later);

@@ -71,6 +71,8 @@ fn full_instance() -> (ArgoCdInstance, SecretUids) {
             },
             applications_count: 12,
             argocd_connection_state: Some("Successful".into()),
+            also_deployed_by: Vec::new(),
+            also_deployed_by_count: 0,
             details: Default::default(),
         },
         // The implicit in-cluster link: no mapping, linked to spec.agentCluster.
@@ -81,6 +83,8 @@ fn full_instance() -> (ArgoCdInstance, SecretUids) {
             cluster: cluster(AGENT, "Production EU"),
             applications_count: 3,
             argocd_connection_state: None,
+            also_deployed_by: Vec::new(),
+            also_deployed_by_count: 0,
             details: Default::default(),
         },
     ];
