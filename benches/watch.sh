@@ -187,7 +187,8 @@ PY
 # status is its last check's list; the watch's follows the stream within a second. Each change
 # moves one application, so between the two the per-destination counts differ by at most twice
 # the changes made since the poll's check began (its lastCheckedAt, in whole seconds: +2 s). The
-# statuses are read just after a poll check, so that bound is a few changes; a miss is retried on
+# statuses are read just after a poll check, so that bound is a few changes (the watch's status
+# may also be up to one publication window, 15 s, behind its stream); a miss is retried on
 # the next check (the watch's status write may land late), and a third is a failure.
 status_of() { $kubectl -n "$ns" get argocdinstance "$1" -o json; }
 checked_of() { get poll '{.status.connection.lastCheckedAt}'; }
@@ -211,7 +212,8 @@ checked = datetime.datetime.fromisoformat(st["poll"]["connection"]["lastCheckedA
 counts = {m: {c["argocdClusterUrl"]: c["applicationsCount"] for c in s["unlinkedClusters"]} for m, s in st.items()}
 urls = set(counts["poll"]) | set(counts["watch"])
 apart = sum(abs(counts["poll"].get(u, 0) - counts["watch"].get(u, 0)) for u in urls)
-bound = 2 * math.ceil(churn * (now - checked + 2) / 60)
+# The watch's status may be a publication window (15 s) behind its stream.
+bound = 2 * math.ceil(churn * (now - checked + 2 + 15) / 60)
 only = {m: sorted(set(counts[m]) - set(counts[o])) for m, o in (("poll", "watch"), ("watch", "poll"))}
 print(f"poll and watch: {len(counts['poll'])} and {len(counts['watch'])} unlinked destinations, "
       f"{len(urls) - len(only['poll']) - len(only['watch'])} in both; per-destination counts {apart} apart in all "
