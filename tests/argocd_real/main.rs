@@ -667,7 +667,7 @@ async fn blind_profile_clusters_hidden_apps_visible() {
         // that name clusters cannot be resolved without the list.
         assert_eq!(
             s["summary"],
-            json!({"applications": 5, "danglingDestinations": 0, "linkedClusters": 1, "orphanedMappings": 0, "unlinkedClusters": 1, "unresolvedApplications": 2})
+            json!({"applications": 5, "danglingDestinations": 0, "linkedClusters": 1, "orphanedMappings": 0, "sharedClusters": 0, "unlinkedClusters": 1, "unresolvedApplications": 2})
         );
     }
 }
